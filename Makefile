@@ -1,0 +1,49 @@
+# The two commands of the README: `make demo` and `make test`. Both work from a fresh
+# clone: the virtualenv, the package with all extras, the dev tools and the services the
+# tests need (scripts/setup/*.sh, each idempotent, installing under .cache/) are set up here.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv services lint typecheck docs pytest bench clean
+
+$(STAMP): pyproject.toml requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[all]' -r requirements-dev.txt
+	touch $@
+
+venv: $(STAMP)
+
+services: venv
+	@set -e; for script in scripts/setup/*.sh; do \
+		[ -e "$$script" ] || continue; \
+		echo "== $$script"; bash "$$script"; \
+	done
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+docs: venv
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+pytest: venv services
+	$(BIN)/pytest
+
+test: lint typecheck docs pytest
+
+demo: venv
+	$(BIN)/flask --app demo_app run --debug --port $${PORT:-5000}
+
+bench: venv
+	$(BIN)/python benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) .cache docs/_build .mypy_cache .ruff_cache .pytest_cache test-output

@@ -1,0 +1,122 @@
+"""The per-request record: one clock and what each feature noted about the request.
+
+The WSGI middleware creates a :class:`RequestRecord` when the request arrives and keeps
+it in the WSGI environ, so it lives from the first byte until the response body is
+closed, longer than Flask's request context and ``g``.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+from flask import has_request_context
+from flask import request
+
+#: The WSGI environ key holding the current :class:`RequestRecord`.
+ENVIRON_KEY = "flask_observe.record"
+
+
+class Timer(t.NamedTuple):
+    """One measured span of a request, shown in ``Server-Timing``."""
+
+    #: A ``Server-Timing`` token (already cleaned).
+    name: str
+    #: Duration in seconds.
+    seconds: float
+    #: Also send it as a statsd timer (named timers from ``timed`` and ``metrics``).
+    metric: bool = False
+
+
+class RequestRecord:
+    """What Flask-Observe knows about one request.
+
+    All times are :func:`time.perf_counter` values in seconds. Every attribute starts
+    at its class default and is set by whichever part of Flask-Observe learns it; a
+    cheap creation matters, as one record is made per request.
+
+    .. versionadded:: 0.1.0
+    """
+
+    #: When the WSGI call began: the request clock's zero.
+    start: float = 0.0
+    #: When the status and headers were handed to the server.
+    headers_at: float | None = None
+    #: When the server closed the response body (streamed bodies end here).
+    end: float | None = None
+    #: The matched endpoint, ``None`` when no route matched.
+    endpoint: str | None = None
+    #: The request method as the client sent it.
+    method: str = ""
+    #: The WSGI status line, e.g. ``"200 OK"``.
+    status_line: str | None = None
+    #: Spans measured during the request (``timed`` views, user timers).
+    timers: tuple[Timer, ...] | list[Timer] = ()
+    #: The unhandled (or mapped) exception of this request, if any.
+    exception: BaseException | None = None
+    #: The error-tracker event id for :attr:`exception`, if it was captured.
+    event_id: str | None = None
+    #: statsd lines emitted for this request, when recording is on.
+    metric_lines: list[str] | None = None
+    #: The ``Server-Timing`` value that was sent, when the header is on.
+    server_timing: str | None = None
+    #: Free slot for panels and integrations (set on first use).
+    extra: dict[str, t.Any] | None = None
+
+    @property
+    def status(self) -> int:
+        """The response status code (0 until the response starts)."""
+        line = self.status_line
+        return int(line[:3]) if line else 0
+
+    @property
+    def app_seconds(self) -> float | None:
+        """Time from the start of the request until the headers were produced."""
+        if self.headers_at is None:
+            return None
+        return self.headers_at - self.start
+
+    @property
+    def total_seconds(self) -> float | None:
+        """Time from the start of the request until the body was closed."""
+        if self.end is None:
+            return None
+        return self.end - self.start
+
+    def add_timer(self, name: str, seconds: float, *, metric: bool = False) -> None:
+        """Note a span for ``Server-Timing`` (and for metrics when *metric* is set)."""
+        timer = Timer(clean_token(name), seconds, metric)
+        if isinstance(self.timers, list):
+            self.timers.append(timer)
+        else:
+            self.timers = [timer]
+
+    def finish(self) -> None:
+        """Stop the clock at the end of the body (idempotent)."""
+        if self.end is None:
+            self.end = time.perf_counter()
+
+
+def current_record() -> RequestRecord | None:
+    """The record of the request being handled, or ``None`` outside a request, on an
+    excluded path, or when Flask-Observe is not initialised on the app.
+
+    .. versionadded:: 0.1.0
+    """
+    if not has_request_context():
+        return None
+    record = request.environ.get(ENVIRON_KEY)
+    return record if isinstance(record, RequestRecord) else None
+
+
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+def clean_token(name: str) -> str:
+    """Make *name* a valid HTTP token for a ``Server-Timing`` metric name."""
+    if name and len(name) <= 64 and all(c in _TOKEN_CHARS for c in name):
+        return name
+    cleaned = "".join(c if c in _TOKEN_CHARS else "_" for c in name[:64])
+    return cleaned or "_"

@@ -1,0 +1,299 @@
+"""Request timing: the request clock, ``X-Runtime``, ``Server-Timing`` and ``timed``.
+
+The clock starts in a thin WSGI middleware around ``app.wsgi_app`` (the earliest point
+Flask allows, before the request context and routing), the headers are added when the
+response starts, and the record is finished when the server closes the body, so a
+streamed response reports time-to-headers in ``X-Runtime`` and its full duration to
+metrics and the toolbar. Usage::
+
+    from flask_observe import timed
+
+    @app.get("/report")
+    @timed("report")
+    def report():
+        return build_report()
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing as t
+from time import perf_counter
+
+from flask import current_app
+from flask import make_response
+
+from .containment import warn_limited
+from .record import clean_token
+from .record import current_record
+from .record import ENVIRON_KEY
+from .record import RequestRecord
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+    from collections.abc import Iterator
+
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import StartResponse
+    from _typeshed.wsgi import WSGIApplication
+    from _typeshed.wsgi import WSGIEnvironment
+    from flask import Response
+
+    from .extension import ObserveState
+
+
+P = t.ParamSpec("P")
+Q = t.ParamSpec("Q")
+
+
+def format_runtime(seconds: float) -> str:
+    """``X-Runtime`` value: seconds with six decimals (the Rack convention)."""
+    return "%0.6f" % seconds
+
+
+def format_server_timing(app_seconds: float, record: RequestRecord) -> str:
+    """``Server-Timing`` value: ``app;dur=<ms>`` then one entry per timer."""
+    value = "app;dur=%.3f" % (app_seconds * 1000.0)
+    for timer in record.timers:
+        value += ", %s;dur=%.3f" % (timer.name, timer.seconds * 1000.0)
+    return value
+
+
+class ObserveMiddleware:
+    """WSGI middleware that owns the request clock of one app.
+
+    Installed by :meth:`~flask_observe.Observe.init_app` as ``app.wsgi_app``. It never
+    raises into the request: a failure while adding headers is logged and the
+    response goes out unchanged.
+
+    :param wsgi_app: the wrapped WSGI callable (Flask's ``app.wsgi_app``).
+    :param state: the app's Flask-Observe state.
+    """
+
+    def __init__(self, wsgi_app: WSGIApplication, state: ObserveState) -> None:
+        self.wsgi_app = wsgi_app
+        self.state = state
+        paths = state.config.exclude_paths
+        self._excluded = frozenset(p for p in paths if not p.endswith("*"))
+        self._prefixes = tuple(p[:-1] for p in paths if p.endswith("*"))
+        self._runtime = state.config.runtime_header
+        self._server_timing = state.config.server_timing
+        #: Note status, method and endpoint as the response starts (needed by the
+        #: finish hooks); otherwise only the raw status line is kept.
+        self._details = bool(state.finish_hooks)
+        self._check_paths = bool(paths)
+
+    def is_excluded(self, path: str) -> bool:
+        """Whether requests for *path* bypass Flask-Observe entirely."""
+        return path in self._excluded or (bool(self._prefixes) and path.startswith(self._prefixes))
+
+    # Runs on every request: kept flat on purpose (benchmarks/overhead.py measures it
+    # against bare Flask; each attribute look-up and call shows there).
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self._check_paths and self.is_excluded(environ.get("PATH_INFO", "")):
+            return self.wsgi_app(environ, start_response)
+        record = RequestRecord()
+        record.start = perf_counter()
+        environ[ENVIRON_KEY] = record
+        details = self._details
+        runtime_on = self._runtime
+        timing_on = self._server_timing
+
+        def observed_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+        ) -> t.Callable[[bytes], object]:
+            now = perf_counter()
+            if record.headers_at is None:  # not again when called with exc_info
+                record.headers_at = now
+                record.status_line = status
+                try:
+                    if details:
+                        _note_route(record, environ)
+                    if runtime_on or timing_on:
+                        _add_timing_headers(
+                            record, now - record.start, headers, runtime_on, timing_on
+                        )
+                except Exception:
+                    warn_limited(
+                        "headers", "Flask-Observe could not add its headers", exc_info=True
+                    )
+            return start_response(status, headers, exc_info)
+
+        try:
+            body = self.wsgi_app(environ, observed_start_response)
+        except BaseException:
+            # Only with PROPAGATE_EXCEPTIONS (testing, debug): the server answers 500.
+            if record.status_line is None:
+                record.status_line = "500 INTERNAL SERVER ERROR"
+            self.finish(record)
+            raise
+        if details:
+            return _ObservedBody(body, self, record)
+        return body
+
+    def finish(self, record: RequestRecord) -> None:
+        """Stop the clock and run the finish hooks (metrics, toolbar), each contained."""
+        record.finish()
+        for hook in self.state.finish_hooks:
+            try:
+                hook(record)
+            except Exception:
+                warn_limited(
+                    f"finish:{getattr(hook, '__qualname__', hook)}",
+                    "Flask-Observe: a finish hook failed",
+                    exc_info=True,
+                )
+
+
+def _note_route(record: RequestRecord, environ: WSGIEnvironment) -> None:
+    """Copy method and endpoint from Flask's request (still alive as headers start)."""
+    flask_request = environ.get("werkzeug.request")
+    if flask_request is not None:
+        record.method = flask_request.method
+        rule = flask_request.url_rule
+        if rule is not None:
+            record.endpoint = rule.endpoint
+
+
+def _add_timing_headers(
+    record: RequestRecord,
+    elapsed: float,
+    headers: list[tuple[str, str]],
+    runtime: bool,
+    timing: bool,
+) -> None:
+    """Add ``X-Runtime`` and ``Server-Timing`` to the WSGI header list in place.
+
+    An ``X-Runtime`` already present is kept; a ``Server-Timing`` already present gets
+    our entries appended to its value.
+    """
+    timing_at = -1
+    index = 0
+    for name, _ in headers:
+        size = len(name)
+        if size == 9 and runtime and name.lower() == "x-runtime":
+            runtime = False
+        elif size == 13 and name.lower() == "server-timing":
+            timing_at = index
+        index += 1
+    if runtime:
+        headers.append(("X-Runtime", "%0.6f" % elapsed))
+    if timing:
+        if record.timers:
+            value = format_server_timing(elapsed, record)
+        else:
+            value = "app;dur=%.3f" % (elapsed * 1000.0)
+        if timing_at >= 0:
+            value = headers[timing_at][1] + ", " + value
+            headers[timing_at] = (headers[timing_at][0], value)
+        else:
+            headers.append(("Server-Timing", value))
+        record.server_timing = value
+
+
+class _ObservedBody:
+    """The app's response body, unchanged, plus a ``close`` that stops the clock.
+
+    Iteration is handed straight to the wrapped body, so streaming costs nothing per
+    chunk; only ``close`` is ours (servers must call it, PEP 3333).
+    """
+
+    __slots__ = ("_body", "_middleware", "_record")
+
+    def __init__(
+        self, body: Iterable[bytes], middleware: ObserveMiddleware, record: RequestRecord
+    ) -> None:
+        self._body = body
+        self._middleware = middleware
+        self._record = record
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._middleware.finish(self._record)
+
+
+class _TimedDecorator(t.Protocol):
+    def __call__(self, view: t.Callable[P, object], /) -> t.Callable[P, Response]: ...
+
+
+@t.overload
+def timed(view: t.Callable[P, object], /) -> t.Callable[P, Response]: ...
+
+
+@t.overload
+def timed(name: str | None = None, /) -> _TimedDecorator: ...
+
+
+def timed(
+    view_or_name: t.Callable[P, object] | str | None = None, /
+) -> t.Callable[P, Response] | _TimedDecorator:
+    """Time a view and report it in ``Server-Timing`` (and ``X-Runtime`` standalone).
+
+    Built on :func:`flask.make_response`: the view's return value (anything Flask
+    accepts, including a custom type the app's own ``make_response`` converts) is turned
+    into a response inside the timed span, so the duration includes rendering.
+    ``async def`` views run through :meth:`flask.Flask.ensure_sync`.
+
+    With :class:`~flask_observe.Observe` initialised on the app, the span becomes one
+    ``Server-Timing`` entry (``view;dur=...`` or the name given) and, when named, a
+    statsd timer; ``X-Runtime`` keeps timing the whole request. Without the
+    extension, the decorator sets ``X-Runtime`` (unless the view set it) and a
+    ``Server-Timing`` entry itself.
+
+    Usable as ``@timed`` or ``@timed("name")``; in ``View.decorators`` too::
+
+        @app.get("/")
+        @timed
+        def index():
+            return "hello"
+
+    :param view_or_name: the view when used bare, else the span's name.
+
+    .. versionadded:: 0.1.0
+    """
+    if callable(view_or_name):
+        return _timed(view_or_name, "view", metric=False)
+    name = view_or_name
+
+    def decorator(view: t.Callable[Q, object], /) -> t.Callable[Q, Response]:
+        return _timed(view, name or "view", metric=name is not None)
+
+    return decorator
+
+
+def _timed(view: t.Callable[P, object], name: str, *, metric: bool) -> t.Callable[P, Response]:
+    token = clean_token(name)
+    is_async = inspect.iscoroutinefunction(view)
+
+    @functools.wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:
+        start = perf_counter()
+        if is_async:
+            rv = current_app.ensure_sync(view)(*args, **kwargs)
+        else:
+            rv = view(*args, **kwargs)
+        response = make_response(rv)
+        elapsed = perf_counter() - start
+        record = current_record()
+        if record is not None:
+            record.add_timer(token, elapsed, metric=metric)
+        elif "observe" not in current_app.extensions:
+            if "X-Runtime" not in response.headers:
+                response.headers["X-Runtime"] = format_runtime(elapsed)
+            entry = "%s;dur=%.3f" % (token, elapsed * 1000.0)
+            existing = response.headers.get("Server-Timing")
+            response.headers["Server-Timing"] = f"{existing}, {entry}" if existing else entry
+        return response
+
+    return wrapper
