@@ -18,8 +18,10 @@ import dataclasses
 import typing as t
 
 from flask import current_app
+from flask import got_request_exception
 
 from .config import ObserveConfig
+from .record import current_record
 from .timing import ObserveMiddleware
 
 if t.TYPE_CHECKING:
@@ -93,6 +95,7 @@ class Observe:
         config = ObserveConfig.from_mapping(app.config)
         state = ObserveState(extension=self, config=config)
         _init_features(app, state)
+        got_request_exception.connect(_note_unhandled, app, weak=False)
         state.middleware = ObserveMiddleware(app.wsgi_app, state)
         # The bound method, not the instance: a call through __call__ costs more.
         app.wsgi_app = state.middleware.__call__  # type: ignore[method-assign]
@@ -111,6 +114,17 @@ class Observe:
         if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
             raise ValueError(f"register_error() needs a status from 400 to 599, got {status!r}")
         self.error_map[exception] = status
+
+
+def _note_unhandled(sender: Flask, exception: BaseException, **extra: object) -> None:
+    """``got_request_exception`` receiver: keep the unhandled exception on the record.
+
+    Flask sends the signal only for exceptions no handler took, after logging them,
+    and before ``PROPAGATE_EXCEPTIONS`` re-raises; it never fires on the success path.
+    """
+    record = current_record()
+    if record is not None and record.exception is None:
+        record.exception = exception
 
 
 def _init_features(app: Flask, state: ObserveState) -> None:
