@@ -77,6 +77,12 @@ def runtime_only() -> WSGIApplication:
     return app
 
 
+# --- metrics configurations (Metrics issue): add below this line ---
+
+
+# --- errors configurations (Errors issue): add below this line ---
+
+
 def _write(data: bytes) -> None:
     return None
 
