@@ -58,6 +58,16 @@ class ObserveState:
     #: Toolbar state (report store), when the panels are on.
     toolbar: t.Any = None
 
+    def add_finish_hook(self, hook: FinishHook) -> None:
+        """Call *hook* with each completed record, once the response body is closed.
+
+        Hooks run after the request context is gone, so they read only the record.
+        A hook that raises is logged (rate-limited) and the others still run.
+        """
+        self.finish_hooks.append(hook)
+        if self.middleware is not None:
+            self.middleware.refresh()
+
 
 class Observe:
     """Timing headers, metrics, JSON errors and toolbar panels for a Flask app.

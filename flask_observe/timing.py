@@ -83,8 +83,13 @@ class ObserveMiddleware:
         self._server_timing = state.config.server_timing
         #: Note status, method and endpoint as the response starts (needed by the
         #: finish hooks); otherwise only the raw status line is kept.
-        self._details = bool(state.finish_hooks)
         self._check_paths = bool(paths)
+        self._details = False
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read which per-request details the finish hooks need."""
+        self._details = bool(self.state.finish_hooks)
 
     def is_excluded(self, path: str) -> bool:
         """Whether requests for *path* bypass Flask-Observe entirely."""

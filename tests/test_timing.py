@@ -1,0 +1,557 @@
+"""The request clock, X-Runtime, Server-Timing and the timed decorator."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import threading
+import time
+import typing as t
+
+import pytest
+from flask import abort
+from flask import Blueprint
+from flask import Flask
+from flask import redirect
+from flask import Response
+from flask import stream_with_context
+from flask.typing import ResponseReturnValue
+from flask.views import MethodView
+from flask.views import View
+
+from flask_observe import current_record
+from flask_observe import RequestRecord
+from flask_observe import timed
+from flask_observe.record import clean_token
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterator
+
+RUNTIME = re.compile(r"^\d+\.\d{6}$")
+APP_ENTRY = re.compile(r"(?:^|, )app;dur=(\d+\.\d{3})(?:,|$)")
+
+
+def app_ms(response: t.Any) -> float:
+    match = APP_ENTRY.search(response.headers["Server-Timing"])
+    assert match, response.headers["Server-Timing"]
+    return float(match.group(1))
+
+
+def entries(response: t.Any) -> list[str]:
+    return [part.split(";")[0] for part in response.headers["Server-Timing"].split(", ")]
+
+
+def add_routes(app: Flask) -> None:
+    @app.get("/")
+    def index() -> str:
+        return "hello"
+
+    @app.get("/sleep")
+    def sleep() -> str:
+        time.sleep(0.05)
+        return "slept"
+
+    @app.get("/raise")
+    def explode() -> str:
+        raise RuntimeError("boom")
+
+    @app.get("/abort-response")
+    def abort_response() -> str:
+        abort(Response("teapot", status=418, headers={"X-Custom": "1"}))
+
+    @app.get("/go")
+    def go() -> ResponseReturnValue:
+        return redirect("/")
+
+    @app.get("/folder/")
+    def folder() -> str:
+        return "folder"
+
+    @app.get("/own")
+    def own() -> tuple[str, dict[str, str]]:
+        return "own", {"X-Runtime": "view-set", "Server-Timing": "db;dur=5.5"}
+
+
+@pytest.fixture
+def routed(make_app: Callable[..., Flask]) -> Flask:
+    app = make_app(PROPAGATE_EXCEPTIONS=False)
+    add_routes(app)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        pytest.param("GET", "/", 200, id="ok"),
+        pytest.param("GET", "/missing", 404, id="not-found"),
+        pytest.param("POST", "/", 405, id="method-not-allowed"),
+        pytest.param("GET", "/raise", 500, id="unhandled-error"),
+        pytest.param("GET", "/abort-response", 418, id="abort-response"),
+        pytest.param("GET", "/go", 302, id="redirect"),
+        pytest.param("GET", "/folder", 308, id="slash-redirect"),
+        pytest.param("HEAD", "/", 200, id="head"),
+        pytest.param("OPTIONS", "/", 200, id="options"),
+    ],
+)
+def test_every_response_gets_both_headers(
+    routed: Flask, method: str, path: str, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.CRITICAL)  # the unhandled error is logged by Flask
+    response = routed.test_client().open(path, method=method)
+    assert response.status_code == status
+    assert RUNTIME.match(response.headers["X-Runtime"])
+    assert response.headers["Server-Timing"].startswith("app;dur=")
+    assert abs(float(response.headers["X-Runtime"]) * 1000 - app_ms(response)) < 0.0011
+
+
+def test_runtime_measures_the_request(routed: Flask) -> None:
+    response = routed.test_client().get("/sleep")
+    assert 0.05 <= float(response.headers["X-Runtime"]) < 5
+    assert 50 <= app_ms(response) < 5000
+
+
+def test_view_set_headers_are_kept_and_merged(routed: Flask) -> None:
+    response = routed.test_client().get("/own")
+    assert response.headers.getlist("X-Runtime") == ["view-set"]
+    assert response.headers.getlist("Server-Timing")[0].startswith("db;dur=5.5, app;dur=")
+    assert len(response.headers.getlist("Server-Timing")) == 1
+
+
+@pytest.mark.parametrize(
+    ("config", "runtime", "timing"),
+    [
+        pytest.param({}, True, True, id="defaults"),
+        pytest.param({"OBSERVE_RUNTIME_HEADER": False}, False, True, id="no-runtime"),
+        pytest.param({"OBSERVE_SERVER_TIMING": False}, True, False, id="no-server-timing"),
+        pytest.param(
+            {"OBSERVE_RUNTIME_HEADER": False, "OBSERVE_SERVER_TIMING": False},
+            False,
+            False,
+            id="neither",
+        ),
+    ],
+)
+def test_headers_can_be_switched_off(
+    make_app: Callable[..., Flask], config: dict[str, object], runtime: bool, timing: bool
+) -> None:
+    app = make_app(**config)
+    add_routes(app)
+    response = app.test_client().get("/")
+    assert ("X-Runtime" in response.headers) is runtime
+    assert ("Server-Timing" in response.headers) is timing
+
+
+def test_excluded_paths_get_nothing(make_app: Callable[..., Flask]) -> None:
+    app = make_app(OBSERVE_EXCLUDE_PATHS=["/health", "/assets/*"])
+    seen: list[RequestRecord | None] = []
+
+    @app.get("/<path:anything>")
+    def anything(anything: str) -> str:
+        seen.append(current_record())
+        return anything
+
+    client = app.test_client()
+    for path in ["/health", "/assets/app.css", "/assets/"]:
+        response = client.get(path)
+        assert "X-Runtime" not in response.headers, path
+        assert "Server-Timing" not in response.headers, path
+    assert seen == [None, None, None]
+    for path in ["/healthz", "/health/x", "/assetsx"]:
+        assert "X-Runtime" in client.get(path).headers, path
+    assert all(isinstance(record, RequestRecord) for record in seen[3:])
+
+
+def test_head_and_options_match_plain_flask(make_app: Callable[..., Flask]) -> None:
+    plain, observed = make_app(observe=False), make_app()
+    for app in (plain, observed):
+        add_routes(app)
+    ours = ("X-Runtime", "Server-Timing")
+    for method in ("HEAD", "OPTIONS"):
+        expected = plain.test_client().open("/", method=method)
+        got = observed.test_client().open("/", method=method)
+        assert got.status_code == expected.status_code
+        assert got.data == expected.data
+        assert [h for h in got.headers if h[0] not in ours] == list(expected.headers)
+
+
+# --- streaming -------------------------------------------------------------------------
+
+
+def test_streaming_reports_time_to_headers_and_records_the_full_duration(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = make_app()
+    finished: list[RequestRecord] = []
+    app.extensions["observe"].add_finish_hook(finished.append)
+
+    @app.get("/stream")
+    def stream() -> Response:
+        def generate() -> Iterator[str]:
+            yield "first\n"
+            time.sleep(0.1)
+            yield "second\n"
+
+        return Response(stream_with_context(generate()))
+
+    response = app.test_client().get("/stream", buffered=False)
+    runtime = float(response.headers["X-Runtime"])
+    assert runtime < 0.1
+    assert finished == []  # the body is still open
+    assert response.get_data() == b"first\nsecond\n"
+    response.close()
+    assert len(finished) == 1
+    record = finished[0]
+    assert record.total_seconds is not None and record.total_seconds >= 0.1
+    assert record.app_seconds is not None
+    assert abs(record.app_seconds - runtime) < 1e-6
+    assert record.server_timing == response.headers["Server-Timing"]
+    assert (record.status, record.method, record.endpoint) == (200, "GET", "stream")
+
+
+def test_propagated_exception_still_finishes_the_record(make_app: Callable[..., Flask]) -> None:
+    app = make_app()  # TESTING: exceptions propagate to the caller
+    finished: list[RequestRecord] = []
+    app.extensions["observe"].add_finish_hook(finished.append)
+
+    @app.get("/raise")
+    def explode() -> str:
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        app.test_client().get("/raise")
+    assert len(finished) == 1
+    assert finished[0].status == 500
+    assert isinstance(finished[0].exception, KeyError)
+    assert finished[0].end is not None
+
+
+def test_a_failing_finish_hook_is_contained(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app()
+    later: list[int] = []
+
+    def broken(record: RequestRecord) -> None:
+        raise ValueError("hook bug")
+
+    state = app.extensions["observe"]
+    state.add_finish_hook(broken)
+    state.add_finish_hook(lambda record: later.append(record.status))
+    add_routes(app)
+    response = app.test_client().get("/")
+    response.close()
+    assert response.status_code == 200 and later == [200]
+    assert "a finish hook failed" in caplog.text
+    assert all(r.levelno == logging.WARNING for r in caplog.records)
+
+
+def test_a_failure_while_adding_headers_never_breaks_the_response(
+    make_app: Callable[..., Flask],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import flask_observe.containment
+    import flask_observe.timing
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("header bug")
+
+    monkeypatch.setattr(flask_observe.timing, "_add_timing_headers", broken)
+    monkeypatch.setattr(flask_observe.containment, "_last_warned", {})
+    app = make_app()
+    add_routes(app)
+    for _ in range(3):
+        response = app.test_client().get("/")
+        assert response.status_code == 200 and response.text == "hello"
+    warnings = [r for r in caplog.records if "could not add its headers" in r.getMessage()]
+    assert len(warnings) == 1  # rate-limited
+    assert warnings[0].levelno == logging.WARNING
+
+
+def test_records_are_per_request_under_threads(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+    records: dict[str, RequestRecord | None] = {}
+
+    @app.get("/<name>")
+    @timed("work")
+    def work(name: str) -> str:
+        time.sleep(0.01)
+        records[name] = current_record()
+        return name
+
+    def call(name: str) -> None:
+        response = app.test_client().get(f"/{name}")
+        assert response.text == name
+        assert entries(response) == ["app", "work"]
+
+    threads = [threading.Thread(target=call, args=(f"t{n}",)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(record) for record in records.values()}) == 20
+
+
+# --- timed -----------------------------------------------------------------------------
+
+
+class Point:
+    """A custom return type the app's own make_response converts."""
+
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+
+class PointFlask(Flask):
+    def make_response(self, rv: t.Any) -> Response:
+        if isinstance(rv, Point):
+            return super().make_response({"x": rv.x})
+        return super().make_response(rv)
+
+
+RETURN_VALUES: list[t.Any] = [
+    pytest.param(lambda: "text", id="str"),
+    pytest.param(lambda: b"bytes", id="bytes"),
+    pytest.param(lambda: {"a": 1}, id="dict"),
+    pytest.param(lambda: [1, 2], id="list"),
+    pytest.param(lambda: ("created", 201), id="tuple-status"),
+    pytest.param(lambda: ("hdr", {"X-A": "1"}), id="tuple-headers"),
+    pytest.param(lambda: ("both", 202, {"X-B": "2"}), id="tuple-status-headers"),
+    pytest.param(lambda: Response("resp", status=203), id="response"),
+    pytest.param(lambda: Point(3), id="custom-type"),
+    pytest.param(lambda: (x for x in ["gen", "erator"]), id="generator"),
+]
+
+
+@pytest.mark.parametrize("observe", [True, False], ids=["with-extension", "standalone"])
+@pytest.mark.parametrize("make_rv", RETURN_VALUES)
+def test_timed_accepts_every_return_value_flask_accepts(
+    make_rv: Callable[[], t.Any], observe: bool
+) -> None:
+    def build(decorate: bool) -> Flask:
+        app = PointFlask("timed")
+        if observe and decorate:
+            from flask_observe import Observe
+
+            Observe(app)
+        view = timed(make_rv) if decorate else make_rv
+        app.add_url_rule("/", "view", view)
+        return app
+
+    expected = build(decorate=False).test_client().get("/")
+    got = build(decorate=True).test_client().get("/")
+    assert got.status_code == expected.status_code
+    assert got.data == expected.data
+    assert got.content_type == expected.content_type
+    for name in ("X-A", "X-B"):
+        assert got.headers.get(name) == expected.headers.get(name)
+    assert entries(got)[-1] == "view"
+    assert RUNTIME.match(got.headers["X-Runtime"])
+    if observe:
+        assert entries(got) == ["app", "view"]
+    else:
+        assert entries(got) == ["view"]
+
+
+def test_timed_names_and_entries(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+
+    @app.get("/bare")
+    @timed
+    def bare() -> str:
+        return "bare"
+
+    @app.get("/named")
+    @timed("db query")
+    def named() -> str:
+        return "named"
+
+    @app.get("/empty-name")
+    @timed(None)
+    def empty_name() -> str:
+        return "none"
+
+    client = app.test_client()
+    assert entries(client.get("/bare")) == ["app", "view"]
+    assert entries(client.get("/named")) == ["app", "db_query"]
+    assert entries(client.get("/empty-name")) == ["app", "view"]
+
+
+def test_timed_records_metric_flag_only_for_named_timers(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+    records: list[RequestRecord] = []
+    app.extensions["observe"].add_finish_hook(records.append)
+
+    @app.get("/")
+    @timed("outer")
+    def outer() -> str:
+        return "x"
+
+    @app.get("/bare")
+    @timed
+    def bare() -> str:
+        return "x"
+
+    app.test_client().get("/").close()
+    app.test_client().get("/bare").close()
+    assert [(tm.name, tm.metric) for tm in records[0].timers] == [("outer", True)]
+    assert [(tm.name, tm.metric) for tm in records[1].timers] == [("view", False)]
+    assert records[0].timers[0].seconds <= (records[0].app_seconds or 0)
+
+
+def test_timed_async_view(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+
+    @app.get("/async")
+    @timed("async")
+    async def view() -> dict[str, str]:
+        await asyncio.sleep(0.02)
+        return {"mode": "async"}
+
+    response = app.test_client().get("/async")
+    assert response.json == {"mode": "async"}
+    assert entries(response) == ["app", "async"]
+    timer_ms = float(response.headers["Server-Timing"].split("async;dur=")[1])
+    assert 20 <= timer_ms <= app_ms(response)
+
+
+def test_timed_async_view_standalone() -> None:
+    app = Flask("standalone")
+
+    @app.get("/")
+    @timed
+    async def view() -> str:
+        await asyncio.sleep(0.02)
+        return "async"
+
+    response = app.test_client().get("/")
+    assert response.text == "async"
+    assert float(response.headers["X-Runtime"]) >= 0.02
+
+
+def test_timed_class_based_views(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+
+    class Hello(View):
+        decorators = [timed("hello")]
+
+        def dispatch_request(self) -> str:
+            return "hello"
+
+    class Items(MethodView):
+        decorators = [timed]
+
+        def get(self) -> dict[str, list[int]]:
+            return {"items": [1]}
+
+        def post(self) -> tuple[str, int]:
+            return "made", 201
+
+    app.add_url_rule("/hello", view_func=Hello.as_view("hello"))
+    app.add_url_rule("/items", view_func=Items.as_view("items"))
+    client = app.test_client()
+    assert entries(client.get("/hello")) == ["app", "hello"]
+    response = client.post("/items")
+    assert response.status_code == 201 and entries(response) == ["app", "view"]
+
+
+def test_timed_blueprint_views(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+    bp = Blueprint("shop", __name__)
+
+    @bp.get("/cart")
+    @timed("cart")
+    def cart() -> str:
+        return "cart"
+
+    app.register_blueprint(bp, url_prefix="/shop")
+    response = app.test_client().get("/shop/cart")
+    assert response.text == "cart" and entries(response) == ["app", "cart"]
+
+
+def test_timed_standalone_keeps_view_headers() -> None:
+    app = Flask("standalone")
+
+    @app.get("/")
+    @timed("t")
+    def view() -> tuple[str, dict[str, str]]:
+        return "x", {"X-Runtime": "mine", "Server-Timing": "db;dur=1"}
+
+    response = app.test_client().get("/")
+    assert response.headers["X-Runtime"] == "mine"
+    assert response.headers["Server-Timing"].startswith("db;dur=1, t;dur=")
+
+
+def test_timed_keeps_the_signature() -> None:
+    def view(item_id: int, *, verbose: bool = False) -> str:
+        """Docs."""
+        return str(item_id)
+
+    wrapped = timed(view)
+    assert wrapped.__name__ == "view"
+    assert wrapped.__doc__ == "Docs."
+    assert wrapped.__wrapped__ is view  # type: ignore[attr-defined]
+    assert inspect.signature(wrapped) == inspect.signature(view)
+    assert timed("x")(view).__name__ == "view"
+
+
+@pytest.mark.parametrize("observe", [True, False], ids=["with-extension", "standalone"])
+@pytest.mark.parametrize("bad", [pytest.param(None, id="none"), pytest.param(3.5, id="float")])
+def test_timed_fails_the_way_flask_fails(
+    make_app: Callable[..., Flask], observe: bool, bad: object
+) -> None:
+    def view() -> t.Any:
+        return bad
+
+    messages = []
+    for decorate in (False, True):
+        app = make_app(observe=observe)
+        app.add_url_rule("/", "view", timed(view) if decorate else view)
+        with pytest.raises(TypeError) as info:
+            app.test_client().get("/")
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    assert "view" in messages[0]
+
+
+def test_mypy_understands_timed(tmp_path: t.Any) -> None:
+    from mypy import api
+
+    source = tmp_path / "sample.py"
+    source.write_text(
+        "from flask_observe import timed\n"
+        "@timed\n"
+        "def a(item_id: int) -> str:\n"
+        "    return ''\n"
+        "@timed('named')\n"
+        "async def b(name: str) -> dict[str, int]:\n"
+        "    return {}\n"
+        "a(1)\n"
+        "b('x')\n"
+        "a('wrong')\n"
+        "b(2)\n"
+        "reveal_type(a)\n"
+    )
+    stdout, _stderr, status = api.run(["--strict", "--no-incremental", str(source)])
+    assert status == 1
+    assert 'sample.py:10: error: Argument 1 to "a" has incompatible type "str"' in stdout
+    assert 'sample.py:11: error: Argument 1 to "b" has incompatible type "int"' in stdout
+    assert "def (item_id: int) -> flask.wrappers.Response" in stdout
+    assert stdout.count("error:") == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "token"),
+    [
+        pytest.param("view", "view", id="plain"),
+        pytest.param("db query", "db_query", id="space"),
+        pytest.param("a,b;c=d", "a_b_c_d", id="separators"),
+        pytest.param("", "_", id="empty"),
+        pytest.param("é" * 100, "_" * 64, id="long-non-ascii"),
+    ],
+)
+def test_server_timing_names_are_tokens(name: str, token: str) -> None:
+    assert clean_token(name) == token
