@@ -1,0 +1,105 @@
+"""The demo app: its routes answer as documented, in-process and under `flask run`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import typing as t
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from demo_app import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "timer"),
+    [
+        pytest.param("/", 200, "page", id="html-page"),
+        pytest.param("/api/items", 200, None, id="json"),
+        pytest.param("/api/items/1", 200, None, id="json-item"),
+        pytest.param("/api/slow?seconds=0.01", 200, "slow", id="slow"),
+        pytest.param("/api/async", 200, "async", id="async"),
+        pytest.param("/api/stream?lines=3", 200, None, id="stream"),
+        pytest.param("/api/allocate?count=1000", 200, None, id="allocate"),
+    ],
+)
+def test_demo_routes(path: str, status: int, timer: str | None) -> None:
+    app = create_app({"TESTING": True})
+    response = app.test_client().get(path)
+    assert response.status_code == status
+    assert "X-Runtime" in response.headers
+    names = [entry.split(";")[0] for entry in response.headers["Server-Timing"].split(", ")]
+    assert names[0] == "app"
+    if timer:
+        assert timer in names
+
+
+def test_demo_health_is_excluded() -> None:
+    response = create_app({"TESTING": True}).test_client().get("/health")
+    assert response.json == {"status": "ok"}
+    assert "X-Runtime" not in response.headers
+
+
+def test_demo_stream_and_boom() -> None:
+    app = create_app({"TESTING": True, "PROPAGATE_EXCEPTIONS": False})
+    client = app.test_client()
+    assert client.get("/api/stream?lines=2").text == "line 0\nline 1\n"
+    assert client.get("/api/boom").status_code == 500
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, dict(error.headers), error.read()
+
+
+def test_flask_run_debug_serves_the_demo(tmp_path: Path) -> None:
+    """`flask --app demo_app run --debug` (what `make demo` runs) serves over HTTP."""
+    port = _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("FLASK_APP", None)
+    log = (tmp_path / "flask.log").open("w+")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "demo_app", "run", "--debug", "--no-reload",
+         "--port", str(port)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, headers, body = _get(f"http://127.0.0.1:{port}/api/items")
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    pytest.fail(f"flask run did not serve the demo:\n{log.read()}")
+                time.sleep(0.1)
+        assert status == 200
+        assert "X-Runtime" in headers
+        items: dict[str, t.Any] = json.loads(body)
+        assert items["items"][0]["name"] == "teapot"
+        status, headers, body = _get(f"http://127.0.0.1:{port}/")
+        assert status == 200 and b"Flask-Observe demo" in body
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
