@@ -7,6 +7,7 @@ Importing this package has no side effects and needs none of the optional extras
 from __future__ import annotations
 
 from .config import ConfigError as ConfigError
+from .errors import APIError as APIError
 from .extension import Observe as Observe
 from .record import current_record as current_record
 from .record import RequestRecord as RequestRecord

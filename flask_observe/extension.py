@@ -27,6 +27,7 @@ from .timing import ObserveMiddleware
 if t.TYPE_CHECKING:
     from flask import Flask
 
+    from .errors import ErrorsState
     from .record import RequestRecord
 
 #: Key of the per-app state in ``app.extensions``.
@@ -53,8 +54,8 @@ class ObserveState:
     middleware: ObserveMiddleware | None = None
     #: Metrics state (statsd client, recorder), when metrics are set up.
     metrics: t.Any = None
-    #: Error-handling state (Sentry hub, body builder).
-    errors: t.Any = None
+    #: Error-handling state (capture rules, body builder, scrubber).
+    errors: ErrorsState | None = None
     #: Toolbar state (report store), when the panels are on.
     toolbar: t.Any = None
 
@@ -114,16 +115,28 @@ class Observe:
     def register_error(self, exception: type[BaseException], status: int) -> None:
         """Answer *exception* (and its subclasses) with *status* in every app.
 
+        Applies to the apps this object initialises later and to those it already
+        initialised, as long as they have not served a request yet (Flask allows no
+        new error handler after that). A handler the app registered itself for the
+        class wins. The problem ``detail`` is the exception's text for 4xx statuses
+        and the generic message for 5xx; 5xx statuses listed in
+        ``OBSERVE_SENTRY_CAPTURE_STATUSES`` are captured::
+
+            observe.register_error(DoesNotExist, 404)
+
         :param exception: a domain exception class, e.g. ``DoesNotExist``.
         :param status: the HTTP status to answer with, 400-599.
 
         .. versionadded:: 0.1.0
         """
-        if not (isinstance(exception, type) and issubclass(exception, BaseException)):
+        if not (isinstance(exception, type) and issubclass(exception, Exception)):
             raise TypeError(f"register_error() needs an exception class, got {exception!r}")
         if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
             raise ValueError(f"register_error() needs a status from 400 to 599, got {status!r}")
         self.error_map[exception] = status
+        from .errors import on_register_error
+
+        on_register_error(self, exception)
 
 
 def _note_unhandled(sender: Flask, exception: BaseException, **extra: object) -> None:

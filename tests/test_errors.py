@@ -1,0 +1,550 @@
+"""JSON problem errors: every failure kind, APIError, register_error, custom bodies and
+the last-resort path (no Sentry here: see test_sentry.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import typing as t
+
+import pytest
+from flask import abort
+from flask import Flask
+from flask import request
+from flask import Response
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import InternalServerError
+from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.exceptions import Unauthorized
+
+from flask_observe import APIError
+from flask_observe import ConfigError
+from flask_observe import current_record
+from flask_observe import Observe
+from flask_observe import RequestRecord
+from flask_observe.errors import GENERIC_DETAIL
+from flask_observe.errors import LAST_RESORT_BODY
+from flask_observe.errors import PROBLEM_MIMETYPE
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from werkzeug.test import TestResponse
+
+SECRET = "pw-Zq81xV"
+
+
+class DoesNotExist(Exception):
+    pass
+
+
+class UserMissing(DoesNotExist):
+    pass
+
+
+class UpstreamDown(Exception):
+    pass
+
+
+class BadStr(Exception):
+    def __str__(self) -> str:
+        raise ValueError("no str for you")
+
+    def __repr__(self) -> str:
+        raise ValueError("no repr either")
+
+
+def build_app(observe: bool = True, **config: object) -> Flask:
+    """An app with one route per failure kind (unhandled errors answer 500)."""
+    app = Flask("errors_app")
+    app.config.update(PROPAGATE_EXCEPTIONS=False)
+    app.config.update(config)
+
+    @app.get("/ok")
+    def ok() -> str:
+        return "ok"
+
+    @app.route("/only-get", methods=["GET"])
+    def only_get() -> str:
+        return "get"
+
+    @app.get("/items/<int:item_id>")
+    def item(item_id: int) -> str:
+        abort(404, description=f"No item {item_id}.")
+
+    @app.post("/json")
+    def takes_json() -> dict[str, t.Any]:
+        return {"got": request.get_json()}
+
+    @app.get("/slash/")
+    def slash() -> str:
+        return "slash"
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError(f"postgres://user:{SECRET}@db/x")
+
+    @app.get("/bad-str")
+    def bad_str() -> str:
+        raise BadStr()
+
+    @app.get("/not-serialisable")
+    def not_serialisable() -> t.Any:
+        return object()
+
+    @app.get("/set-in-dict")
+    def set_in_dict() -> t.Any:
+        return {"values": {1, 2}}
+
+    @app.get("/abort-response")
+    def abort_response() -> str:
+        abort(Response("teapot says no", status=418, headers={"X-Custom": "1"}))
+
+    @app.get("/abort/<int:code>")
+    def abort_code(code: int) -> str:
+        abort(code)
+
+    @app.get("/retry")
+    def retry() -> str:
+        raise ServiceUnavailable(retry_after=30)
+
+    @app.get("/auth")
+    def auth() -> str:
+        raise Unauthorized(www_authenticate=WWWAuthenticate("bearer", {"realm": "api"}))
+
+    @app.get("/api-error")
+    def api_error() -> str:
+        raise APIError("Numbers must be integers", status=422, field="numbers", hint=[1, 2])
+
+    @app.get("/api-error-5xx")
+    def api_error_5xx() -> str:
+        raise APIError("Payment backend refused", status=502)
+
+    @app.get("/missing")
+    def missing() -> str:
+        raise UserMissing("No user 7")
+
+    @app.get("/missing-bad-str")
+    def missing_bad_str() -> str:
+        raise type("Gone", (DoesNotExist, BadStr), {})()
+
+    @app.get("/upstream")
+    def upstream() -> str:
+        raise UpstreamDown("internal host 10.0.0.7 refused")
+
+    if observe:
+        Observe(app)
+    return app
+
+
+def problem(response: TestResponse) -> dict[str, t.Any]:
+    assert response.mimetype == PROBLEM_MIMETYPE, response.get_data(as_text=True)
+    body = json.loads(response.get_data())
+    assert isinstance(body, dict)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "detail"),
+    [
+        pytest.param("GET", "/nowhere", 404, None, id="unknown-path"),
+        pytest.param("POST", "/only-get", 405, None, id="method-not-allowed"),
+        pytest.param("GET", "/items/3", 404, "No item 3.", id="abort-404-description"),
+        pytest.param("GET", "/abort/403", 403, None, id="abort-403"),
+        pytest.param("GET", "/abort/503", 503, None, id="abort-503"),
+        pytest.param("GET", "/abort/500", 500, None, id="abort-500"),
+        pytest.param("GET", "/boom", 500, GENERIC_DETAIL, id="unhandled"),
+    ],
+)
+def test_every_error_is_problem_json(
+    method: str, path: str, status: int, detail: str | None
+) -> None:
+    response = build_app().test_client().open(path, method=method)
+    body = problem(response)
+    assert response.status_code == status
+    assert body["status"] == status
+    assert body["type"] == "about:blank"
+    assert isinstance(body["detail"], str) and body["detail"]
+    if detail is not None:
+        assert body["detail"] == detail
+    assert "event_id" not in body  # nothing captured without Sentry
+    assert "X-Runtime" in response.headers  # the timing middleware still saw it
+
+
+def test_titles_are_the_status_phrases() -> None:
+    client = build_app().test_client()
+    assert problem(client.get("/nowhere"))["title"] == "Not Found"
+    assert problem(client.post("/only-get"))["title"] == "Method Not Allowed"
+    assert problem(client.get("/boom"))["title"] == "Internal Server Error"
+
+
+def test_malformed_json_is_400_problem() -> None:
+    response = (
+        build_app().test_client().post("/json", data=b'{"name": ', content_type="application/json")
+    )
+    assert response.status_code == 400
+    body = problem(response)
+    assert body["status"] == 400
+    assert body["title"] == "Bad Request"
+
+
+def test_405_keeps_allow() -> None:
+    response = build_app().test_client().post("/only-get")
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    problem(response)
+
+
+def test_retry_after_and_www_authenticate_are_kept() -> None:
+    client = build_app().test_client()
+    retry = client.get("/retry")
+    assert retry.status_code == 503
+    assert retry.headers["Retry-After"] == "30"
+    problem(retry)
+    auth = client.get("/auth")
+    assert auth.status_code == 401
+    assert auth.headers["WWW-Authenticate"].lower().startswith("bearer")
+    assert "realm=api" in auth.headers["WWW-Authenticate"].replace('"', "")
+    problem(auth)
+
+
+def test_unhandled_500_leaks_nothing() -> None:
+    response = build_app().test_client().get("/boom")
+    assert response.status_code == 500
+    body = problem(response)
+    assert body["detail"] == GENERIC_DETAIL
+    text = response.get_data(as_text=True)
+    for leak in (SECRET, "postgres", "RuntimeError", "Traceback"):
+        assert leak not in text
+    assert SECRET not in str(response.headers)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/bad-str", id="raising-str-and-repr"),
+        pytest.param("/not-serialisable", id="object-return"),
+        pytest.param("/set-in-dict", id="set-in-json"),
+    ],
+)
+def test_odd_failures_are_generic_500(path: str) -> None:
+    response = build_app().test_client().get(path)
+    assert response.status_code == 500
+    assert problem(response)["detail"] == GENERIC_DETAIL
+
+
+def test_debug_mode_shows_the_exception_text() -> None:
+    app = build_app(DEBUG=True, PROPAGATE_EXCEPTIONS=False)
+    client = app.test_client()
+    assert problem(client.get("/boom"))["detail"] == f"RuntimeError: postgres://user:{SECRET}@db/x"
+    # a raising __str__ degrades to the class name, never to the last resort
+    assert problem(client.get("/bad-str"))["detail"] == "BadStr"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        pytest.param({"TESTING": True}, id="testing"),
+        pytest.param({"DEBUG": True}, id="debug"),
+        pytest.param({"PROPAGATE_EXCEPTIONS": True}, id="explicit"),
+    ],
+)
+def test_propagate_exceptions_reraises_like_plain_flask(config: dict[str, object]) -> None:
+    app = build_app()
+    app.config.update({"PROPAGATE_EXCEPTIONS": None, **config})
+    client = app.test_client()
+    with pytest.raises(RuntimeError, match="postgres"):
+        client.get("/boom")
+    # HTTP errors are still answered as problems
+    assert client.get("/nowhere").status_code == 404
+    problem(client.get("/nowhere"))
+
+
+def test_abort_response_passes_through_untouched() -> None:
+    response = build_app().test_client().get("/abort-response")
+    assert response.status_code == 418
+    assert response.get_data() == b"teapot says no"
+    assert response.headers["X-Custom"] == "1"
+    assert response.mimetype == "text/html"
+
+
+def test_slash_redirect_passes_through_untouched() -> None:
+    response = build_app().test_client().get("/slash")
+    assert response.status_code == 308
+    assert response.headers["Location"].endswith("/slash/")
+    assert response.mimetype == "text/html"
+
+
+def test_json_errors_off_answers_like_plain_flask() -> None:
+    ours = build_app(OBSERVE_JSON_ERRORS=False).test_client()
+    plain = build_app(observe=False).test_client()
+    for path in ("/nowhere", "/boom", "/items/3"):
+        a, b = ours.get(path), plain.get(path)
+        assert (a.status_code, a.mimetype, a.get_data()) == (
+            b.status_code,
+            b.mimetype,
+            b.get_data(),
+        )
+    assert ours.post("/only-get").headers["Allow"] == plain.post("/only-get").headers["Allow"]
+
+
+def test_user_handlers_for_specific_errors_win() -> None:
+    app = build_app()
+
+    @app.errorhandler(404)
+    def not_found(error: Exception) -> tuple[str, int]:
+        return "custom 404", 404
+
+    @app.errorhandler(RuntimeError)
+    def runtime(error: Exception) -> tuple[str, int]:
+        return "custom runtime", 503
+
+    client = app.test_client()
+    assert client.get("/nowhere").get_data() == b"custom 404"
+    boom = client.get("/boom")
+    assert (boom.status_code, boom.get_data()) == (503, b"custom runtime")
+    # the others still get problems
+    assert problem(client.post("/only-get"))["status"] == 405
+
+
+def test_user_httpexception_handler_registered_first_is_kept() -> None:
+    from werkzeug.exceptions import HTTPException
+
+    app = build_app(observe=False)
+
+    @app.errorhandler(HTTPException)
+    def mine(error: HTTPException) -> tuple[str, int]:
+        return "mine", error.code or 500
+
+    Observe(app)
+    assert app.test_client().get("/nowhere").get_data() == b"mine"
+
+
+def test_api_error_status_detail_and_extra_members() -> None:
+    response = build_app().test_client().get("/api-error")
+    assert response.status_code == 422
+    assert problem(response) == {
+        "type": "about:blank",
+        "title": "Unprocessable Entity",
+        "status": 422,
+        "detail": "Numbers must be integers",
+        "field": "numbers",
+        "hint": [1, 2],
+    }
+
+
+def test_api_error_5xx_keeps_its_message() -> None:
+    response = build_app().test_client().get("/api-error-5xx")
+    assert response.status_code == 502
+    assert problem(response)["detail"] == "Payment backend refused"
+
+
+def test_api_error_type_and_title_can_be_replaced() -> None:
+    app = build_app()
+
+    @app.get("/typed")
+    def typed() -> str:
+        raise APIError("Out of stock", status=409, type="https://example.test/out", title="Gone")
+
+    body = problem(app.test_client().get("/typed"))
+    assert (body["type"], body["title"], body["status"]) == (
+        "https://example.test/out",
+        "Gone",
+        409,
+    )
+
+
+@pytest.mark.parametrize(
+    "status",
+    [pytest.param(200, id="2xx"), pytest.param(600, id="600"), pytest.param(True, id="bool")],
+)
+def test_api_error_rejects_non_error_statuses(status: t.Any) -> None:
+    with pytest.raises(ValueError, match="400 to 599"):
+        APIError("x", status=status)
+
+
+def test_api_error_without_the_extension_is_an_html_http_error() -> None:
+    response = build_app(observe=False).test_client().get("/api-error")
+    assert response.status_code == 422
+    assert b"Numbers must be integers" in response.get_data()
+
+
+@pytest.mark.parametrize(
+    "order",
+    [pytest.param("before", id="before-init_app"), pytest.param("after", id="after-init_app")],
+)
+def test_register_error_maps_domain_exceptions(order: str) -> None:
+    app = build_app(observe=False)
+    observe = Observe()
+    if order == "before":
+        observe.register_error(DoesNotExist, 404)
+        observe.register_error(UpstreamDown, 503)
+        observe.init_app(app)
+    else:
+        observe.init_app(app)
+        observe.register_error(DoesNotExist, 404)
+        observe.register_error(UpstreamDown, 503)
+    client = app.test_client()
+    missing = client.get("/missing")  # a subclass of the mapped class
+    assert missing.status_code == 404
+    assert problem(missing)["detail"] == "No user 7"
+    upstream = client.get("/upstream")
+    assert upstream.status_code == 503
+    assert problem(upstream)["detail"] == GENERIC_DETAIL  # 5xx: the text may be internal
+    assert "10.0.0.7" not in upstream.get_data(as_text=True)
+    # a raising __str__ falls back to the status description
+    gone = client.get("/missing-bad-str")
+    assert gone.status_code == 404
+    assert problem(gone)["detail"] == "Not Found"
+
+
+def test_register_error_applies_to_every_app_of_the_extension() -> None:
+    observe = Observe()
+    apps = [build_app(observe=False) for _ in range(3)]
+    observe.init_app(apps[0])
+    observe.register_error(DoesNotExist, 410)
+    for app in apps[1:]:
+        observe.init_app(app)
+    assert [a.test_client().get("/missing").status_code for a in apps] == [410, 410, 410]
+    other = build_app()  # another extension object: no mapping
+    assert other.test_client().get("/missing").status_code == 500
+
+
+def test_register_error_after_first_request_warns(caplog: pytest.LogCaptureFixture) -> None:
+    app = build_app(observe=False)
+    observe = Observe(app)
+    app.test_client().get("/ok")
+    with caplog.at_level(logging.WARNING, logger="flask_observe"):
+        observe.register_error(UpstreamDown, 503)
+    assert "first request" in caplog.text
+
+
+def test_user_handler_for_a_mapped_class_wins() -> None:
+    app = build_app(observe=False)
+
+    @app.errorhandler(DoesNotExist)
+    def mine(error: Exception) -> tuple[str, int]:
+        return "mine", 404
+
+    observe = Observe()
+    observe.register_error(DoesNotExist, 410)
+    observe.init_app(app)
+    assert app.test_client().get("/missing").get_data() == b"mine"
+
+
+@pytest.mark.parametrize(
+    ("exception", "status", "error"),
+    [
+        pytest.param(DoesNotExist(), 404, TypeError, id="instance-not-class"),
+        pytest.param(int, 404, TypeError, id="not-an-exception"),
+        pytest.param(DoesNotExist, 302, ValueError, id="not-an-error-status"),
+        pytest.param(DoesNotExist, "404", ValueError, id="string-status"),
+    ],
+)
+def test_register_error_validates(exception: t.Any, status: t.Any, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        Observe().register_error(exception, status)
+
+
+def test_custom_body_builder() -> None:
+    def body(problem: dict[str, t.Any]) -> dict[str, t.Any]:
+        return {"error": problem["detail"], "code": problem["status"]}
+
+    client = build_app(OBSERVE_ERROR_BODY=body).test_client()
+    response = client.get("/items/9")
+    assert response.status_code == 404
+    assert response.mimetype == "application/json"
+    assert response.get_json() == {"error": "No item 9.", "code": 404}
+    assert client.post("/only-get").headers["Allow"]
+
+
+def _raise(problem: dict[str, t.Any]) -> t.Any:
+    raise RuntimeError("builder broke")
+
+
+class BrokenProvider(DefaultJSONProvider):
+    def dumps(self, obj: t.Any, **kwargs: t.Any) -> str:
+        raise TypeError("provider broke")
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        pytest.param(
+            lambda app: app.config.update(OBSERVE_ERROR_BODY=_raise), id="raising-builder"
+        ),
+        pytest.param(
+            lambda app: app.config.update(OBSERVE_ERROR_BODY=lambda p: {"x": object()}),
+            id="unserialisable-body",
+        ),
+        pytest.param(lambda app: setattr(app, "json", BrokenProvider(app)), id="broken-provider"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/nowhere", "/boom", "/api-error"])
+def test_failure_inside_our_handler_gives_constant_500(
+    setup: Callable[[Flask], None], path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = build_app(observe=False)
+    setup(app)
+    Observe(app)
+    with caplog.at_level(logging.WARNING, logger="flask_observe"):
+        response = app.test_client().get(path)
+    assert response.status_code == 500
+    assert response.mimetype == PROBLEM_MIMETYPE
+    assert response.get_data() == LAST_RESORT_BODY
+    assert json.loads(LAST_RESORT_BODY)["status"] == 500
+    assert not any(r.levelno >= logging.ERROR and r.name == "flask_observe" for r in caplog.records)
+
+
+def test_exception_is_noted_on_the_record() -> None:
+    app = build_app()
+    records: list[RequestRecord | None] = []
+
+    @app.before_request
+    def keep() -> None:
+        records.append(current_record())
+
+    client = app.test_client()
+    observe = app.extensions["observe"].extension
+    observe.register_error(DoesNotExist, 404)  # app not yet used: allowed
+
+    def exception_of(path: str) -> BaseException | None:
+        records.clear()
+        client.get(path)
+        record = records[0]
+        assert record is not None
+        return record.exception
+
+    assert isinstance(exception_of("/boom"), RuntimeError)
+    assert isinstance(exception_of("/api-error"), APIError)
+    assert isinstance(exception_of("/missing"), UserMissing)
+    assert exception_of("/nowhere") is None
+    assert exception_of("/items/1") is None
+    assert exception_of("/abort/503") is None
+
+
+def test_internal_server_error_from_a_view_is_a_problem() -> None:
+    app = build_app()
+
+    @app.get("/ise")
+    def ise() -> str:
+        raise InternalServerError(description="Ledger closed for the night.")
+
+    body = problem(app.test_client().get("/ise"))
+    assert (body["status"], body["detail"]) == (500, "Ledger closed for the night.")
+
+
+def test_many_apps_one_process(make_app: Callable[..., Flask]) -> None:
+    bodies = set()
+    for index in range(50):
+        app = make_app(OBSERVE_ERROR_BODY=(lambda p, i=index: {"app": i}) if index % 2 else None)
+        response = app.test_client().get("/nowhere")
+        assert response.status_code == 404
+        bodies.add(response.get_data())
+    assert len(bodies) == 26  # 25 custom bodies and the one problem body
+
+
+def test_invalid_dsn_fails_at_init() -> None:
+    with pytest.raises(ConfigError, match="OBSERVE_SENTRY_DSN"):
+        build_app(OBSERVE_SENTRY_DSN="not a dsn")
