@@ -6,6 +6,7 @@ Importing this package has no side effects and needs none of the optional extras
 
 from __future__ import annotations
 
+from . import metrics as metrics
 from .config import ConfigError as ConfigError
 from .errors import APIError as APIError
 from .extension import Observe as Observe

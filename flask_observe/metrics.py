@@ -1,14 +1,372 @@
-"""statsd metrics per endpoint, method and status (built by the Metrics issue)."""
+"""statsd metrics: a timer and a status counter per request, and an API for the app.
+
+Every request emits ``request.<endpoint>.<METHOD>`` (a timer, until the body closed),
+``response.<endpoint>.<METHOD>.<status>`` (a counter) and, when a view raised,
+``exception.<endpoint>.<ExceptionClass>``; see :doc:`/metrics` for the full scheme.
+The app adds its own metrics with the functions of this module::
+
+    from flask_observe import metrics
+
+    metrics.incr("mail.sent", tags={"queue": "bulk"})
+    with metrics.timer("pdf.render"):
+        render()
+
+.. versionadded:: 0.1.0
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
+import random
 import typing as t
+from time import perf_counter
+
+from .containment import warn_limited
+from .extension import get_state
+from .naming import clean_part
+from .naming import Dialect
+from .naming import exception_line
+from .naming import format_number
+from .naming import route_lines
+from .naming import RouteLines
+from .record import clean_token
+from .record import current_record
+from .statsd_client import StatsdClient
 
 if t.TYPE_CHECKING:
+    from collections.abc import Awaitable
+    from collections.abc import Callable
+    from types import TracebackType
+
     from flask import Flask
 
     from .extension import ObserveState
+    from .naming import Tags
+    from .record import RequestRecord
+
+P = t.ParamSpec("P")
+R = t.TypeVar("R")
+
+#: Most ``(endpoint, method)`` pairs whose line templates are cached per app.
+ROUTE_CACHE_SIZE = 1024
+
+
+@dataclasses.dataclass(eq=False)
+class MetricsState:
+    """The metrics part of one app's state (``app.extensions["observe"].metrics``).
+
+    .. versionadded:: 0.1.0
+    """
+
+    #: Builds the lines in the configured prefix and tag dialect.
+    dialect: Dialect
+    #: Sends the lines; ``None`` when ``OBSERVE_STATSD_HOST`` is not set.
+    client: StatsdClient | None
+    #: Whether each request's lines are kept in ``RequestRecord.metric_lines``.
+    record: bool
+    #: ``OBSERVE_STATSD_SAMPLE_RATE``.
+    sample_rate: float
+    #: Line templates per ``(endpoint, method)``, bounded by :data:`ROUTE_CACHE_SIZE`.
+    routes: dict[tuple[str | None, str], RouteLines] = dataclasses.field(default_factory=dict)
+
+    def route(self, endpoint: str | None, method: str) -> RouteLines:
+        """The (cached) line templates of one endpoint and method."""
+        key = (endpoint, method)
+        lines = self.routes.get(key)
+        if lines is None:
+            lines = route_lines(self.dialect, endpoint, method, self.sample_rate)
+            if len(self.routes) < ROUTE_CACHE_SIZE:
+                self.routes[key] = lines
+        return lines
+
+    def emit(self, lines: list[str]) -> None:
+        """Send *lines* (if a host is set) and record them on the current request."""
+        if self.record:
+            record = current_record()
+            if record is not None:
+                if record.metric_lines is None:
+                    record.metric_lines = []
+                record.metric_lines.extend(lines)
+        if self.client is not None:
+            self.client.add(lines)
 
 
 def init_metrics(app: Flask, state: ObserveState) -> None:
-    """Set up metrics for *app*. Placeholder until the Metrics issue lands."""
+    """Set up metrics for *app*: called by :meth:`~flask_observe.Observe.init_app`.
+
+    Creates the app's statsd client when ``OBSERVE_STATSD_HOST`` is set (no socket is
+    opened and no name is resolved yet: that happens on the sender thread), and adds
+    the finish hook that emits the request metrics when recording or sending is on.
+    Also registers the ``flask observe`` command group.
+    """
+    config = state.config
+    record = config.metrics_record
+    if record is None:
+        record = config.statsd_host is None and (app.debug or app.testing)
+    client = None
+    if config.statsd_host is not None:
+        client = StatsdClient(
+            config.statsd_host,
+            config.statsd_port,
+            config.statsd_protocol,
+            config.statsd_max_packet,
+            config.statsd_flush_interval,
+        )
+    metrics = MetricsState(
+        dialect=Dialect(config.statsd_tags, config.statsd_prefix),
+        client=client,
+        record=record,
+        sample_rate=config.statsd_sample_rate,
+    )
+    state.metrics = metrics
+    if client is not None or record:
+        state.finish_hooks.append(_request_hook(metrics))
+
+    from .cli import observe_cli
+
+    if "observe" not in app.cli.commands:
+        app.cli.add_command(observe_cli)
+
+
+def _request_hook(metrics: MetricsState) -> Callable[[RequestRecord], None]:
+    """The finish hook: builds this request's lines and hands them over in one call.
+
+    Runs once per request on the success path, so everything it can prepare is
+    prepared here or cached per route.
+    """
+    rate = metrics.sample_rate
+    sampled = rate < 1.0
+    rand = random.random
+    route = metrics.route
+    cache = metrics.routes
+    client = metrics.client
+    add = client.add if client is not None else None
+    recording = metrics.record
+    dialect = metrics.dialect
+
+    def emit_request_metrics(record: RequestRecord) -> None:
+        if sampled and rand() >= rate:
+            return
+        endpoint = record.endpoint
+        method = record.method
+        names = cache.get((endpoint, method))
+        if names is None:
+            names = route(endpoint, method)
+        status = record.status_line
+        code = status[:3] if status else "_"
+        if not code.isdigit():
+            code = "_"
+        lines = [
+            names.timer % (((record.end or perf_counter()) - record.start) * 1000.0),
+            names.response % code,
+        ]
+        if record.exception is not None:
+            lines.append(exception_line(dialect, names.endpoint, record.exception, rate))
+        if record.timers:
+            for timer in record.timers:
+                if timer.metric:
+                    lines.append(
+                        dialect.compose(
+                            clean_part(timer.name),
+                            [],
+                            "%0.6f" % (timer.seconds * 1000.0),
+                            "ms",
+                            rate,
+                        )
+                    )
+        if recording:
+            if record.metric_lines is None:
+                record.metric_lines = lines
+            else:
+                record.metric_lines.extend(lines)
+        if add is not None:
+            add(lines)
+
+    return emit_request_metrics
+
+
+# -- the app-facing API ------------------------------------------------------------------
+
+
+def _state() -> MetricsState:
+    """The current app's metrics state; a clear error outside an app context."""
+    metrics = get_state().metrics
+    if not isinstance(metrics, MetricsState):  # pragma: no cover - set by init_app
+        raise RuntimeError("Flask-Observe metrics are not set up on this app.")
+    return metrics
+
+
+def _send(kind: str, name: str, value: object, tags: Tags, rate: float = 1.0) -> None:
+    metrics = _state()
+    try:
+        if kind == "ms":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"a timing must be a number of milliseconds, got {value!r}")
+            text = "%0.6f" % value
+        else:
+            text = format_number(value)
+        line = metrics.dialect.line(name, text, kind, tags, rate)
+        metrics.emit([line])
+    except Exception:
+        warn_limited(f"metric:{kind}", "Flask-Observe: metric %r not sent", name, exc_info=True)
+
+
+def incr(name: str, value: float = 1, tags: Tags = None, rate: float = 1.0) -> None:
+    """Add *value* to the counter *name* of the current app.
+
+    :param name: the metric name; dots make hierarchy, e.g. ``"mail.sent"``.
+    :param value: how much to add (negative to subtract).
+    :param tags: ``{"key": "value"}`` or pairs; with the ``none`` dialect the values
+        are appended to the name in order.
+    :param rate: send only this share of calls, marked ``|@rate`` so statsd scales up.
+    :raises RuntimeError: outside an application context, or Flask-Observe is not
+        initialised on the app.
+
+    .. versionadded:: 0.1.0
+    """
+    if rate < 1.0:
+        _state()  # the same error outside an app context, sampled or not
+        if random.random() >= rate:
+            return
+    _send("c", name, value, tags, rate)
+
+
+def gauge(name: str, value: float, tags: Tags = None, delta: bool = False) -> None:
+    """Set the gauge *name* to *value* (or change it by *value* with ``delta=True``).
+
+    A negative absolute value is sent as ``0`` then the value in one packet, because
+    statsd reads a leading sign as a change.
+
+    :param name: the metric name.
+    :param value: the new value, or the change with *delta*.
+    :param tags: as for :func:`incr`.
+    :param delta: *value* is a change, not a new value.
+    :raises RuntimeError: outside an application context.
+
+    .. versionadded:: 0.1.0
+    """
+    metrics = _state()
+    try:
+        text = format_number(value)
+        if delta and not text.startswith("-"):
+            text = "+" + text
+        lines = [metrics.dialect.line(name, text, "g", tags)]
+        if not delta and text.startswith("-"):
+            lines.insert(0, metrics.dialect.line(name, "0", "g", tags))
+        metrics.emit(lines)
+    except Exception:
+        warn_limited("metric:g", "Flask-Observe: metric %r not sent", name, exc_info=True)
+
+
+def timing(name: str, ms: float, tags: Tags = None) -> None:
+    """Send a timer value of *ms* milliseconds.
+
+    :param name: the metric name.
+    :param ms: the duration in milliseconds.
+    :param tags: as for :func:`incr`.
+    :raises RuntimeError: outside an application context.
+
+    .. versionadded:: 0.1.0
+    """
+    _send("ms", name, ms, tags)
+
+
+class MetricTimer:
+    """Time a block or a function and send the duration as a statsd timer.
+
+    Made by :func:`timer`. Inside a request it also adds a ``Server-Timing`` entry
+    (when the block ends before the response headers are sent). The current app is
+    looked up when the block starts, so a decorator can be applied at import time.
+    Not re-entrant: use one ``timer()`` per concurrent block.
+
+    :param name: the metric name.
+    :param tags: as for :func:`incr`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, name: str, tags: Tags = None) -> None:
+        self.name = name
+        self.tags = tags
+        #: The last measured duration in milliseconds.
+        self.ms: float | None = None
+        self._start = 0.0
+
+    def __enter__(self) -> MetricTimer:
+        _state()
+        self._start = perf_counter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop(perf_counter() - self._start)
+
+    def stop(self, seconds: float) -> None:
+        """Send a measured duration of *seconds* (and note it for ``Server-Timing``)."""
+        self.ms = seconds * 1000.0
+        record = current_record()
+        if record is not None:
+            record.add_timer(clean_token(self.name), seconds)
+        _send("ms", self.name, self.ms, self.tags)
+
+    @t.overload
+    def __call__(self, func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]: ...
+
+    @t.overload
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]: ...
+
+    def __call__(self, func: Callable[P, t.Any]) -> Callable[P, t.Any]:
+        name, tags = self.name, self.tags
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> t.Any:
+                with MetricTimer(name, tags):
+                    return await func(*args, **kwargs)
+
+            return async_wrapper
+
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> t.Any:
+            with MetricTimer(name, tags):
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+def timer(name: str, tags: Tags = None) -> MetricTimer:
+    """A timer for a ``with`` block or, as a decorator, for every call of a function
+    (``async def`` too).
+
+    ::
+
+        with metrics.timer("report.build"):
+            build()
+
+        @metrics.timer("report.render")
+        def render(): ...
+
+    :param name: the metric name.
+    :param tags: as for :func:`incr`.
+
+    .. versionadded:: 0.1.0
+    """
+    return MetricTimer(name, tags)
+
+
+def client(app: Flask | None = None) -> StatsdClient | None:
+    """The statsd client of *app* (default: the current app), ``None`` without a host.
+
+    Use it to :meth:`~flask_observe.statsd_client.StatsdClient.flush` or
+    :meth:`~flask_observe.statsd_client.StatsdClient.close` explicitly, e.g. in tests.
+
+    .. versionadded:: 0.1.0
+    """
+    metrics = get_state(app).metrics
+    return metrics.client if isinstance(metrics, MetricsState) else None

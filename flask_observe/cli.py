@@ -1,0 +1,106 @@
+"""The ``flask observe`` commands: list the metric names and check the statsd target.
+
+::
+
+    $ flask --app myapp observe metrics
+    $ flask --app myapp observe check
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import socket
+import typing as t
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from .extension import get_state
+from .naming import UNMATCHED
+
+if t.TYPE_CHECKING:
+    from .metrics import MetricsState
+
+observe_cli = AppGroup("observe", help="Flask-Observe: metrics names and statsd check.")
+
+
+def _metrics_state() -> MetricsState:
+    from .metrics import MetricsState
+
+    metrics = get_state().metrics
+    if not isinstance(metrics, MetricsState):  # pragma: no cover - set by init_app
+        raise click.ClickException("Flask-Observe metrics are not set up on this app.")
+    return metrics
+
+
+@observe_cli.command("metrics")
+def list_metrics() -> None:
+    """List the metric names each route emits, in the configured dialect."""
+    metrics = _metrics_state()
+    dialect = metrics.dialect
+    rows: list[tuple[str, str, str | None]] = [
+        (str(rule), rule.endpoint, method)
+        for rule in sorted(current_app.url_map.iter_rules(), key=lambda r: (str(r), r.endpoint))
+        for method in sorted(rule.methods or ())
+    ]
+    rows.append(("(no route matched)", UNMATCHED, None))
+    for rule, endpoint, method in rows:
+        names = metrics.route(endpoint if method is not None else None, method or "GET")
+        methods = [names.method] if method is not None else ["<METHOD>"]
+        click.echo(f"{method or '*'} {rule}  ->  {endpoint}")
+        for meth in methods:
+            tags = [("endpoint", names.endpoint), ("method", meth)]
+            click.echo(f"  timer    {dialect.describe('request', tags)}")
+            click.echo(
+                "  counter  " + dialect.describe("response", [*tags, ("status", "<status>")])
+            )
+        exc_tags = [("endpoint", names.endpoint), ("exception", "<ExceptionClass>")]
+        click.echo(f"  counter  {dialect.describe('exception', exc_tags)}")
+    if metrics.client is None:
+        where = "recorded per request only" if metrics.record else "not sent"
+        click.echo(f"OBSERVE_STATSD_HOST is not set: metrics are {where}.")
+
+
+@observe_cli.command("check")
+def check() -> None:
+    """Send a test counter to the configured statsd and report the outcome."""
+    metrics = _metrics_state()
+    config = get_state().config
+    if config.statsd_host is None:
+        raise click.ClickException("OBSERVE_STATSD_HOST is not set: metrics are not sent.")
+    line = metrics.dialect.line("flask_observe.check", "1", "c")
+    protocol = config.statsd_protocol
+    host, port = config.statsd_host, config.statsd_port
+    target = f"unix://{host}" if protocol == "unix" else f"{protocol}://{host}:{port}"
+    try:
+        message = _send_check(protocol, host, port, line.encode("ascii"))
+    except OSError as exc:
+        raise click.ClickException(f"statsd at {target} failed: {exc}") from None
+    click.echo(f"{target}: {message} ({line})")
+
+
+def _send_check(protocol: str, host: str, port: int, data: bytes) -> str:
+    """Send *data* once and describe what is known about its delivery."""
+    if protocol == "unix":
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(2.0)
+            sock.sendto(data, host)
+        return "sent to the statsd socket"
+    kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
+    family, _, _, _, address = socket.getaddrinfo(host, port, 0, kind)[0]
+    with socket.socket(family, kind) as sock:
+        sock.settimeout(2.0)
+        sock.connect(address)
+        if protocol == "tcp":
+            sock.sendall(data + b"\n")
+            return "statsd answered: TCP connection accepted and the metric sent"
+        sock.send(data)
+        # A connected UDP socket learns of an ICMP "port unreachable" on its next call.
+        sock.settimeout(0.3)
+        try:
+            sock.recv(1)
+        except TimeoutError:
+            return "sent over UDP (no error reported; UDP delivery is not confirmed)"
+        return "sent over UDP"
