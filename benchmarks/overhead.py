@@ -80,6 +80,77 @@ def runtime_only() -> WSGIApplication:
 # --- metrics configurations (Metrics issue): add below this line ---
 
 
+def _udp_receiver() -> tuple[int, t.Callable[[], None]]:
+    """A listening loopback UDP socket (the kernel wakes a reader, as with a real
+    statsd) drained by a thread; returns its port and a function that closes it."""
+    import socket
+    import threading
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    running = True
+
+    def drain() -> None:
+        while running:
+            try:
+                sock.recv(65535)
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+
+    def close() -> None:
+        nonlocal running
+        running = False
+        thread.join()
+        sock.close()
+
+    RECEIVERS.append(close)
+    return sock.getsockname()[1], close
+
+
+#: Closers of the benchmark's UDP receivers, called when the run ends.
+RECEIVERS: list[t.Callable[[], None]] = []
+
+
+@configuration("metrics", "timing + statsd timer and status counter, UDP to 127.0.0.1")
+def metrics_udp() -> WSGIApplication:
+    from flask_observe import Observe
+
+    port, _ = _udp_receiver()
+    app = trivial_app(OBSERVE_STATSD_HOST="127.0.0.1", OBSERVE_STATSD_PORT=port)
+    Observe(app)
+    return app
+
+
+@configuration("metrics-tags", "as metrics, dogstatsd tags and a 0.5 sample rate")
+def metrics_tags() -> WSGIApplication:
+    from flask_observe import Observe
+
+    port, _ = _udp_receiver()
+    app = trivial_app(
+        OBSERVE_STATSD_HOST="127.0.0.1",
+        OBSERVE_STATSD_PORT=port,
+        OBSERVE_STATSD_TAGS="dogstatsd",
+        OBSERVE_STATSD_SAMPLE_RATE=0.5,
+    )
+    Observe(app)
+    return app
+
+
+@configuration("prometheus", "prometheus_flask_exporter, default metrics")
+def prometheus() -> WSGIApplication:
+    from prometheus_client import CollectorRegistry
+    from prometheus_flask_exporter import PrometheusMetrics
+
+    app = trivial_app()
+    # A private registry, so that building the app twice in one process works.
+    PrometheusMetrics(app, registry=CollectorRegistry(auto_describe=True))
+    return app
+
+
 # --- errors configurations (Errors issue): add below this line ---
 
 
@@ -147,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
             apps[name] = factory()
         except ImportError as exc:
             print(f"skipped {name}: {exc}", file=sys.stderr)
-    results = measure(apps, args.rounds, args.requests)
+    try:
+        results = measure(apps, args.rounds, args.requests)
+    finally:
+        for close in RECEIVERS:
+            close()
     base = results["bare"]
     print(f"{'configuration':<14} {'per request':>12} {'vs bare':>8}  description")
     for name, seconds in results.items():
