@@ -38,4 +38,10 @@ def create_app(config: Mapping[str, t.Any] | None = None) -> Flask:
     observe.init_app(app)
     app.register_blueprint(pages)
     app.register_blueprint(api, url_prefix="/api")
+    if app.config.get("DEBUG_TB_ENABLED", app.debug):
+        # Flask-DebugToolbar (in debug mode, e.g. `make demo`) with Flask-Observe's
+        # Memory and Observe panels, which init_app added to DEBUG_TB_PANELS.
+        from flask_debugtoolbar import DebugToolbarExtension
+
+        DebugToolbarExtension(app)
     return app

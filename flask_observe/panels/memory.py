@@ -1,0 +1,148 @@
+"""The Memory panel for Flask-DebugToolbar (Pympler), in three cost tiers.
+
+1. Always on: RSS before and after the view, GC collections and counts, tracemalloc
+   figures when tracing; well under a millisecond, shown with its cost.
+2. Switched on from the toolbar (the panel's on/off switch): an object summary diff
+   around the view, bounded by ``OBSERVE_MEMORY_BUDGET``; summary rows only.
+3. On demand, from the panel's links: full heap summary, ``asizeof`` of the app's
+   config, extensions and ``g``, and a class tracker (pages of our blueprint).
+
+List it as ``"flask_observe.panels.memory.MemoryPanel"`` in ``DEBUG_TB_PANELS``, or
+let :class:`~flask_observe.Observe` add it.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import functools
+import typing as t
+from time import perf_counter
+
+from flask import current_app
+from flask import request as flask_request
+from flask import url_for
+from flask_debugtoolbar.panels import DebugPanel
+
+from ..containment import contained
+from ..record import current_record
+from . import BLUEPRINT_NAME
+from . import get_toolbar_state
+from . import register_routes
+from .heap import heap_diff
+from .heap import sample
+from .heap import Tier1
+from .report import MEMORY_KEY
+from .report import note_view_time
+from .templating import format_bytes
+from .templating import render
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from flask import Flask
+    from werkzeug import Request
+
+
+class MemoryPanel(DebugPanel):
+    """Flask-DebugToolbar panel: process memory and, when switched on, a heap diff.
+
+    .. versionadded:: 0.1.0
+    """
+
+    name = "Memory"
+    has_content = True
+    #: The toolbar shows an on/off switch; "on" runs the heap-diff tier.
+    user_activate = True
+
+    tier1: Tier1 | None = None
+    tier2: t.Any = None
+
+    @classmethod
+    def init_app(cls, app: Flask) -> None:
+        """Register our blueprint on *app* (called by the toolbar's ``init_app``).
+
+        :raises flask_observe.ConfigError: the toolbar is enabled outside debug mode
+            without ``DEBUG_TB_HOSTS``.
+        """
+        register_routes(app)
+
+    def process_view(
+        self,
+        request: Request,
+        view_func: Callable[..., t.Any],
+        view_kwargs: dict[str, t.Any],
+    ) -> Callable[..., t.Any] | None:
+        """Wrap the view to sample memory around it.
+
+        The toolbar calls the wrapper without ``ensure_sync``; the wrapper runs the view
+        through ``app.ensure_sync``, so ``async def`` views work with the toolbar on.
+        """
+        if flask_request.blueprint == BLUEPRINT_NAME:
+            return None
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        view = app.ensure_sync(view_func)
+        budget = get_toolbar_state(app).memory_budget if self.is_active else 0.0
+        panel = self
+
+        def call(kwargs: dict[str, t.Any]) -> t.Any:
+            start = perf_counter()
+            try:
+                return view(**kwargs)
+            finally:
+                note_view_time(perf_counter() - start)
+
+        @functools.wraps(view_func)
+        def measured(**kwargs: t.Any) -> t.Any:
+            start = perf_counter()
+            before = sample()
+            cost = perf_counter() - start
+            try:
+                if budget:
+                    rv, panel.tier2 = heap_diff(budget, functools.partial(call, kwargs))
+                else:
+                    rv = call(kwargs)
+            finally:
+                with contained("memory panel sample"):
+                    start = perf_counter()
+                    after = sample()
+                    cost += perf_counter() - start
+                    panel.tier1 = Tier1(before, after, cost)
+                    record = current_record()
+                    if record is not None:
+                        if record.extra is None:
+                            record.extra = {}
+                        record.extra[MEMORY_KEY] = (panel.tier1, panel.tier2)
+            return rv
+
+        return measured
+
+    def nav_title(self) -> str:
+        return "Memory"
+
+    def nav_subtitle(self) -> str:
+        if self.tier1 is None:
+            return "view not run"
+        return f"RSS {format_bytes(self.tier1.rss_delta, signed=True)}"
+
+    def title(self) -> str:
+        return "Memory (Pympler)"
+
+    def url(self) -> str:
+        return ""
+
+    def content(self) -> str:
+        links = {
+            "heap": url_for(f"{BLUEPRINT_NAME}.heap"),
+            "sizes": url_for(f"{BLUEPRINT_NAME}.sizes"),
+            "classes": url_for(f"{BLUEPRINT_NAME}.classes"),
+        }
+        return render(
+            "memory.html",
+            tier1=self.tier1,
+            tier2=self.tier2,
+            active=self.is_active,
+            budget=get_toolbar_state(current_app).memory_budget,
+            links=links,
+            standalone=False,
+        )

@@ -1,0 +1,141 @@
+"""The Observe panel for Flask-DebugToolbar: this request as Flask-Observe saw it.
+
+Shows the request clock (total, view, user timers and the ``Server-Timing`` value),
+the statsd lines recorded for the request and the error captured with its event id,
+plus Flask-Observe's configuration with secret-looking values masked.
+
+The toolbar renders in ``after_request``, before the timing headers exist: the panel
+computes them as of rendering and says so. The exact values sent are in the report
+behind ``X-Observe-Report`` for non-HTML responses.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import typing as t
+from time import perf_counter
+
+from flask import current_app
+from flask import request as flask_request
+from flask_debugtoolbar.panels import DebugPanel
+
+from ..config import OPTIONS
+from ..record import current_record
+from . import BLUEPRINT_NAME
+from . import register_routes
+from .masking import mask_value
+from .report import note_view_time
+from .report import Snapshot
+from .report import snapshot
+from .templating import format_ms
+from .templating import render
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from flask import Flask
+    from werkzeug import Request
+    from werkzeug import Response
+
+
+def config_rows(app: Flask) -> list[tuple[str, str]]:
+    """Flask-Observe's configuration of *app* as ``(key, shown value)``, masked.
+
+    :param app: the Flask application.
+    """
+    rows = []
+    for option in OPTIONS:
+        value = app.config.get(option.key, option.default)
+        rows.append((option.key, mask_value(option.key, value)))
+    return rows
+
+
+class ObservePanel(DebugPanel):
+    """Flask-DebugToolbar panel: clock, timers, ``Server-Timing``, metrics and error.
+
+    .. versionadded:: 0.1.0
+    """
+
+    name = "Observe"
+    has_content = True
+
+    status: int = 0
+    data: Snapshot | None = None
+
+    @classmethod
+    def init_app(cls, app: Flask) -> None:
+        """Register our blueprint on *app* (called by the toolbar's ``init_app``).
+
+        :raises flask_observe.ConfigError: the toolbar is enabled outside debug mode
+            without ``DEBUG_TB_HOSTS``.
+        """
+        register_routes(app)
+
+    def process_view(
+        self,
+        request: Request,
+        view_func: Callable[..., t.Any],
+        view_kwargs: dict[str, t.Any],
+    ) -> Callable[..., t.Any] | None:
+        """Time the view; run ``async def`` views through ``app.ensure_sync``."""
+        if flask_request.blueprint == BLUEPRINT_NAME or current_record() is None:
+            if inspect.iscoroutinefunction(view_func):
+                return current_app.ensure_sync(view_func)
+            return None
+        view = current_app.ensure_sync(view_func)
+
+        @functools.wraps(view_func)
+        def timed_view(**kwargs: t.Any) -> t.Any:
+            start = perf_counter()
+            try:
+                return view(**kwargs)
+            finally:
+                note_view_time(perf_counter() - start)
+
+        return timed_view
+
+    def process_response(self, request: Request, response: Response) -> None:
+        self.status = response.status_code
+
+    def _snapshot(self) -> Snapshot | None:
+        if self.data is None:
+            record = current_record()
+            state = current_app.extensions.get("observe")
+            if record is None or state is None:
+                return None
+            data = snapshot(
+                record,
+                path=flask_request.path,
+                final=False,
+                server_timing=state.config.server_timing,
+            )
+            self.data = dataclasses.replace(data, status=self.status)
+        return self.data
+
+    def nav_title(self) -> str:
+        return "Observe"
+
+    def nav_subtitle(self) -> str:
+        data = self._snapshot()
+        if data is None:
+            return "not observed"
+        return format_ms(data.total)
+
+    def title(self) -> str:
+        return "Flask-Observe"
+
+    def url(self) -> str:
+        return ""
+
+    def content(self) -> str:
+        return render(
+            "observe.html",
+            data=self._snapshot(),
+            config=config_rows(current_app),
+            initialised="observe" in current_app.extensions,
+            standalone=False,
+        )

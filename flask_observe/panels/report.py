@@ -1,0 +1,218 @@
+"""Request snapshots shown by the Observe panel, and the ``X-Observe-Report`` store.
+
+The toolbar only injects itself into HTML pages. For any other response (JSON, a
+stream, an HTMX fragment) from an allowed client, an ``after_request`` hook adds
+``X-Observe-Report: /_observe/report/<id>``; once the body is closed a finish hook
+keeps a :class:`Snapshot` of the request (plain values, never the request's objects)
+in a bounded :class:`ReportStore`, oldest evicted first.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import secrets
+import threading
+import typing as t
+from time import perf_counter
+
+from flask import request
+from flask import url_for
+
+from ..containment import contained
+from ..record import current_record
+from ..timing import format_server_timing
+from . import BLUEPRINT_NAME
+from . import request_allowed
+from .masking import mask_text
+from .masking import shorten
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+    from flask import Response
+
+    from ..extension import ObserveState
+    from ..record import RequestRecord
+    from .heap import Tier1
+    from .heap import Tier2
+
+#: Response header carrying the report URL.
+REPORT_HEADER = "X-Observe-Report"
+#: ``record.extra`` keys used by the panels.
+REPORT_KEY = "observe.report"
+MEMORY_KEY = "observe.memory"
+VIEW_KEY = "observe.view"
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """What the Observe and Memory panels show about one request.
+
+    :param final: the request is over: times and ``Server-Timing`` are the ones sent.
+        Otherwise (the toolbar renders before the headers are sent) they are the values
+        as of rendering.
+    """
+
+    method: str
+    path: str
+    endpoint: str | None
+    status: int
+    final: bool
+    total: float | None
+    view: float | None
+    timers: tuple[tuple[str, float, bool], ...]
+    server_timing: str | None
+    metric_lines: tuple[str, ...] | None
+    error: tuple[str, str] | None
+    event_id: str | None
+    memory: Tier1 | None = None
+    heap: Tier2 | None = None
+    id: str = ""
+
+
+def snapshot(
+    record: RequestRecord,
+    *,
+    path: str,
+    final: bool,
+    server_timing: bool = True,
+    report_id: str = "",
+) -> Snapshot:
+    """Copy what the panels show out of *record*.
+
+    :param record: the request's record.
+    :param path: the request path.
+    :param final: the body is closed (the finish hook); else computed at render time.
+    :param server_timing: whether the app sends ``Server-Timing``.
+    :param report_id: the report id, when stored.
+    """
+    extra = record.extra or {}
+    if final:
+        total = record.total_seconds
+        timing = record.server_timing
+    else:
+        total = perf_counter() - record.start
+        timing = format_server_timing(total, record) if server_timing else None
+    error = None
+    if record.exception is not None:
+        exc = record.exception
+        error = (type(exc).__qualname__, shorten(mask_text(str(exc)), 2000))
+    lines = tuple(record.metric_lines) if record.metric_lines is not None else None
+    memory = extra.get(MEMORY_KEY, (None, None))
+    return Snapshot(
+        method=record.method if final else request.method,
+        path=path,
+        endpoint=record.endpoint,
+        status=record.status,
+        final=final,
+        total=total,
+        view=extra.get(VIEW_KEY),
+        timers=tuple((timer.name, timer.seconds, timer.metric) for timer in record.timers),
+        server_timing=timing,
+        metric_lines=lines,
+        error=error,
+        event_id=record.event_id,
+        memory=memory[0],
+        heap=memory[1],
+        id=report_id,
+    )
+
+
+def note_view_time(seconds: float) -> None:
+    """Keep the view's duration on the current record (the innermost wrapper wins:
+    panels wrap each other's views, the first to finish measured the least else).
+
+    :param seconds: how long the view ran.
+    """
+    record = current_record()
+    if record is not None:
+        if record.extra is None:
+            record.extra = {}
+        record.extra.setdefault(VIEW_KEY, seconds)
+
+
+class ReportStore:
+    """The last *size* snapshots by id; adding one more evicts the oldest. Thread-safe.
+
+    :param size: how many snapshots to keep (``OBSERVE_REPORT_STORE_SIZE``).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: collections.OrderedDict[str, Snapshot] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, item: Snapshot) -> None:
+        """Keep *item* under its id, evicting the oldest beyond :attr:`size`."""
+        with self._lock:
+            self._items[item.id] = item
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def get(self, report_id: str) -> Snapshot | None:
+        """The snapshot stored under *report_id*, or ``None`` (unknown or evicted)."""
+        with self._lock:
+            return self._items.get(report_id)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+
+def _wants_report(response: Response) -> bool:
+    """Non-HTML responses, streams and HTMX fragments: the toolbar cannot show them."""
+    if request.headers.get("HX-Request"):
+        return True
+    return response.mimetype != "text/html" or not response.is_sequence
+
+
+def install_report_hooks(app: Flask, state: ObserveState) -> None:
+    """Add the ``X-Observe-Report`` header hook and the store's finish hook to *app*.
+
+    :param app: the Flask application.
+    :param state: its Flask-Observe state, with ``state.toolbar`` set.
+    """
+    store: ReportStore = state.toolbar.reports
+    server_timing = state.config.server_timing
+    skip_blueprints = frozenset((BLUEPRINT_NAME, "debugtoolbar"))
+
+    def add_report_header(response: Response) -> Response:
+        """``after_request``: name a report URL on responses the toolbar cannot show.
+
+        Runs for every request of an app with the panels on; a failure is logged and
+        the response goes out unchanged.
+        """
+        with contained("X-Observe-Report header"):
+            if (
+                request.blueprint in skip_blueprints
+                or request.endpoint == "_debug_toolbar.static"
+                or not _wants_report(response)
+            ):
+                return response
+            record = current_record()
+            if record is None or not request_allowed():
+                return response
+            report_id = secrets.token_hex(8)
+            if record.extra is None:
+                record.extra = {}
+            record.extra[REPORT_KEY] = (report_id, request.path)
+            response.headers[REPORT_HEADER] = url_for(
+                f"{BLUEPRINT_NAME}.report", report_id=report_id
+            )
+        return response
+
+    def store_report(record: RequestRecord) -> None:
+        """Finish hook: keep the snapshot of a request that got a report URL."""
+        extra = record.extra
+        if not extra or REPORT_KEY not in extra:
+            return
+        report_id, path = extra[REPORT_KEY]
+        item = snapshot(
+            record, path=path, final=True, server_timing=server_timing, report_id=report_id
+        )
+        store.add(item)
+
+    app.after_request(add_report_header)
+    state.finish_hooks.append(store_report)

@@ -1,0 +1,189 @@
+"""Our blueprint: the Memory panel's on-demand pages, the ``X-Observe-Report`` pages
+and static files, mounted at ``/_observe``.
+
+A fresh blueprint is made for each app by :func:`make_blueprint` (never routes added to
+the toolbar's module-level blueprint). Every route answers 404 unless the toolbar is
+enabled and the client address is allowed (:func:`~flask_observe.panels.request_allowed`).
+Pages are served as a stream so the toolbar does not inject itself into them.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import sys
+import typing as t
+
+from flask import abort
+from flask import Blueprint
+from flask import current_app
+from flask import g
+from flask import request
+from flask import Response
+from flask import url_for
+
+from . import BLUEPRINT_NAME
+from . import request_allowed
+from .heap import asizeof_rows
+from .heap import pympler_summary
+from .masking import mask_value
+from .templating import render
+
+if t.TYPE_CHECKING:
+    from . import ToolbarState
+
+#: Classes the tracker follows at most.
+MAX_TRACKED = 20
+
+_CLASS_NAME = re.compile(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+
+
+def _page(template: str, **context: object) -> Response:
+    """An HTML page of ours, streamed so the toolbar leaves it alone, never cached."""
+    html = render(template, static=url_for(f"{BLUEPRINT_NAME}.static", filename=""), **context)
+    response = Response(iter([html]), mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def resolve_class(name: str) -> type | None:
+    """The class *name* (``package.module.Class``) from an already imported module.
+
+    Nothing is imported: a name whose module is not loaded yet is not found.
+
+    :param name: dotted path of the class.
+    """
+    if not _CLASS_NAME.match(name):
+        return None
+    module_name, _, attr = name.rpartition(".")
+    module = sys.modules.get(module_name)
+    cls = getattr(module, attr, None) if module is not None else None
+    return cls if isinstance(cls, type) else None
+
+
+def tracker_rows(tracker: t.Any) -> list[tuple[str, int, int, int]]:
+    """Snapshot the tracker: ``(class, instances alive, created, bytes alive)``.
+
+    :param tracker: a Pympler ``ClassTracker``.
+    """
+    tracker.create_snapshot()
+    stamp = tracker.snapshots[-1].timestamp
+    rows = []
+    for name, tracked in sorted(tracker.index.items()):
+        alive = [obj for obj in tracked if obj.ref() is not None]
+        size = sum(obj.get_size_at_time(stamp) for obj in alive)
+        rows.append((name, len(alive), len(tracked), size))
+    return rows
+
+
+def make_blueprint(state: ToolbarState) -> Blueprint:
+    """A new blueprint with our routes, bound to one app's panel *state*.
+
+    :param state: the app's :class:`~flask_observe.panels.ToolbarState`.
+    """
+    bp = Blueprint(
+        BLUEPRINT_NAME,
+        __name__,
+        url_prefix="/_observe",
+        static_folder="static",
+        static_url_path="/static",
+    )
+
+    @bp.before_request
+    def only_allowed_clients() -> None:
+        """Answer 404 unless the toolbar is enabled and the client is allowed."""
+        if not request_allowed():
+            abort(404)
+
+    @bp.get("/memory/heap")
+    def heap() -> Response:
+        """Tier 3: Pympler's summary of every live object by type (unbounded: seconds
+        on a big heap, as the page says)."""
+        rows, objects, seconds = pympler_summary(50)
+        return _page("heap.html", rows=rows, objects=objects, seconds=seconds)
+
+    @bp.get("/memory/sizes")
+    def sizes() -> Response:
+        """Tier 3: ``asizeof`` of the app's config, extensions and ``g``."""
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        objects: dict[str, object] = {
+            "app.config": app.config,
+            "app.extensions": app.extensions,
+            "g (this request)": g._get_current_object(),
+        }
+        for name, extension in app.extensions.items():
+            objects[f"app.extensions[{name!r}]"] = extension
+        config = sorted(
+            asizeof_rows({key: value for key, value in app.config.items()}),
+            key=lambda row: row[1],
+            reverse=True,
+        )[:25]
+        config_rows = [(key, size, mask_value(key, app.config.get(key))) for key, size, _ in config]
+        return _page("sizes.html", rows=asizeof_rows(objects), config=config_rows)
+
+    @bp.route("/memory/classes", methods=["GET", "POST"])
+    def classes() -> Response:
+        """Tier 3: Pympler's class tracker for the classes the user names."""
+        messages: list[str] = []
+        if request.method == "POST":
+            token = request.form.get("token", "")
+            if not hmac.compare_digest(token, state.form_token):
+                abort(400)
+            names = request.form.get("names", "").replace(",", " ").split()
+            with state.lock:
+                if request.form.get("action") == "stop":
+                    if state.tracker is not None:
+                        state.tracker.detach_all()
+                    state.tracker = None
+                    state.tracked = []
+                    messages.append("The class tracker is stopped.")
+                else:
+                    messages.extend(_track(state, names))
+        with state.lock:
+            rows = tracker_rows(state.tracker) if state.tracker is not None else []
+            tracked = list(state.tracked)
+        return _page(
+            "classes.html",
+            rows=rows,
+            tracked=tracked,
+            messages=messages,
+            token=state.form_token,
+            action=url_for(f"{BLUEPRINT_NAME}.classes"),
+        )
+
+    @bp.get("/report/<report_id>")
+    def report(report_id: str) -> Response:
+        """The panels' data for a request that got an ``X-Observe-Report`` header."""
+        item = state.reports.get(report_id)
+        if item is None:
+            abort(404)
+        return _page("report.html", data=item, tier1=item.memory, tier2=item.heap, standalone=True)
+
+    return bp
+
+
+def _track(state: ToolbarState, names: list[str]) -> list[str]:
+    """Start tracking *names* (caller holds ``state.lock``); messages for the page."""
+    from pympler.classtracker import ClassTracker
+
+    messages = []
+    for name in names:
+        if name in state.tracked:
+            continue
+        if len(state.tracked) >= MAX_TRACKED:
+            messages.append(f"At most {MAX_TRACKED} classes are tracked; {name} is not.")
+            continue
+        cls = resolve_class(name)
+        if cls is None:
+            messages.append(
+                f"No class {name} in the loaded modules (give module.Class; nothing is imported)."
+            )
+            continue
+        if state.tracker is None:
+            state.tracker = ClassTracker()
+        state.tracker.track_class(cls, name=name)
+        state.tracked.append(name)
+        messages.append(f"Tracking new instances of {name}.")
+    return messages
