@@ -34,7 +34,6 @@ if t.TYPE_CHECKING:
 LEAN_OPTIONS: dict[str, t.Any] = {
     "default_integrations": False,
     "auto_enabling_integrations": False,
-    "send_default_pii": False,
     "traces_sample_rate": None,
 }
 

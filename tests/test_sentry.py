@@ -1,0 +1,349 @@
+"""Sentry capture with the real sentry-sdk posting envelopes to a receiver on 127.0.0.1:
+exactly one event per unhandled error, none for 4xx, matching event ids, no secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import typing as t
+
+import pytest
+import sentry_sdk
+from flask import abort
+from flask import Flask
+from flask import request
+
+from flask_observe import APIError
+from flask_observe import Observe
+from flask_observe.errors import GENERIC_DETAIL
+from tests.sentry_receiver import closed_port_dsn
+from tests.sentry_receiver import EnvelopeReceiver
+from tests.sentry_receiver import sentry_isolated
+from tests.sentry_receiver import SilentServer
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from werkzeug.test import TestResponse
+
+#: Every value here must be absent from every byte the receiver gets.
+PII: dict[str, str] = {
+    "password": "pw-Kd93hQ",
+    "card": "4111-5555-0000-9182",
+    "api_key": "ak-Vn28sL",
+    "client_secret": "cs-Jm51tR",
+    "authorization": "tok-Bz47yW",
+    "cookie": "ck-Hx62pN",
+    "x_api_key": "xk-Ql35dF",
+    "x_auth_token": "xt-Wr84cV",
+    "query_api_key": "qa-Tp19mZ",
+    "query_token": "qt-Ys73gK",
+    "url_password": "up-Ne66bJ",
+    "custom": "cu-Lf20hD",
+}
+
+
+@pytest.fixture(autouse=True)
+def isolated_sdk() -> Iterator[None]:
+    """Each test starts and ends without a bound client."""
+    yield from sentry_isolated()
+
+
+@pytest.fixture
+def receiver() -> Iterator[EnvelopeReceiver]:
+    with EnvelopeReceiver() as server:
+        yield server
+
+
+def build_app(**config: object) -> Flask:
+    app = Flask("sentry_app")
+    app.config.update(PROPAGATE_EXCEPTIONS=False)
+    app.config.update(config)
+
+    @app.get("/ok")
+    def ok() -> str:
+        return "ok"
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError(f"postgres://user:{PII['url_password']}@db/x")
+
+    @app.post("/pii")
+    def pii() -> str:
+        data = request.get_json()
+        token = request.headers.get("X-Auth-Token")
+        raise RuntimeError(f"could not charge {len(data)} fields with {bool(token)}")
+
+    @app.post("/json")
+    def takes_json() -> dict[str, t.Any]:
+        return {"got": request.get_json()}
+
+    @app.get("/abort/<int:code>")
+    def abort_code(code: int) -> str:
+        abort(code)
+
+    @app.get("/api-error")
+    def api_error() -> str:
+        raise APIError("Numbers must be integers", status=400)
+
+    Observe(app)
+    return app
+
+
+def event_id_of(response: TestResponse) -> str:
+    body = json.loads(response.get_data())
+    assert body["event_id"] == response.headers["X-Sentry-Event-Id"]
+    assert len(body["event_id"]) == 32
+    return t.cast(str, body["event_id"])
+
+
+def flush() -> None:
+    sentry_sdk.flush(timeout=2)
+
+
+def test_unhandled_error_is_captured_exactly_once(receiver: EnvelopeReceiver) -> None:
+    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn)
+    response = app.test_client().get("/boom?page=2")
+    assert response.status_code == 500
+    event_id = event_id_of(response)
+    assert json.loads(response.get_data())["detail"] == GENERIC_DETAIL
+    flush()
+    events = receiver.wait_for_events(1)
+    assert len(events) == 1
+    event = events[0]
+    assert event["event_id"] == event_id
+    assert event["transaction"] == "boom"
+    assert event["tags"]["route"] == "/boom"
+    assert event["tags"]["endpoint"] == "boom"
+    assert event["request"]["method"] == "GET"
+    assert event["request"]["url"] == "http://localhost/boom"
+    assert event["request"]["query_string"] == "page=2"
+    assert event["request"]["headers"]["Host"] == "localhost"
+    exception = event["exception"]["values"][-1]
+    assert exception["type"] == "RuntimeError"
+    assert exception["mechanism"] == {"type": "flask_observe", "handled": False}
+    assert PII["url_password"] not in json.dumps(event)
+    assert "postgres://[Filtered]@db/x" in exception["value"]
+    assert receiver.paths == ["/api/1/envelope/"]
+
+
+def test_captured_under_propagate_exceptions(receiver: EnvelopeReceiver) -> None:
+    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn, TESTING=True, PROPAGATE_EXCEPTIONS=None)
+    with pytest.raises(RuntimeError):
+        app.test_client().get("/boom")
+    flush()
+    assert len(receiver.wait_for_events(1)) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "data"),
+    [
+        pytest.param("GET", "/nowhere", None, id="404"),
+        pytest.param("POST", "/ok", None, id="405"),
+        pytest.param("POST", "/json", b'{"a": ', id="malformed-json-400"),
+        pytest.param("GET", "/abort/403", None, id="abort-403"),
+        pytest.param("GET", "/abort/429", None, id="abort-429"),
+        pytest.param("GET", "/api-error", None, id="api-error-400"),
+        pytest.param("GET", "/ok", None, id="success"),
+    ],
+)
+def test_4xx_are_never_captured(
+    receiver: EnvelopeReceiver, method: str, path: str, data: bytes | None
+) -> None:
+    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn)
+    response = app.test_client().open(
+        path, method=method, data=data, content_type="application/json"
+    )
+    assert response.status_code < 500
+    assert "X-Sentry-Event-Id" not in response.headers
+    assert "event_id" not in response.get_data(as_text=True)
+    # a capture after it proves the transport works and that nothing came before
+    app.test_client().get("/boom")
+    flush()
+    events = receiver.wait_for_events(1)
+    assert [e["transaction"] for e in events] == ["boom"]
+
+
+@pytest.mark.parametrize(
+    ("config", "code", "captured"),
+    [
+        pytest.param({}, 500, True, id="500-default"),
+        pytest.param({}, 503, True, id="503-default"),
+        pytest.param({}, 501, False, id="501-default"),
+        pytest.param({"OBSERVE_SENTRY_CAPTURE_STATUSES": [501]}, 501, True, id="501-configured"),
+        pytest.param({"OBSERVE_SENTRY_CAPTURE_STATUSES": []}, 500, False, id="500-off"),
+    ],
+)
+def test_abort_5xx_capture_is_configurable(
+    receiver: EnvelopeReceiver, config: dict[str, object], code: int, captured: bool
+) -> None:
+    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn, **config)
+    response = app.test_client().get(f"/abort/{code}")
+    assert response.status_code == code
+    app.test_client().get("/boom")  # a marker event after it
+    flush()
+    events = receiver.wait_for_events(2 if captured else 1)
+    if captured:
+        assert len(events) == 2
+        assert events[0]["event_id"] == event_id_of(response)
+        assert events[0]["exception"]["values"][-1]["mechanism"]["handled"] is True
+    else:
+        assert [e["transaction"] for e in events] == ["boom"]
+        assert "X-Sentry-Event-Id" not in response.headers
+
+
+def test_no_secret_from_the_pii_fixture_reaches_sentry(receiver: EnvelopeReceiver) -> None:
+    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn, OBSERVE_SCRUB_KEYS=["loyalty_id"])
+    body = {
+        "user": "ann",
+        "password": PII["password"],
+        "card": {"number": PII["card"], "holder": "Ann"},
+        "profile": {
+            "api_key": PII["api_key"],
+            "apps": [{"name": "x", "client_secret": PII["client_secret"]}],
+            "loyalty_id": PII["custom"],
+        },
+    }
+    response = app.test_client().post(
+        f"/pii?api_key={PII['query_api_key']}&token={PII['query_token']}&page=3",
+        json=body,
+        headers={
+            "Authorization": f"Bearer {PII['authorization']}",
+            "Cookie": f"session={PII['cookie']}",
+            "X-Api-Key": PII["x_api_key"],
+            "X-Auth-Token": PII["x_auth_token"],
+        },
+    )
+    assert response.status_code == 500
+    event_id = event_id_of(response)
+    flush()
+    events = receiver.wait_for_events(1)
+    assert [e["event_id"] for e in events] == [event_id]
+    raw = receiver.raw
+    for name, secret in PII.items():
+        if name != "url_password":
+            assert secret.encode() not in raw, name
+    # the event is still useful: structure and harmless values survive
+    event = events[0]
+    assert event["request"]["data"]["user"] == "ann"
+    assert event["request"]["data"]["card"] == "[Filtered]"
+    assert event["request"]["data"]["profile"]["apps"][0]["name"] == "x"
+    assert "page=3" in event["request"]["query_string"]
+    assert event["request"]["headers"]["Authorization"] == "[Filtered]"
+
+
+def test_flask_integration_active_still_exactly_once(receiver: EnvelopeReceiver) -> None:
+    from sentry_sdk.integrations.flask import FlaskIntegration
+
+    sentry_sdk.init(dsn=receiver.dsn, integrations=[FlaskIntegration()])
+    app = build_app()  # no OBSERVE_SENTRY_DSN: the app's own SDK set-up is used
+    response = app.test_client().get(f"/boom?token={PII['query_token']}")
+    assert response.status_code == 500
+    event_id = event_id_of(response)
+    flush()
+    events = receiver.wait_for_events(2, timeout=1.0)
+    assert [e["event_id"] for e in events] == [event_id]
+    assert events[0]["exception"]["values"][-1]["mechanism"]["type"] == "flask"
+    assert PII["query_token"].encode() not in receiver.raw
+    assert PII["url_password"].encode() not in receiver.raw
+
+
+def test_app_initialised_lean_sdk_is_used_and_scrubbed(receiver: EnvelopeReceiver) -> None:
+    seen: list[dict[str, t.Any]] = []
+
+    def own_before_send(event: t.Any, hint: t.Any) -> t.Any:
+        seen.append(event)
+        event.setdefault("tags", {})["own"] = "yes"
+        return event
+
+    sentry_sdk.init(dsn=receiver.dsn, default_integrations=False, before_send=own_before_send)
+    app = build_app()
+    response = app.test_client().get("/boom", headers={"X-Auth-Token": PII["x_auth_token"]})
+    event_id = event_id_of(response)
+    flush()
+    events = receiver.wait_for_events(1)
+    assert [e["event_id"] for e in events] == [event_id]
+    assert events[0]["tags"]["own"] == "yes"  # the app's before_send ran...
+    assert seen[0]["request"]["headers"]["X-Auth-Token"] == "[Filtered]"  # ...after ours
+    assert PII["x_auth_token"].encode() not in receiver.raw
+
+
+def test_no_sdk_configured_captures_nothing_and_answers_the_same() -> None:
+    response = build_app().test_client().get("/boom")
+    assert response.status_code == 500
+    assert "X-Sentry-Event-Id" not in response.headers
+    assert "event_id" not in json.loads(response.get_data())
+
+
+def test_event_id_header_name_is_configurable(receiver: EnvelopeReceiver) -> None:
+    client = build_app(OBSERVE_SENTRY_DSN=receiver.dsn, OBSERVE_EVENT_ID_HEADER="X-Error-Id")
+    response = client.test_client().get("/boom")
+    assert response.headers["X-Error-Id"] == json.loads(response.get_data())["event_id"]
+    assert "X-Sentry-Event-Id" not in response.headers
+    off = build_app(OBSERVE_SENTRY_DSN=receiver.dsn, OBSERVE_EVENT_ID_HEADER=None)
+    response = off.test_client().get("/boom")
+    assert "event_id" in json.loads(response.get_data())
+    assert "X-Sentry-Event-Id" not in response.headers
+
+
+def test_json_errors_off_still_captures_with_header(receiver: EnvelopeReceiver) -> None:
+    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn, OBSERVE_JSON_ERRORS=False)
+    response = app.test_client().get("/boom")
+    assert response.mimetype == "text/html"
+    flush()
+    events = receiver.wait_for_events(1)
+    assert [e["event_id"] for e in events] == [response.headers["X-Sentry-Event-Id"]]
+
+
+def test_lean_init_enables_no_framework_integration(receiver: EnvelopeReceiver) -> None:
+    build_app(OBSERVE_SENTRY_DSN=receiver.dsn)
+    client = sentry_sdk.get_client()
+    assert client.is_active()
+    assert set(client.integrations) == {"dedupe", "atexit"}
+    assert client.options["traces_sample_rate"] is None
+
+
+def _timed_requests(app: Flask, count: int) -> tuple[float, list[TestResponse]]:
+    client = app.test_client()
+    start = time.perf_counter()
+    responses = [client.get("/boom") for _ in range(count)]
+    return time.perf_counter() - start, responses
+
+
+@pytest.mark.parametrize("target", ["closed-port", "silent-server"])
+def test_unreachable_sentry_changes_nothing_and_adds_no_latency(target: str) -> None:
+    baseline_elapsed, baseline = _timed_requests(build_app(), 20)
+    if target == "closed-port":
+        elapsed, responses = _timed_requests(build_app(OBSERVE_SENTRY_DSN=closed_port_dsn()), 20)
+    else:
+        with SilentServer() as silent:
+            app = build_app(OBSERVE_SENTRY_DSN=silent.dsn)
+            elapsed, responses = _timed_requests(app, 20)
+            sentry_sdk.get_client().close(timeout=0.1)
+            assert silent.accepted >= 1  # the SDK did try to send
+    for plain, ours in zip(baseline, responses, strict=True):
+        assert ours.status_code == plain.status_code == 500
+        body = json.loads(ours.get_data())
+        assert body.pop("event_id")
+        assert body == json.loads(plain.get_data())
+    # capture only enqueues: 20 errors cost milliseconds, not a connect or read timeout
+    assert elapsed < baseline_elapsed + 0.5
+
+
+def test_fork_recreates_the_client_instead_of_resending(
+    receiver: EnvelopeReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn)
+    parent_client = sentry_sdk.get_client()
+    real_pid = os.getpid()
+    monkeypatch.setattr(os, "getpid", lambda: real_pid + 1)  # as in a forked worker
+    response = app.test_client().get("/boom")
+    monkeypatch.undo()
+    child_client = sentry_sdk.get_client()
+    assert child_client is not parent_client
+    assert set(child_client.integrations) == {"dedupe", "atexit"}
+    flush()
+    events = receiver.wait_for_events(1)
+    assert [e["event_id"] for e in events] == [event_id_of(response)]
+    parent_client.close(timeout=0.1)
