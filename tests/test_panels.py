@@ -444,3 +444,15 @@ def test_a_404_page_still_renders_the_panels() -> None:
     response = client.get("/missing")
     assert response.status_code == 404
     response.close()
+
+
+def test_html_page_links_to_the_values_sent() -> None:
+    client = make_toolbar_app().test_client()
+    html = get_page(client)
+    assert 'id="observe-metrics-later"' in html
+    link = re.search(r'id="observe-final-link"><a href="([^"]+)"', html)
+    assert link
+    report = client.get(link.group(1)).get_data(as_text=True)
+    assert "Total (until the body was closed)" in report
+    assert re.search(r'id="observe-server-timing">app;dur=[\d.]+, page;dur=[\d.]+<', report)
+    assert re.search(r'<pre id="observe-metrics">[^<]*\|ms', report)

@@ -150,6 +150,17 @@ def request_allowed() -> bool:
     return app.debug
 
 
+def skip_request() -> bool:
+    """Whether the panels leave the current request alone: our own pages and static
+    files (the toolbar's, the app's, any blueprint's), which a page pulls in by the
+    dozen and which would each pay for the heap diff.
+    """
+    endpoint = request.endpoint or ""
+    return (
+        request.blueprint == BLUEPRINT_NAME or endpoint == "static" or endpoint.endswith(".static")
+    )
+
+
 def register_routes(app: Flask) -> None:
     """Register our blueprint on *app* once (pages, reports, static files).
 

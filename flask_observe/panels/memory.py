@@ -20,7 +20,6 @@ import typing as t
 from time import perf_counter
 
 from flask import current_app
-from flask import request as flask_request
 from flask import url_for
 from flask_debugtoolbar.panels import DebugPanel
 
@@ -29,6 +28,7 @@ from ..record import current_record
 from . import BLUEPRINT_NAME
 from . import get_toolbar_state
 from . import register_routes
+from . import skip_request
 from .heap import heap_diff
 from .heap import sample
 from .heap import Tier1
@@ -78,7 +78,7 @@ class MemoryPanel(DebugPanel):
         The toolbar calls the wrapper without ``ensure_sync``; the wrapper runs the view
         through ``app.ensure_sync``, so ``async def`` views work with the toolbar on.
         """
-        if flask_request.blueprint == BLUEPRINT_NAME:
+        if skip_request():
             return None
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         view = app.ensure_sync(view_func)

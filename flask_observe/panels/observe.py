@@ -21,13 +21,16 @@ from time import perf_counter
 
 from flask import current_app
 from flask import request as flask_request
+from flask import url_for
 from flask_debugtoolbar.panels import DebugPanel
 
 from ..config import OPTIONS
 from ..record import current_record
 from . import BLUEPRINT_NAME
 from . import register_routes
+from . import skip_request
 from .masking import mask_value
+from .report import keep_report
 from .report import note_view_time
 from .report import Snapshot
 from .report import snapshot
@@ -82,7 +85,7 @@ class ObservePanel(DebugPanel):
         view_kwargs: dict[str, t.Any],
     ) -> Callable[..., t.Any] | None:
         """Time the view; run ``async def`` views through ``app.ensure_sync``."""
-        if flask_request.blueprint == BLUEPRINT_NAME or current_record() is None:
+        if skip_request() or current_record() is None:
             if inspect.iscoroutinefunction(view_func):
                 return current_app.ensure_sync(view_func)
             return None
@@ -107,11 +110,13 @@ class ObservePanel(DebugPanel):
             state = current_app.extensions.get("observe")
             if record is None or state is None:
                 return None
+            report_id = keep_report(record, flask_request.path)
             data = snapshot(
                 record,
                 path=flask_request.path,
                 final=False,
                 server_timing=state.config.server_timing,
+                report_id=report_id,
             )
             self.data = dataclasses.replace(data, status=self.status)
         return self.data
@@ -132,9 +137,14 @@ class ObservePanel(DebugPanel):
         return ""
 
     def content(self) -> str:
+        data = self._snapshot()
+        report_url = None
+        if data is not None and data.id:
+            report_url = url_for(f"{BLUEPRINT_NAME}.report", report_id=data.id)
         return render(
             "observe.html",
-            data=self._snapshot(),
+            data=data,
+            report_url=report_url,
             config=config_rows(current_app),
             initialised="observe" in current_app.extensions,
             standalone=False,

@@ -120,6 +120,22 @@ def snapshot(
     )
 
 
+def keep_report(record: RequestRecord, path: str) -> str:
+    """Have the finish hook store this request's final values; return the report id.
+
+    :param record: the request's record.
+    :param path: the request path.
+    """
+    if record.extra is None:
+        record.extra = {}
+    existing = record.extra.get(REPORT_KEY)
+    if existing is not None:
+        return t.cast(str, existing[0])
+    report_id = secrets.token_hex(8)
+    record.extra[REPORT_KEY] = (report_id, path)
+    return report_id
+
+
 def note_view_time(seconds: float) -> None:
     """Keep the view's duration on the current record (the innermost wrapper wins:
     panels wrap each other's views, the first to finish measured the least else).
@@ -194,10 +210,7 @@ def install_report_hooks(app: Flask, state: ObserveState) -> None:
             record = current_record()
             if record is None or not request_allowed():
                 return response
-            report_id = secrets.token_hex(8)
-            if record.extra is None:
-                record.extra = {}
-            record.extra[REPORT_KEY] = (report_id, request.path)
+            report_id = keep_report(record, request.path)
             response.headers[REPORT_HEADER] = url_for(
                 f"{BLUEPRINT_NAME}.report", report_id=report_id
             )
