@@ -36,8 +36,8 @@ from .record import current_record
 from .statsd_client import StatsdClient
 
 if t.TYPE_CHECKING:
-    from collections.abc import Awaitable
     from collections.abc import Callable
+    from collections.abc import Coroutine
     from types import TracebackType
 
     from flask import Flask
@@ -316,7 +316,9 @@ class MetricTimer:
         _send("ms", self.name, self.ms, self.tags)
 
     @t.overload
-    def __call__(self, func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]: ...
+    def __call__(
+        self, func: Callable[P, Coroutine[t.Any, t.Any, R]]
+    ) -> Callable[P, Coroutine[t.Any, t.Any, R]]: ...
 
     @t.overload
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]: ...

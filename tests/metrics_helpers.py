@@ -1,0 +1,100 @@
+"""Fixtures for the metrics tests: a real loopback UDP receiver and apps whose statsd
+clients are closed after each test (an open socket would fail the run)."""
+
+from __future__ import annotations
+
+import socket
+import time
+import typing as t
+
+import pytest
+from flask import Flask
+
+from flask_observe import metrics
+from flask_observe import Observe
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable
+    from collections.abc import Iterator
+
+
+class UdpReceiver:
+    """A plain UDP socket on 127.0.0.1 standing in for statsd on the wire."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        #: Every datagram received so far, decoded.
+        self.packets: list[str] = []
+
+    def receive(self, timeout: float = 0.2) -> list[str]:
+        """Read datagrams until none arrives for *timeout* seconds; return new lines."""
+        lines: list[str] = []
+        self.sock.settimeout(timeout)
+        while True:
+            try:
+                data = self.sock.recv(65535)
+            except TimeoutError:
+                return lines
+            packet = data.decode("ascii")
+            self.packets.append(packet)
+            lines.extend(packet.split("\n"))
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[str]:
+        """Read until at least *count* lines arrived or *timeout* passed."""
+        lines: list[str] = []
+        deadline = time.monotonic() + timeout
+        while len(lines) < count and time.monotonic() < deadline:
+            lines.extend(self.receive(0.05))
+        return lines
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def udp() -> Iterator[UdpReceiver]:
+    receiver = UdpReceiver()
+    yield receiver
+    receiver.close()
+
+
+MetricsAppFactory = t.Callable[..., Flask]
+
+
+@pytest.fixture
+def metrics_app() -> Iterator[Callable[..., Flask]]:
+    """Build testing apps with Flask-Observe; their statsd clients are closed after."""
+    apps: list[Flask] = []
+
+    def factory(**config: object) -> Flask:
+        app = Flask("metrics_test_app")
+        app.config["TESTING"] = True
+        app.config.update(config)
+        Observe(app)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        client = metrics.client(app)
+        if client is not None:
+            client.close()
+
+
+def udp_config(receiver: UdpReceiver, **extra: object) -> dict[str, object]:
+    """Configuration that sends to *receiver* with a short flush interval."""
+    return {
+        "OBSERVE_STATSD_HOST": "127.0.0.1",
+        "OBSERVE_STATSD_PORT": receiver.port,
+        "OBSERVE_STATSD_FLUSH_INTERVAL": 0.05,
+        **extra,
+    }
+
+
+def flush(app: Flask) -> None:
+    """Send what the app's client buffered, now."""
+    client = metrics.client(app)
+    assert client is not None
+    client.flush()

@@ -1,0 +1,732 @@
+"""Metrics on the wire: exact statsd lines read from a real UDP socket, the app API,
+recording, naming safety, transport failures, sampling, threads and fork."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import typing as t
+import warnings
+
+import pytest
+import statsd
+from flask import Blueprint
+from flask import Flask
+from flask import Response
+from werkzeug.test import EnvironBuilder
+
+from flask_observe import ConfigError
+from flask_observe import current_record
+from flask_observe import metrics
+from flask_observe import timed
+from flask_observe.extension import get_state
+from flask_observe.naming import clean_part
+from flask_observe.record import RequestRecord
+from tests.metrics_helpers import flush
+from tests.metrics_helpers import metrics_app
+from tests.metrics_helpers import MetricsAppFactory
+from tests.metrics_helpers import udp
+from tests.metrics_helpers import udp_config
+from tests.metrics_helpers import UdpReceiver
+
+if t.TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["metrics_app", "udp"]  # fixtures used by name
+
+MS = r"\d+\.\d{6}"
+LINE = re.compile(r"^[A-Za-z0-9_.-]+(?:[;,][A-Za-z0-9_.=;,-]+)?:[-+]?[0-9.]+\|(?:c|ms|g)")
+
+
+def demo_routes(app: Flask) -> None:
+    api = Blueprint("api", __name__)
+
+    @api.get("/items/<int:item_id>")
+    def get_item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    @api.post("/boom")
+    def boom() -> str:
+        raise KeyError("boom")
+
+    app.register_blueprint(api, url_prefix="/api")
+
+
+def capture_records(app: Flask) -> list[RequestRecord]:
+    """Collect each finished request's record (a finish hook after the metrics one)."""
+    records: list[RequestRecord] = []
+    get_state(app).finish_hooks.append(records.append)
+    return records
+
+
+EXPECTED = {
+    "none": [
+        rf"p\.request\.api\.get_item\.GET:{MS}\|ms",
+        r"p\.response\.api\.get_item\.GET\.200:1\|c",
+        rf"p\.request\._unmatched\.GET:{MS}\|ms",
+        r"p\.response\._unmatched\.GET\.404:1\|c",
+        rf"p\.request\.api\.boom\.POST:{MS}\|ms",
+        r"p\.response\.api\.boom\.POST\.500:1\|c",
+        r"p\.exception\.api\.boom\.KeyError:1\|c",
+    ],
+    "graphite": [
+        rf"p\.request;endpoint=api\.get_item;method=GET:{MS}\|ms",
+        r"p\.response;endpoint=api\.get_item;method=GET;status=200:1\|c",
+        rf"p\.request;endpoint=_unmatched;method=GET:{MS}\|ms",
+        r"p\.response;endpoint=_unmatched;method=GET;status=404:1\|c",
+        rf"p\.request;endpoint=api\.boom;method=POST:{MS}\|ms",
+        r"p\.response;endpoint=api\.boom;method=POST;status=500:1\|c",
+        r"p\.exception;endpoint=api\.boom;exception=KeyError:1\|c",
+    ],
+    "influxdb": [
+        rf"p\.request,endpoint=api\.get_item,method=GET:{MS}\|ms",
+        r"p\.response,endpoint=api\.get_item,method=GET,status=200:1\|c",
+        rf"p\.request,endpoint=_unmatched,method=GET:{MS}\|ms",
+        r"p\.response,endpoint=_unmatched,method=GET,status=404:1\|c",
+        rf"p\.request,endpoint=api\.boom,method=POST:{MS}\|ms",
+        r"p\.response,endpoint=api\.boom,method=POST,status=500:1\|c",
+        r"p\.exception,endpoint=api\.boom,exception=KeyError:1\|c",
+    ],
+    "dogstatsd": [
+        rf"p\.request:{MS}\|ms\|#endpoint:api\.get_item,method:GET",
+        r"p\.response:1\|c\|#endpoint:api\.get_item,method:GET,status:200",
+        rf"p\.request:{MS}\|ms\|#endpoint:_unmatched,method:GET",
+        r"p\.response:1\|c\|#endpoint:_unmatched,method:GET,status:404",
+        rf"p\.request:{MS}\|ms\|#endpoint:api\.boom,method:POST",
+        r"p\.response:1\|c\|#endpoint:api\.boom,method:POST,status:500",
+        r"p\.exception:1\|c\|#endpoint:api\.boom,exception:KeyError",
+    ],
+}
+
+
+@pytest.mark.parametrize("dialect", list(EXPECTED))
+def test_request_lines_on_the_wire(
+    dialect: str, metrics_app: MetricsAppFactory, udp: UdpReceiver
+) -> None:
+    app = metrics_app(
+        **udp_config(udp, OBSERVE_STATSD_PREFIX="p", OBSERVE_STATSD_TAGS=dialect),
+        PROPAGATE_EXCEPTIONS=False,
+    )
+    demo_routes(app)
+    client = app.test_client()
+    assert client.get("/api/items/7", buffered=True).status_code == 200
+    assert client.get("/no/such/page", buffered=True).status_code == 404
+    assert client.post("/api/boom", buffered=True).status_code == 500
+    flush(app)
+    lines = udp.wait_for(7)
+    assert len(lines) == 7, lines
+    for pattern, line in zip(EXPECTED[dialect], lines, strict=True):
+        assert re.fullmatch(pattern, line), (pattern, line)
+    # One packet, not one datagram per line.
+    assert len(udp.packets) == 1
+
+
+def test_timer_measures_until_the_streamed_body_closed(
+    metrics_app: MetricsAppFactory, udp: UdpReceiver
+) -> None:
+    app = metrics_app(**udp_config(udp))
+
+    @app.get("/stream")
+    def stream() -> Response:
+        def generate() -> t.Iterator[str]:
+            yield "a"
+            time.sleep(0.05)
+            yield "b"
+
+        return Response(generate())
+
+    response = app.test_client().get("/stream", buffered=True)
+    assert float(response.headers["X-Runtime"]) < 0.04
+    flush(app)
+    timer = next(line for line in udp.wait_for(2) if "|ms" in line)
+    assert float(timer.split(":")[1].split("|")[0]) >= 50.0
+
+
+def test_lines_match_pystatsd(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
+    """Our none-dialect lines are byte for byte what pystatsd sends for the same calls."""
+    reference = statsd.StatsClient("127.0.0.1", udp.port, prefix="p")
+    try:
+        with reference.pipeline() as pipe:
+            pipe.incr("jobs.sent")
+            pipe.incr("jobs.sent", 3)
+            pipe.decr("jobs.sent", 2)
+            pipe.timing("jobs.time", 12.5)
+            pipe.gauge("queue", 7)
+            pipe.gauge("queue", -4)
+            pipe.gauge("queue", 2, delta=True)
+            pipe.gauge("queue", -1, delta=True)
+        expected = udp.wait_for(9)
+    finally:
+        reference.close()
+    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_PREFIX="p"))
+    with app.app_context():
+        metrics.incr("jobs.sent")
+        metrics.incr("jobs.sent", 3)
+        metrics.incr("jobs.sent", -2)
+        metrics.timing("jobs.time", 12.5)
+        metrics.gauge("queue", 7)
+        metrics.gauge("queue", -4)
+        metrics.gauge("queue", 2, delta=True)
+        metrics.gauge("queue", -1, delta=True)
+    flush(app)
+    assert udp.wait_for(9) == expected
+    assert len(expected) == 9
+
+
+@pytest.mark.parametrize(
+    ("dialect", "expected"),
+    [
+        ("none", "p.mail.sent.bulk.eu:2|c"),
+        ("graphite", "p.mail.sent;queue=bulk;region=eu:2|c"),
+        ("influxdb", "p.mail.sent,queue=bulk,region=eu:2|c"),
+        ("dogstatsd", "p.mail.sent:2|c|#queue:bulk,region:eu"),
+    ],
+)
+def test_api_tags_per_dialect(
+    dialect: str, expected: str, metrics_app: MetricsAppFactory, udp: UdpReceiver
+) -> None:
+    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_PREFIX="p", OBSERVE_STATSD_TAGS=dialect))
+    with app.app_context():
+        metrics.incr("mail.sent", 2, tags={"queue": "bulk", "region": "eu"})
+    flush(app)
+    assert udp.wait_for(1) == [expected]
+
+
+def test_api_outside_app_context_raises_clearly() -> None:
+    for call in (
+        lambda: metrics.incr("x"),
+        lambda: metrics.gauge("x", 1),
+        lambda: metrics.timing("x", 1.0),
+        lambda: metrics.timer("x").__enter__(),
+    ):
+        with pytest.raises(RuntimeError, match="application context"):
+            call()
+
+
+def test_api_on_app_without_observe_raises_clearly() -> None:
+    with Flask("plain").app_context(), pytest.raises(RuntimeError, match="init_app"):
+        metrics.incr("x")
+
+
+def test_timer_context_manager_decorator_and_server_timing(
+    metrics_app: MetricsAppFactory, udp: UdpReceiver
+) -> None:
+    app = metrics_app(**udp_config(udp))
+
+    @metrics.timer("work.sync")
+    def work() -> int:
+        time.sleep(0.01)
+        return 1
+
+    @metrics.timer("work.async")
+    async def work_async() -> int:
+        await asyncio.sleep(0.01)
+        return 2
+
+    @app.get("/")
+    def index() -> str:
+        with metrics.timer("block") as block:
+            time.sleep(0.005)
+        assert block.ms is not None and block.ms >= 5.0
+        return str(work())
+
+    response = app.test_client().get("/", buffered=True)
+    assert re.search(r"block;dur=\d+\.\d+", response.headers["Server-Timing"])
+    with app.app_context():
+        assert asyncio.run(work_async()) == 2
+    flush(app)
+    lines = udp.wait_for(5)
+    names = [line.split(":")[0] for line in lines]
+    assert names == [
+        "block",
+        "work.sync",
+        "request.index.GET",
+        "response.index.GET.200",
+        "work.async",
+    ]
+    assert float(lines[1].split(":")[1].split("|")[0]) >= 10.0
+
+
+def test_timed_view_emits_a_timer(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
+    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_PREFIX="p"))
+
+    @app.get("/report")
+    @timed("report.build")
+    def report() -> str:
+        return "ok"
+
+    app.test_client().get("/report", buffered=True)
+    flush(app)
+    assert re.fullmatch(rf"p\.report\.build:{MS}\|ms", udp.wait_for(3)[-1])
+
+
+def test_development_default_records_and_sends_nothing(
+    metrics_app: MetricsAppFactory,
+) -> None:
+    app = metrics_app(OBSERVE_STATSD_PREFIX="dev")
+
+    @app.get("/")
+    def index() -> str:
+        metrics.incr("visits")
+        return "ok"
+
+    assert metrics.client(app) is None
+    records = capture_records(app)
+    app.test_client().get("/", buffered=True)
+    record = records[0]
+    assert record.metric_lines is not None
+    assert record.metric_lines[0] == "dev.visits:1|c"
+    assert re.fullmatch(rf"dev\.request\.index\.GET:{MS}\|ms", record.metric_lines[1])
+    assert record.metric_lines[2] == "dev.response.index.GET.200:1|c"
+
+
+def test_production_without_host_has_no_hook() -> None:
+    app = Flask("prod")
+    from flask_observe import Observe
+
+    Observe(app)
+    state = get_state(app)
+    assert state.finish_hooks == []
+    with app.app_context():
+        metrics.incr("x")  # no host, no recording: nothing happens, nothing raises
+
+
+def test_recording_can_be_forced_off_in_testing(metrics_app: MetricsAppFactory) -> None:
+    app = metrics_app(OBSERVE_METRICS_RECORD=False)
+    assert get_state(app).finish_hooks == []
+    seen: list[RequestRecord | None] = []
+
+    @app.get("/")
+    def index() -> str:
+        metrics.incr("visits")
+        seen.append(current_record())
+        return "ok"
+
+    app.test_client().get("/", buffered=True)
+    assert seen[0] is not None and seen[0].metric_lines is None
+
+
+HOSTILE = [
+    pytest.param("a|c\nevil:9|c", id="pipe-newline-injection"),
+    pytest.param("x:1|c@0.1", id="colon-at"),
+    pytest.param("café.naïve", id="non-ascii"),
+    pytest.param("e" * 300, id="300-chars"),
+    pytest.param("..dots..", id="empty-nodes"),
+    pytest.param("#tag,k=v;t=1 ", id="tag-separators"),
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_names_are_cleaned(
+    name: str, metrics_app: MetricsAppFactory, udp: UdpReceiver
+) -> None:
+    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_MAX_PACKET=8192))
+
+    def view() -> str:
+        metrics.incr(name, tags={name: name})
+        return "ok"
+
+    app.add_url_rule("/hostile", endpoint=name, view_func=view)
+    response = app.test_client().open("/hostile", method="BREW\x7f", buffered=True)
+    assert response.status_code == 405  # a method outside the route still gets metrics
+    response = app.test_client().get("/hostile", buffered=True)
+    assert response.status_code == 200
+    flush(app)
+    lines = udp.wait_for(5)
+    assert len(lines) == 5, lines
+    for line in lines:
+        assert LINE.match(line), line
+        key = line.split(":")[0]
+        assert len(key) < 400
+    assert "._OTHER" in lines[0]
+    clean = clean_part(name)
+    assert lines[2].startswith(f"{clean}.{clean}:1|c")
+    assert lines[4] == f"response.{clean}.GET.200:1|c"
+    assert len(clean) <= 100
+
+
+def test_oversize_line_is_dropped_and_counted(
+    metrics_app: MetricsAppFactory, udp: UdpReceiver
+) -> None:
+    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_MAX_PACKET=64))
+    with app.app_context():
+        metrics.incr("short")
+        metrics.incr("x" * 90)
+        metrics.incr("short.again")
+    client = metrics.client(app)
+    assert client is not None
+    flush(app)
+    assert udp.wait_for(2) == ["short:1|c", "short.again:1|c"]
+    assert client.dropped_lines == 1
+    assert all(len(packet) <= 64 for packet in udp.packets)
+
+
+def test_packets_respect_the_size_limit(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
+    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_MAX_PACKET=200))
+    with app.app_context():
+        for number in range(100):
+            metrics.incr(f"counter.{number}")
+    flush(app)
+    lines = udp.wait_for(100)
+    assert lines == [f"counter.{number}:1|c" for number in range(100)]
+    assert all(len(packet.encode()) <= 200 for packet in udp.packets)
+    assert len(udp.packets) > 5
+
+
+def test_random_unmatched_paths_keep_names_bounded(metrics_app: MetricsAppFactory) -> None:
+    app = metrics_app()
+    demo_routes(app)
+    names: set[str] = set()
+    get_state(app).finish_hooks.append(
+        lambda record: names.update(line.split(":")[0] for line in record.metric_lines or ())
+    )
+    rng = random.Random(1234)
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@é|\n"
+    base = EnvironBuilder(path="/").get_environ()
+
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
+    ) -> t.Any:
+        return None
+
+    for _ in range(10_000):
+        path = "/" + "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
+        body = app(dict(base, PATH_INFO=path), start_response)
+        b"".join(body)
+        body.close()  # type: ignore[attr-defined]
+    routes = len(list(app.url_map.iter_rules()))
+    timers = {name for name in names if name.startswith("request.")}
+    assert 1 <= len(timers) <= routes + 1, timers
+    assert len(names) <= (routes + 1) * 4, sorted(names)
+
+
+def test_unresolvable_host_at_start_then_resolves(
+    metrics_app: MetricsAppFactory,
+    udp: UdpReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The app starts, requests stay fast, one warning, and metrics resume once the
+    name resolves, all resolution happening off the request thread."""
+    real_getaddrinfo = socket.getaddrinfo
+    resolvable = threading.Event()
+    callers: list[str] = []
+
+    def getaddrinfo(host: t.Any, port: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        if host == "statsd.flask-observe.test":
+            callers.append(threading.current_thread().name)
+            if not resolvable.is_set():
+                time.sleep(0.2)  # a slow failing resolver must not delay requests
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            host = "127.0.0.1"
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    caplog.set_level(logging.WARNING, logger="flask_observe")
+    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_HOST="statsd.flask-observe.test"))
+    client_ = metrics.client(app)
+    assert client_ is not None
+    client_.resolve_interval = 0.1
+    app.add_url_rule("/", "index", lambda: "ok")
+    client = app.test_client()
+    started = time.perf_counter()
+    for _ in range(20):
+        assert client.get("/", buffered=True).status_code == 200
+        time.sleep(0.01)
+    assert time.perf_counter() - started < 1.0
+    deadline = time.monotonic() + 3
+    while len(callers) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(callers) >= 2  # retried
+    warnings_ = [r for r in caplog.records if "unavailable" in r.getMessage()]
+    assert len(warnings_) == 1
+    resolvable.set()
+    client.get("/", buffered=True)
+    lines = udp.wait_for(2, timeout=3)
+    assert "response.index.GET.200:1|c" in lines
+    assert threading.current_thread().name not in callers
+    assert any("reachable again" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("protocol", ["udp", "tcp"])
+def test_daemon_down_raises_nothing(protocol: str, metrics_app: MetricsAppFactory) -> None:
+    kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = metrics_app(
+        OBSERVE_STATSD_HOST="127.0.0.1", OBSERVE_STATSD_PORT=port, OBSERVE_STATSD_PROTOCOL=protocol
+    )
+    app.add_url_rule("/", "index", lambda: "ok")
+    client = app.test_client()
+    for _ in range(50):
+        assert client.get("/", buffered=True).status_code == 200
+    flush(app)
+    for _ in range(50):
+        assert client.get("/", buffered=True).status_code == 200
+    flush(app)
+    if protocol == "tcp":
+        statsd_client = metrics.client(app)
+        assert statsd_client is not None and statsd_client.dropped_lines == 200
+
+
+def test_tcp_transport(metrics_app: MetricsAppFactory) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        server.settimeout(5)
+        app = metrics_app(
+            OBSERVE_STATSD_HOST="127.0.0.1",
+            OBSERVE_STATSD_PORT=server.getsockname()[1],
+            OBSERVE_STATSD_PROTOCOL="tcp",
+        )
+        with app.app_context():
+            metrics.incr("over.tcp")
+            metrics.incr("again")
+        flush(app)
+        conn, _ = server.accept()
+        with conn:
+            conn.settimeout(5)
+            data = b""
+            while data.count(b"\n") < 2:
+                data += conn.recv(4096)
+    assert data == b"over.tcp:1|c\nagain:1|c\n"
+
+
+def test_unix_transport(metrics_app: MetricsAppFactory, tmp_path: Path) -> None:
+    path = str(tmp_path / "statsd.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(path)
+        server.settimeout(5)
+        app = metrics_app(OBSERVE_STATSD_HOST=path, OBSERVE_STATSD_PROTOCOL="unix")
+        with app.app_context():
+            metrics.timing("over.unix", 1.5)
+        flush(app)
+        assert server.recv(4096) == b"over.unix:1.500000|ms"
+
+
+def test_sampling_marks_lines_with_the_rate(
+    metrics_app: MetricsAppFactory, udp: UdpReceiver
+) -> None:
+    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_SAMPLE_RATE=0.25))
+    app.add_url_rule("/", "index", lambda: "ok")
+    client = app.test_client()
+    for _ in range(400):
+        client.get("/", buffered=True)
+    flush(app)
+    lines = udp.wait_for(800, timeout=1)
+    responses = [line for line in lines if line.startswith("response.")]
+    assert all(line == "response.index.GET.200:1|c|@0.25" for line in responses)
+    assert 50 <= len(responses) <= 150  # 100 expected; binomial sd is about 8.7
+    timers = [line for line in lines if line.startswith("request.")]
+    assert len(timers) == len(responses)
+    assert all(line.endswith("|ms|@0.25") for line in timers)
+
+
+def test_thread_safe_under_many_threads(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
+    udp.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    app = metrics_app(**udp_config(udp))
+    app.add_url_rule("/", "index", lambda: "ok")
+    received: list[str] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set() or len(received) < 4000:
+            got = udp.receive(0.2)
+            received.extend(got)
+            if done.is_set() and not got:
+                return
+
+    reading = threading.Thread(target=reader)
+    reading.start()
+
+    def worker() -> None:
+        client = app.test_client()
+        for _ in range(250):
+            client.get("/", buffered=True)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    flush(app)
+    done.set()
+    reading.join()
+    assert received.count("response.index.GET.200:1|c") == 2000
+    assert len(received) == 4000
+    assert all(re.fullmatch(rf"request\.index\.GET:{MS}\|ms", line) for line in received[::2])
+
+
+def test_fork_child_sends_its_own_metrics(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
+    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=30.0))
+    app.add_url_rule("/parent", "parent", lambda: "ok")
+    app.add_url_rule("/child", "child", lambda: "ok")
+    client = app.test_client()
+    for _ in range(2):
+        client.get("/parent", buffered=True)  # buffered in the parent at fork time
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads, 3.12+
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child process
+        code = 1
+        try:
+            for _ in range(3):
+                app.test_client().get("/child", buffered=True)
+            child_client = metrics.client(app)
+            assert child_client is not None
+            child_client.close()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    flush(app)
+    lines = udp.wait_for(10)
+    assert lines.count("response.child.GET.200:1|c") == 3
+    assert lines.count("response.parent.GET.200:1|c") == 2
+    assert len(lines) == 10
+
+
+def test_buffer_is_flushed_at_interpreter_exit(udp: UdpReceiver, tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        from flask import Flask
+        from flask_observe import Observe
+
+        app = Flask("exiting")
+        app.config.update(
+            OBSERVE_STATSD_HOST="127.0.0.1",
+            OBSERVE_STATSD_PORT={udp.port},
+            OBSERVE_STATSD_FLUSH_INTERVAL=60.0,
+        )
+        Observe(app)
+        app.add_url_rule("/", "index", lambda: "ok")
+        client = app.test_client()
+        for _ in range(5):
+            client.get("/", buffered=True)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script],
+        cwd=os.getcwd(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = udp.wait_for(10)
+    assert lines.count("response.index.GET.200:1|c") == 5
+
+
+def test_many_apps_keep_their_own_configuration(udp: UdpReceiver) -> None:
+    from flask_observe import Observe
+
+    apps = []
+    try:
+        for number in range(50):
+            app = Flask(f"app{number}")
+            app.config.update(udp_config(udp, OBSERVE_STATSD_PREFIX=f"app{number}"))
+            Observe(app)
+            apps.append(app)
+        for app in apps:
+            with app.app_context():
+                metrics.incr("hit")
+            flush(app)
+    finally:
+        for app in apps:
+            client = metrics.client(app)
+            assert client is not None
+            client.close()
+    assert sorted(udp.wait_for(50)) == sorted(f"app{n}.hit:1|c" for n in range(50))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("OBSERVE_STATSD_PORT", 0),
+        ("OBSERVE_STATSD_SAMPLE_RATE", 0.0),
+        ("OBSERVE_STATSD_SAMPLE_RATE", 1.5),
+        ("OBSERVE_STATSD_PROTOCOL", "http"),
+        ("OBSERVE_STATSD_TAGS", "prometheus"),
+        ("OBSERVE_STATSD_MAX_PACKET", 10),
+    ],
+)
+def test_invalid_metrics_configuration_names_the_key(key: str, value: object) -> None:
+    from flask_observe import Observe
+
+    app = Flask("bad")
+    app.config[key] = value
+    with pytest.raises(ConfigError, match=key):
+        Observe(app)
+
+
+# -- CLI ---------------------------------------------------------------------------------
+
+
+def test_cli_metrics_lists_names_per_route(metrics_app: MetricsAppFactory) -> None:
+    app = metrics_app(OBSERVE_STATSD_PREFIX="shop")
+    demo_routes(app)
+    result = app.test_cli_runner().invoke(args=["observe", "metrics"])
+    assert result.exit_code == 0, result.output
+    assert "timer    shop.request.api.get_item.GET" in result.output
+    assert "counter  shop.response.api.get_item.GET.<status>" in result.output
+    assert "counter  shop.exception.api.boom.<ExceptionClass>" in result.output
+    assert "counter  shop.response._unmatched.<METHOD>.<status>" in result.output
+
+
+def test_cli_metrics_in_a_tag_dialect(metrics_app: MetricsAppFactory) -> None:
+    app = metrics_app(OBSERVE_STATSD_TAGS="dogstatsd")
+    demo_routes(app)
+    result = app.test_cli_runner().invoke(args=["observe", "metrics"])
+    assert "timer    request #endpoint:api.get_item,method:GET" in result.output
+
+
+def test_cli_check_udp_sent(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
+    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_PREFIX="p"))
+    result = app.test_cli_runner().invoke(args=["observe", "check"])
+    assert result.exit_code == 0, result.output
+    assert "sent over UDP" in result.output
+    assert udp.wait_for(1) == ["p.flask_observe.check:1|c"]
+
+
+def test_cli_check_udp_nobody_listening(metrics_app: MetricsAppFactory) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = metrics_app(OBSERVE_STATSD_HOST="127.0.0.1", OBSERVE_STATSD_PORT=port)
+    result = app.test_cli_runner().invoke(args=["observe", "check"])
+    assert result.exit_code == 1
+    assert "refused" in result.output
+
+
+def test_cli_check_tcp(metrics_app: MetricsAppFactory) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        app = metrics_app(
+            OBSERVE_STATSD_HOST="127.0.0.1",
+            OBSERVE_STATSD_PORT=server.getsockname()[1],
+            OBSERVE_STATSD_PROTOCOL="tcp",
+        )
+        result = app.test_cli_runner().invoke(args=["observe", "check"])
+        assert result.exit_code == 0, result.output
+        assert "statsd answered" in result.output
+        conn, _ = server.accept()
+        with conn:
+            assert conn.recv(100) == b"flask_observe.check:1|c\n"
+
+
+def test_cli_check_without_host(metrics_app: MetricsAppFactory) -> None:
+    result = metrics_app().test_cli_runner().invoke(args=["observe", "check"])
+    assert result.exit_code == 1
+    assert "OBSERVE_STATSD_HOST is not set" in result.output
