@@ -21,10 +21,12 @@ if t.TYPE_CHECKING:
 observe = Observe()
 
 
-def create_app(config: Mapping[str, t.Any] | None = None) -> Flask:
+def create_app(config: Mapping[str, t.Any] | None = None, *, instrument: bool = True) -> Flask:
     """Build the demo app.
 
     :param config: extra configuration, applied last (tests pass theirs here).
+    :param instrument: ``False`` leaves Flask-Observe out: the baseline of the load
+        benchmark (``gunicorn 'demo_app:create_app(instrument=False)'``).
     """
     app = Flask(__name__)
     app.config.from_mapping(
@@ -35,7 +37,8 @@ def create_app(config: Mapping[str, t.Any] | None = None) -> Flask:
     app.config.from_prefixed_env()
     if config:
         app.config.update(config)
-    observe.init_app(app)
+    if instrument:
+        observe.init_app(app)
     app.register_blueprint(pages)
     app.register_blueprint(api, url_prefix="/api")
     if app.config.get("DEBUG_TB_ENABLED", app.debug):

@@ -1,0 +1,468 @@
+"""Load and faults on a real server: gunicorn serving the demo, wrk loading it, a real
+statsd daemon and a real Sentry envelope receiver, all on loopback.
+
+Each scenario runs for a fixed time and stops by itself; the whole run is bounded.
+
+    python benchmarks/load.py            # the long run (10 s per phase)
+    python benchmarks/load.py --seconds 2   # what `make test` runs through tests/test_load.py
+
+Scenarios (each prints bare Flask vs Flask-Observe where a comparison means something):
+
+``statsd-up``
+    4 sync workers, with and without ``--preload``: the daemon's request counter must
+    equal wrk's count (wrk stops counting at its deadline, so up to one in-flight
+    request per connection may be counted by the server only).
+``statsd-restart``
+    the daemon is stopped a third into the run and started again on the same port
+    two thirds in: no failed request, and the new daemon receives metrics.
+``sentry``
+    one request in ten raises; the receiver is up, then a closed port, then a server
+    that accepts and never answers: no request fails, p50/p99 are compared with the
+    receiver up, and with it up every raised request gives exactly one event.
+``threads``
+    ``--threads 8`` (gthread) and 50 connections, metrics to a plain UDP socket: every
+    datagram parses into whole lines and the request count matches.
+
+The statsd daemon is the npm ``statsd`` package installed by ``make services``
+(``.cache/statsd``), configured with a long flush interval so that its management
+``counters`` command returns the totals of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import typing as t
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.sentry_receiver import closed_port_dsn  # noqa: E402
+from tests.sentry_receiver import EnvelopeReceiver  # noqa: E402
+from tests.sentry_receiver import SilentServer  # noqa: E402
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+STATSD_JS = ROOT / ".cache" / "statsd" / "node_modules" / "statsd" / "stats.js"
+PREFIX = "load"
+#: The demo's list endpoint, as the statsd daemon names its response counter.
+ITEMS_COUNTER = f"{PREFIX}.response.api.list_items.GET.200"
+
+RAISE_SHARE_LUA = """
+counter = 0
+request = function()
+  counter = counter + 1
+  if counter % 10 == 0 then
+    return wrk.format("GET", "/api/boom")
+  end
+  return wrk.format("GET", "/api/items")
+end
+"""
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- wrk -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class WrkResult:
+    requests: int
+    rps: float
+    p50: float
+    p99: float
+    non_2xx: int
+    socket_errors: int
+
+
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def parse_wrk(output: str) -> WrkResult:
+    def number(pattern: str) -> float:
+        match = re.search(pattern, output, re.M)
+        if not match:
+            raise RuntimeError(f"unexpected wrk output (no {pattern!r}):\n{output}")
+        return float(match.group(1))
+
+    def latency(label: str) -> float:
+        match = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        if not match:
+            raise RuntimeError(f"no {label} latency in wrk output:\n{output}")
+        return float(match.group(1)) * _UNITS[match.group(2)]
+
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    return WrkResult(
+        requests=int(number(r"^\s+(\d+) requests in")),
+        rps=number(r"Requests/sec:\s+([\d.]+)"),
+        p50=latency("50%"),
+        p99=latency("99%"),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=sum(int(g) for g in errors.groups()) if errors else 0,
+    )
+
+
+def run_wrk(url: str, seconds: int, connections: int = 8, script: str | None = None) -> WrkResult:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is missing: run `make services`")
+    command = [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    with tempfile.TemporaryDirectory() as tmp:
+        if script:
+            path = Path(tmp) / "script.lua"
+            path.write_text(script)
+            command += ["-s", str(path)]
+        output = subprocess.run(
+            [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 60
+        ).stdout
+    return parse_wrk(output)
+
+
+# --- the statsd daemon ---------------------------------------------------------------
+
+
+class StatsdDaemon:
+    """The real statsd daemon on loopback, with its management port for the totals."""
+
+    def __init__(self, port: int | None = None) -> None:
+        if not STATSD_JS.exists() or shutil.which("node") is None:
+            raise RuntimeError(f"statsd daemon missing ({STATSD_JS}): run `make services`")
+        self.port = port or free_port(socket.SOCK_DGRAM)
+        self.mgmt_port = free_port()
+        self._dir = tempfile.TemporaryDirectory()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> StatsdDaemon:
+        config = Path(self._dir.name) / "config.js"
+        settings = {
+            "port": self.port,
+            "address": "127.0.0.1",
+            "mgmt_address": "127.0.0.1",
+            "mgmt_port": self.mgmt_port,
+            "flushInterval": 3_600_000,  # never during a run: counters hold the totals
+            "backends": [],
+        }
+        config.write_text(f"({json.dumps(settings)})\n")
+        self.process = subprocess.Popen(
+            ["node", str(STATSD_JS), str(config)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=STATSD_JS.parent,
+        )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                self.command("health")
+                return self
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the statsd daemon did not start") from None
+                time.sleep(0.05)
+
+    def command(self, name: str) -> str:
+        with socket.create_connection(("127.0.0.1", self.mgmt_port), timeout=5) as sock:
+            sock.sendall(name.encode() + b"\n")
+            data = b""
+            while b"END" not in data and not data.startswith(b"health"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                if name == "health" and b"\n" in data:
+                    break
+            sock.sendall(b"quit\n")
+        return data.decode()
+
+    def counters(self) -> dict[str, float]:
+        text = self.command("counters")
+        pairs = re.findall(r"^\s*'?([^':\s]+)'?: ([\d.e+-]+),?$", text, re.M)
+        return {key: float(value) for key, value in pairs}
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        self._dir.cleanup()
+
+
+# --- gunicorn --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def gunicorn(
+    config: dict[str, object],
+    *,
+    workers: int = 4,
+    preload: bool = False,
+    threads: int = 1,
+    factory: str = "create_app()",
+) -> Iterator[str]:
+    """Serve the demo under gunicorn; yields its base URL. Config goes through FLASK_*
+    environment variables (the demo reads them with ``from_prefixed_env``)."""
+    binary = Path(sys.executable).with_name("gunicorn")
+    port = free_port()
+    env = {**os.environ, **{f"FLASK_{k}": json.dumps(v) for k, v in config.items()}}
+    command = [str(binary), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+               "--log-level", "critical", "--graceful-timeout", "10"]  # fmt: skip
+    if threads > 1:
+        command += ["--threads", str(threads), "--worker-class", "gthread"]
+    if preload:
+        command.append("--preload")
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [*command, f"demo_app:{factory}"],
+        cwd=ROOT, env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    output = log.read().decode(errors="replace")[-4000:]
+                    raise RuntimeError(f"gunicorn did not start:\n{output}") from None
+                time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}"
+        _warm_up(url, workers * threads * 4)
+        yield url
+    finally:
+        # A graceful stop: workers finish, run atexit and flush their metric buffers.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        log.close()
+
+
+def _warm_up(url: str, requests: int) -> None:
+    """Send a few requests so that every worker has served one before measuring (a
+    worker's first request is slow while it finishes importing)."""
+    import urllib.error
+    import urllib.request
+
+    def hit() -> None:
+        for _ in range(requests // 4 + 1):
+            with contextlib.suppress(OSError, urllib.error.URLError):
+                urllib.request.urlopen(f"{url}/health", timeout=10).close()
+
+    pool = [threading.Thread(target=hit) for _ in range(4)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+
+
+def wait_for(predicate: t.Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+# --- scenarios -----------------------------------------------------------------------
+
+
+def statsd_base(port: int) -> dict[str, object]:
+    return {
+        "OBSERVE_STATSD_HOST": "127.0.0.1",
+        "OBSERVE_STATSD_PORT": port,
+        "OBSERVE_STATSD_PREFIX": PREFIX,
+        "OBSERVE_STATSD_FLUSH_INTERVAL": 0.2,
+    }
+
+
+def statsd_up(seconds: int, preload: bool) -> dict[str, t.Any]:
+    daemon = StatsdDaemon().start()
+    try:
+        with gunicorn(statsd_base(daemon.port), preload=preload) as url:
+            result = run_wrk(f"{url}/api/items", seconds)
+        wait_for(lambda: daemon.counters().get(ITEMS_COUNTER, 0) >= result.requests)
+        counted = daemon.counters().get(ITEMS_COUNTER, 0.0)
+        return {"wrk": result, "daemon_count": counted}
+    finally:
+        daemon.close()
+
+
+def statsd_restart(seconds: int) -> dict[str, t.Any]:
+    first = StatsdDaemon().start()
+    second: StatsdDaemon | None = None
+    before = 0.0
+    try:
+        with gunicorn(statsd_base(first.port)) as url:
+            outcome: dict[str, WrkResult] = {}
+            load = threading.Thread(
+                target=lambda: outcome.setdefault("wrk", run_wrk(f"{url}/api/items", seconds))
+            )
+            load.start()
+            time.sleep(seconds / 3)
+            before = first.counters().get(ITEMS_COUNTER, 0.0)
+            first.stop()
+            time.sleep(seconds / 3)
+            second = StatsdDaemon(port=first.port)
+            second.start()
+            load.join()
+        resumed = second.counters().get(ITEMS_COUNTER, 0.0)
+        return {"wrk": outcome["wrk"], "before_stop": before, "after_restart": resumed}
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+
+
+def sentry(seconds: int, rounds: int = 1) -> dict[str, t.Any]:
+    results: dict[str, list[WrkResult]] = {"up": [], "closed": [], "hanging": []}
+    events = 0
+    raised = 0
+    duplicate_ids = 0
+    with EnvelopeReceiver() as receiver, SilentServer() as silent:
+        dsns = {"up": receiver.dsn, "closed": closed_port_dsn(), "hanging": silent.dsn}
+        for _ in range(rounds):
+            for mode, dsn in dsns.items():
+                with gunicorn({"OBSERVE_SENTRY_DSN": dsn}, workers=4, preload=True) as url:
+                    result = run_wrk(f"{url}/", seconds, script=RAISE_SHARE_LUA)
+                results[mode].append(result)
+                if mode == "up":
+                    raised += result.non_2xx
+        received = receiver.wait_for_events(raised, timeout=10)
+        events = len(received)
+        ids = [event.get("event_id") for event in received]
+        duplicate_ids = len(ids) - len(set(ids))
+    summary = {mode: _median_result(values) for mode, values in results.items()}
+    return {**summary, "raised": raised, "events": events, "duplicate_ids": duplicate_ids}
+
+
+def threads(seconds: int) -> dict[str, t.Any]:
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 24)
+    sink.settimeout(0.2)
+    packets: list[bytes] = []
+    stop = threading.Event()
+
+    def drain() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                packets.append(sink.recv(65536))
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        config = statsd_base(sink.getsockname()[1])
+        with gunicorn(config, workers=2, threads=8) as url:
+            result = run_wrk(f"{url}/api/items", seconds, connections=50)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        reader.join()
+        sink.close()
+    line = re.compile(rb"^[A-Za-z0-9_.\-]+:-?[\d.]+\|(c|ms|g)(\|@[\d.]+)?$")
+    lines = [entry for packet in packets for entry in packet.split(b"\n") if entry]
+    broken = [entry for entry in lines if not line.match(entry)]
+    counted = sum(
+        int(entry.split(b":")[1].split(b"|")[0])
+        for entry in lines
+        if entry.startswith(ITEMS_COUNTER.encode() + b":")
+    )
+    return {"wrk": result, "lines": len(lines), "broken": broken, "counted": counted}
+
+
+def _median_result(values: list[WrkResult]) -> WrkResult:
+    values = sorted(values, key=lambda r: r.p99)
+    return values[len(values) // 2]
+
+
+def compare(seconds: int) -> dict[str, WrkResult]:
+    """bare demo vs the demo with Flask-Observe (statsd to a daemon), same workers."""
+    daemon = StatsdDaemon().start()
+    try:
+        out: dict[str, WrkResult] = {}
+        with gunicorn({}, factory="create_app(instrument=False)") as url:
+            out["bare"] = run_wrk(f"{url}/api/items", seconds)
+        with gunicorn(statsd_base(daemon.port)) as url:
+            out["observe"] = run_wrk(f"{url}/api/items", seconds)
+        return out
+    finally:
+        daemon.close()
+
+
+def _row(name: str, result: WrkResult, base: WrkResult | None = None) -> str:
+    ratio = f"{result.rps / base.rps:>7.3f}x" if base else ""
+    return (
+        f"  {name:<22} {result.requests:>8} req {result.rps:>9.0f} req/s {ratio:>8}"
+        f"  p50 {result.p50 * 1e3:6.2f} ms  p99 {result.p99 * 1e3:7.2f} ms"
+        f"  failed {result.non_2xx + result.socket_errors}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10, help="per phase")
+    parser.add_argument("--sentry-rounds", type=int, default=2)
+    args = parser.parse_args(argv)
+    seconds = args.seconds
+
+    print("bare demo vs Flask-Observe (4 sync workers, statsd daemon up):")
+    pair = compare(seconds)
+    print(_row("bare", pair["bare"]))
+    print(_row("flask-observe", pair["observe"], pair["bare"]))
+
+    for preload in (False, True):
+        up = statsd_up(seconds, preload)
+        label = "preload" if preload else "no preload"
+        print(f"statsd up, {label}: wrk {up['wrk'].requests}, daemon {up['daemon_count']:.0f}")
+        print(_row("flask-observe", up["wrk"]))
+
+    restart = statsd_restart(max(seconds, 3))
+    print(
+        f"statsd stopped and restarted: failed "
+        f"{restart['wrk'].non_2xx + restart['wrk'].socket_errors}, counted before stop "
+        f"{restart['before_stop']:.0f}, after restart {restart['after_restart']:.0f}"
+    )
+
+    result = sentry(seconds, args.sentry_rounds)
+    print(
+        f"sentry (1 in 10 requests raises): raised {result['raised']} with receiver up, "
+        f"events {result['events']}, duplicate ids {result['duplicate_ids']}"
+    )
+    for mode in ("up", "closed", "hanging"):
+        ratio = result[mode].p99 / result["up"].p99
+        print(_row(f"receiver {mode}", result[mode]) + f"  p99 vs up {ratio:.3f}x")
+
+    threaded = threads(seconds)
+    print(
+        f"gthread 2x8, 50 connections: wrk {threaded['wrk'].requests}, counted "
+        f"{threaded['counted']}, lines {threaded['lines']}, broken {len(threaded['broken'])}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
