@@ -1,0 +1,250 @@
+"""The real metrics pipeline for the integration tests: the statsd daemon, carbon-cache
+and graphite-web, installed under .cache/ by ``make services``
+(scripts/setup/10-statsd-graphite.sh), started here on free loopback ports in a
+temporary directory and stopped after the session. A missing piece fails loudly."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import typing as t
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache"
+STATSD_JS = CACHE / "statsd" / "node_modules" / "statsd" / "stats.js"
+GRAPHITE_VENV = CACHE / "graphite-venv"
+CARBON_CACHE = GRAPHITE_VENV / "bin" / "carbon-cache.py"
+DJANGO_ADMIN = GRAPHITE_VENV / "bin" / "django-admin"
+
+STORAGE_SCHEMAS = """\
+[flask_observe_tests]
+pattern = .*
+retentions = 1s:1h,10s:1d,60s:30d
+"""
+
+STORAGE_AGGREGATION = """\
+[counts]
+pattern = \\.count$
+xFilesFactor = 0
+aggregationMethod = sum
+
+[default]
+pattern = .*
+xFilesFactor = 0
+aggregationMethod = average
+"""
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Pipeline:
+    """Where the running services listen, and a reader for graphite-web's API."""
+
+    def __init__(self, statsd_port: int, graphite_url: str) -> None:
+        self.statsd_port = statsd_port
+        self.graphite_url = graphite_url
+
+    def render(self, target: str, since: str = "-10min") -> list[dict[str, t.Any]]:
+        """``/render?format=json`` for one target: a list of series."""
+        query = urllib.parse.urlencode({"target": target, "from": since, "format": "json"})
+        with urllib.request.urlopen(f"{self.graphite_url}/render?{query}", timeout=10) as reply:
+            data: list[dict[str, t.Any]] = json.load(reply)
+        return data
+
+    def total(self, target: str) -> float:
+        """Sum of every non-null datapoint of every series of *target*."""
+        return sum(self.values(target))
+
+    def values(self, target: str) -> list[float]:
+        """Every non-null datapoint of every series of *target*."""
+        return [
+            value
+            for series in self.render(target)
+            for value, _ in series["datapoints"]
+            if value is not None
+        ]
+
+    def wait_for_total(self, target: str, expected: float, timeout: float = 15.0) -> float:
+        """Poll until the sum of *target* reaches *expected* (or the time is up)."""
+        deadline = time.monotonic() + timeout
+        total = self.total(target)
+        while total < expected and time.monotonic() < deadline:
+            time.sleep(0.25)
+            total = self.total(target)
+        return total
+
+    def wait_for_stable_total(self, target: str, at_least: float, timeout: float = 15.0) -> float:
+        """Poll until the sum of *target* is at least *at_least* and unchanged over a
+        statsd flush (all lines arrived)."""
+        total = self.wait_for_total(target, at_least, timeout)
+        while True:
+            time.sleep(1.2)
+            again = self.total(target)
+            if again == total:
+                return total
+            total = again
+
+
+def _require(path: Path, what: str) -> None:
+    if not path.exists():
+        pytest.fail(
+            f"{what} is not installed ({path} is missing). Run `make services` "
+            "(scripts/setup/10-statsd-graphite.sh) first.",
+            pytrace=False,
+        )
+
+
+def _wait_tcp(port: int, process: subprocess.Popen[bytes], name: str, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{name} exited: {log.read_text(errors='replace')[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(f"{name} did not listen on 127.0.0.1:{port}: {log.read_text()[-3000:]}")
+
+
+def _start(
+    args: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=log.parent)
+
+
+@pytest.fixture(scope="session")
+def graphite_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """statsd (1 s flush, graphite backend) -> carbon-cache (1 s retention) ->
+    graphite-web, all on 127.0.0.1, started in parallel and stopped at the end."""
+    _require(STATSD_JS, "The statsd daemon (npm statsd@0.9)")
+    _require(CARBON_CACHE, "carbon")
+    _require(DJANGO_ADMIN, "graphite-web")
+    base = tmp_path_factory.mktemp("graphite")
+    storage = base / "storage"
+    conf = base / "conf"
+    for directory in (storage / "whisper", storage / "log" / "webapp", conf, base / "run"):
+        directory.mkdir(parents=True)
+    (conf / "storage-schemas.conf").write_text(STORAGE_SCHEMAS)
+    (conf / "storage-aggregation.conf").write_text(STORAGE_AGGREGATION)
+    line_port, pickle_port, query_port = free_port(), free_port(), free_port()
+    (conf / "carbon.conf").write_text(
+        f"""[cache]
+STORAGE_DIR = {storage}/
+LOCAL_DATA_DIR = {storage}/whisper/
+WHITELISTS_DIR = {storage}/lists/
+CONF_DIR = {conf}/
+LOG_DIR = {storage}/log/
+PID_DIR = {base}/run/
+USER =
+MAX_CACHE_SIZE = inf
+MAX_UPDATES_PER_SECOND = inf
+MAX_CREATES_PER_MINUTE = inf
+LINE_RECEIVER_INTERFACE = 127.0.0.1
+LINE_RECEIVER_PORT = {line_port}
+ENABLE_UDP_LISTENER = False
+PICKLE_RECEIVER_INTERFACE = 127.0.0.1
+PICKLE_RECEIVER_PORT = {pickle_port}
+CACHE_QUERY_INTERFACE = 127.0.0.1
+CACHE_QUERY_PORT = {query_port}
+LOG_LISTENER_CONN_SUCCESS = False
+LOG_UPDATES = False
+LOG_CREATES = False
+"""
+    )
+    statsd_port, mgmt_port, web_port = free_port(socket.SOCK_DGRAM), free_port(), free_port()
+    (base / "statsd.js").write_text(
+        json.dumps(
+            {
+                "port": statsd_port,
+                "address": "127.0.0.1",
+                "mgmt_port": mgmt_port,
+                "mgmt_address": "127.0.0.1",
+                "flushInterval": 1000,
+                "backends": ["./backends/graphite"],
+                "graphiteHost": "127.0.0.1",
+                "graphitePort": line_port,
+                "graphite": {"legacyNamespace": False},
+                "deleteIdleStats": True,
+            }
+        )
+    )
+    settings_dir = base / "settings"
+    settings_dir.mkdir()
+    (settings_dir / "observe_graphite_settings.py").write_text(
+        f"""SECRET_KEY = "flask-observe-tests-only"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+STORAGE_DIR = {str(storage)!r}
+WHISPER_DIR = {str(storage / "whisper")!r}
+LOG_DIR = {str(storage / "log" / "webapp")!r}
+INDEX_FILE = {str(storage / "index")!r}
+CONF_DIR = {str(conf)!r}
+CARBONLINK_HOSTS = ["127.0.0.1:{query_port}:a"]
+DATABASES = {{"default": {{"ENGINE": "django.db.backends.sqlite3",
+    "NAME": {str(storage / "graphite.db")!r}}}}}
+"""
+    )
+    web_env = dict(
+        os.environ,
+        PYTHONPATH=str(settings_dir),
+        DJANGO_SETTINGS_MODULE="graphite.settings",
+        GRAPHITE_SETTINGS_MODULE="observe_graphite_settings",
+    )
+    # migrate (graphite-web) runs while carbon and statsd start.
+    migrate = _start([str(DJANGO_ADMIN), "migrate", "--noinput"], base / "migrate.log", web_env)
+    carbon = _start(
+        [
+            str(GRAPHITE_VENV / "bin" / "python"),
+            str(CARBON_CACHE),
+            f"--config={conf / 'carbon.conf'}",
+            f"--logdir={storage / 'log'}",
+            f"--pidfile={base / 'run' / 'carbon.pid'}",
+            "--nodaemon",
+            "start",
+        ],
+        base / "carbon.log",
+    )
+    statsd = _start(["node", str(STATSD_JS), str(base / "statsd.js")], base / "statsd.log")
+    processes = [migrate, carbon, statsd]
+    try:
+        if migrate.wait(timeout=120) != 0:
+            pytest.fail(f"graphite-web migrate failed: {(base / 'migrate.log').read_text()}")
+        web = _start(
+            [str(DJANGO_ADMIN), "runserver", f"127.0.0.1:{web_port}", "--noreload"],
+            base / "web.log",
+            web_env,
+        )
+        processes.append(web)
+        _wait_tcp(line_port, carbon, "carbon-cache", base / "carbon.log")
+        _wait_tcp(mgmt_port, statsd, "statsd", base / "statsd.log")
+        _wait_tcp(web_port, web, "graphite-web", base / "web.log")
+        pipeline = Pipeline(statsd_port, f"http://127.0.0.1:{web_port}")
+        pipeline.render("stats.none")  # fails here if graphite-web cannot answer
+        yield pipeline
+    finally:
+        for process in reversed(processes):
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
