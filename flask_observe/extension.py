@@ -28,6 +28,7 @@ if t.TYPE_CHECKING:
     from flask import Flask
 
     from .errors import ErrorsState
+    from .metrics import MetricsState
     from .record import RequestRecord
 
 #: Key of the per-app state in ``app.extensions``.
@@ -53,7 +54,7 @@ class ObserveState:
     #: The WSGI middleware owning the request clock.
     middleware: ObserveMiddleware | None = None
     #: Metrics state (statsd client, recorder), when metrics are set up.
-    metrics: t.Any = None
+    metrics: MetricsState | None = None
     #: Error-handling state (capture rules, body builder, scrubber).
     errors: ErrorsState | None = None
     #: Toolbar state (report store), when the panels are on.
