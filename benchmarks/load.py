@@ -220,6 +220,7 @@ def gunicorn(
     preload: bool = False,
     threads: int = 1,
     factory: str = "create_app()",
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """Serve the demo under gunicorn; yields its base URL. Config goes through FLASK_*
     environment variables (the demo reads them with ``from_prefixed_env``)."""
@@ -232,6 +233,7 @@ def gunicorn(
         command += ["--threads", str(threads), "--worker-class", "gthread"]
     if preload:
         command.append("--preload")
+    command += extra_args
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [*command, f"demo_app:{factory}"],
