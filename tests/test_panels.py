@@ -456,3 +456,40 @@ def test_html_page_links_to_the_values_sent() -> None:
     assert "Total (until the body was closed)" in report
     assert re.search(r'id="observe-server-timing">app;dur=[\d.]+, page;dur=[\d.]+<', report)
     assert re.search(r'<pre id="observe-metrics">[^<]*\|ms', report)
+
+
+def test_a_failing_sample_never_reaches_the_app(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flask_observe import containment
+    from flask_observe.panels import memory
+
+    monkeypatch.setattr(containment, "_last_warned", {})  # the warnings are rate-limited
+
+    def broken() -> t.NoReturn:
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(memory, "sample", broken)
+    client = make_toolbar_app().test_client()
+    response = client.get("/json")
+    assert response.json == {"answer": 42}
+    html = get_page(client)
+    assert "hello" in html and 'id="memory-no-view"' in html
+    assert "memory panel sample failed" in caplog.text
+
+
+def test_a_failing_panel_shows_a_note_not_a_500(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flask_observe import containment
+    from flask_observe.panels import observe
+
+    monkeypatch.setattr(containment, "_last_warned", {})  # the warnings are rate-limited
+
+    def broken(*args: object, **kwargs: object) -> t.NoReturn:
+        raise RuntimeError("template exploded")
+
+    monkeypatch.setattr(observe, "render", broken)
+    html = get_page(make_toolbar_app().test_client())
+    assert "this panel failed" in html and 'id="memory-rss"' in html
+    assert "the Observe panel failed" in caplog.text

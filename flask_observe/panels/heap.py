@@ -19,7 +19,6 @@ import gc
 import sys
 import tracemalloc
 import types
-import typing as t
 from time import perf_counter
 
 #: Objects summarised between two deadline checks.
@@ -246,26 +245,29 @@ class Tier2:
     objects: tuple[int, int]
 
 
-def heap_diff(budget: float, view: t.Callable[[], object]) -> tuple[object, Tier2]:
-    """Call *view* between two heap summaries that together stay within *budget*.
+def heap_before(budget: float) -> HeapSummary:
+    """The summary taken before the view: it may use half of *budget*.
 
-    The first summary may use half the budget, the second what the first left; the
-    view's own time does not count. When a summary runs out of time the diff is
+    :param budget: seconds for both summaries of the diff.
+    """
+    return summarize_heap(perf_counter() + budget / 2.0)
+
+
+def heap_after(budget: float, before: HeapSummary) -> Tier2:
+    """Finish the heap diff after the view, within what *before* left of *budget*.
+
+    The view's own time does not count. When a summary ran out of time the diff is
     dropped (a partial summary would show growth that is not there).
 
     :param budget: seconds for both summaries.
-    :param view: the view, called with no arguments; its return value is returned.
+    :param before: the summary from :func:`heap_before`.
     """
-    before = summarize_heap(perf_counter() + budget / 2.0)
     if not before.complete:
-        rv = view()
-        tier = Tier2([], budget, before.seconds, False, (before.objects, 0))
-        return rv, tier
-    rv = view()
+        return Tier2([], budget, before.seconds, False, (before.objects, 0))
     after = summarize_heap(perf_counter() + max(budget - before.seconds, 0.0), ignore=before)
     seconds = before.seconds + after.seconds
     rows = diff_rows(before, after) if after.complete else []
-    return rv, Tier2(rows, budget, seconds, after.complete, (before.objects, after.objects))
+    return Tier2(rows, budget, seconds, after.complete, (before.objects, after.objects))
 
 
 def asizeof_rows(objects: dict[str, object]) -> list[tuple[str, int, float]]:

@@ -24,16 +24,19 @@ from flask import url_for
 from flask_debugtoolbar.panels import DebugPanel
 
 from ..containment import contained
+from ..containment import warn_limited
 from ..record import current_record
 from . import BLUEPRINT_NAME
 from . import get_toolbar_state
 from . import register_routes
 from . import skip_request
-from .heap import heap_diff
+from .heap import heap_after
+from .heap import heap_before
 from .heap import sample
 from .heap import Tier1
 from .report import MEMORY_KEY
 from .report import note_view_time
+from .templating import FAILED
 from .templating import format_bytes
 from .templating import render
 
@@ -94,25 +97,32 @@ class MemoryPanel(DebugPanel):
 
         @functools.wraps(view_func)
         def measured(**kwargs: t.Any) -> t.Any:
-            start = perf_counter()
-            before = sample()
-            cost = perf_counter() - start
+            # Order: heap summary, RSS sample, view, RSS sample, heap summary, so
+            # that tier 1 measures the view and not the heap walks.
+            heap = before = None
+            if budget:
+                with contained("memory panel heap summary"):
+                    heap = heap_before(budget)
+            with contained("memory panel sample"):
+                start = perf_counter()
+                before = sample()
+                cost = perf_counter() - start
             try:
-                if budget:
-                    rv, panel.tier2 = heap_diff(budget, functools.partial(call, kwargs))
-                else:
-                    rv = call(kwargs)
+                rv = call(kwargs)
             finally:
-                with contained("memory panel sample"):
-                    start = perf_counter()
-                    after = sample()
-                    cost += perf_counter() - start
-                    panel.tier1 = Tier1(before, after, cost)
-                    record = current_record()
-                    if record is not None:
-                        if record.extra is None:
-                            record.extra = {}
-                        record.extra[MEMORY_KEY] = (panel.tier1, panel.tier2)
+                if before is not None:
+                    with contained("memory panel sample"):
+                        start = perf_counter()
+                        after = sample()
+                        panel.tier1 = Tier1(before, after, cost + perf_counter() - start)
+            if heap is not None:
+                with contained("memory panel heap summary"):
+                    panel.tier2 = heap_after(budget, heap)
+            record = current_record()
+            if record is not None:
+                if record.extra is None:
+                    record.extra = {}
+                record.extra[MEMORY_KEY] = (panel.tier1, panel.tier2)
             return rv
 
         return measured
@@ -132,6 +142,14 @@ class MemoryPanel(DebugPanel):
         return ""
 
     def content(self) -> str:
+        """The panel's HTML; a failure shows a note instead of breaking the page."""
+        try:
+            return self._content()
+        except Exception:
+            warn_limited("memory-panel", "Flask-Observe: the Memory panel failed", exc_info=True)
+            return FAILED
+
+    def _content(self) -> str:
         links = {
             "heap": url_for(f"{BLUEPRINT_NAME}.heap"),
             "sizes": url_for(f"{BLUEPRINT_NAME}.sizes"),

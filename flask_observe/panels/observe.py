@@ -25,6 +25,7 @@ from flask import url_for
 from flask_debugtoolbar.panels import DebugPanel
 
 from ..config import OPTIONS
+from ..containment import warn_limited
 from ..record import current_record
 from . import BLUEPRINT_NAME
 from . import register_routes
@@ -34,6 +35,7 @@ from .report import keep_report
 from .report import note_view_time
 from .report import Snapshot
 from .report import snapshot
+from .templating import FAILED
 from .templating import format_ms
 from .templating import render
 
@@ -125,7 +127,11 @@ class ObservePanel(DebugPanel):
         return "Observe"
 
     def nav_subtitle(self) -> str:
-        data = self._snapshot()
+        try:
+            data = self._snapshot()
+        except Exception:
+            warn_limited("observe-panel", "Flask-Observe: the Observe panel failed", exc_info=True)
+            return "failed"
         if data is None:
             return "not observed"
         return format_ms(data.total)
@@ -137,6 +143,14 @@ class ObservePanel(DebugPanel):
         return ""
 
     def content(self) -> str:
+        """The panel's HTML; a failure shows a note instead of breaking the page."""
+        try:
+            return self._content()
+        except Exception:
+            warn_limited("observe-panel", "Flask-Observe: the Observe panel failed", exc_info=True)
+            return FAILED
+
+    def _content(self) -> str:
         data = self._snapshot()
         report_url = None
         if data is not None and data.id:

@@ -11,6 +11,9 @@ from jinja2 import Environment
 from jinja2 import PackageLoader
 from jinja2 import select_autoescape
 
+#: What a panel shows when it failed (the failure is logged at WARNING).
+FAILED = "<p>Flask-Observe: this panel failed; the warning in the log says why.</p>"
+
 
 def format_bytes(value: float | None, signed: bool = False) -> str:
     """Bytes as ``B``, ``KiB``, ``MiB`` or ``GiB`` with one decimal.
