@@ -175,11 +175,26 @@ def errors_armed() -> WSGIApplication:
     """Flask-Observe with JSON errors on and sentry-sdk initialised by the extension
     (``OBSERVE_SENTRY_DSN``, lean: no FlaskIntegration). The client is the process's
     global one, as in production; the success path must not touch it at all."""
+    import sentry_sdk
+
     from flask_observe import Observe
 
     app = trivial_app(OBSERVE_SENTRY_DSN=_closed_port_dsn())
     Observe(app)
+    client = sentry_sdk.get_client()
+
+    def unbind() -> None:
+        if sentry_sdk.get_client() is client:
+            sentry_sdk.get_global_scope().set_client(None)
+        client.close(timeout=0.1)
+
+    RECEIVERS.append(unbind)
     return app
+
+
+#: The ``Flask.__call__`` sentry-sdk's FlaskIntegration patched in (set up once per
+#: process), kept here after ``Flask.__call__`` is restored.
+_SENTRY_FLASK_CALL: list[t.Callable[..., t.Any]] = []
 
 
 @configuration("sentry_flask", "bare Flask + sentry-sdk stock FlaskIntegration, no tracing")
@@ -206,12 +221,15 @@ def sentry_flask() -> WSGIApplication:
 
     original_call = Flask.__call__
     client = sentry_sdk.Client(dsn=_closed_port_dsn(), traces_sample_rate=None)
+    RECEIVERS.append(lambda: client.close(timeout=0.1))
     if client.get_integration("flask") is None:
         raise ImportError("sentry-sdk did not enable its FlaskIntegration")
-    patched_call = Flask.__call__
-    if patched_call is original_call:
-        raise ImportError("FlaskIntegration was already set up in this process")
-    Flask.__call__ = original_call  # type: ignore[method-assign]
+    if not _SENTRY_FLASK_CALL:
+        if Flask.__call__ is original_call:
+            raise ImportError("FlaskIntegration was set up before this benchmark")
+        _SENTRY_FLASK_CALL.append(Flask.__call__)
+        Flask.__call__ = original_call  # type: ignore[method-assign]
+    patched_call = _SENTRY_FLASK_CALL[0]
     app = trivial_app()
     for signal, receiver in (
         (request_started, sentry_flask_module._request_started),
@@ -224,7 +242,7 @@ def sentry_flask() -> WSGIApplication:
 
     def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         with use_isolation_scope(scope):
-            return patched_call(app, environ, start_response)
+            return t.cast("Iterable[bytes]", patched_call(app, environ, start_response))
 
     return wsgi
 

@@ -26,9 +26,11 @@ from flask_observe import RequestRecord
 from flask_observe.errors import GENERIC_DETAIL
 from flask_observe.errors import LAST_RESORT_BODY
 from flask_observe.errors import PROBLEM_MIMETYPE
+from tests.sentry_receiver import sentry_isolated
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
+    from collections.abc import Iterator
 
     from werkzeug.test import TestResponse
 
@@ -53,6 +55,12 @@ class BadStr(Exception):
 
     def __repr__(self) -> str:
         raise ValueError("no repr either")
+
+
+@pytest.fixture(autouse=True)
+def no_sentry_client() -> Iterator[None]:
+    """No test here may see a sentry-sdk client another test module left bound."""
+    yield from sentry_isolated()
 
 
 def build_app(observe: bool = True, **config: object) -> Flask:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import typing as t
 
@@ -233,18 +235,40 @@ def test_no_secret_from_the_pii_fixture_reaches_sentry(receiver: EnvelopeReceive
     assert event["request"]["headers"]["Authorization"] == "[Filtered]"
 
 
-def test_flask_integration_active_still_exactly_once(receiver: EnvelopeReceiver) -> None:
-    from sentry_sdk.integrations.flask import FlaskIntegration
+#: Run in a fresh interpreter: FlaskIntegration patches Flask and connects receivers
+#: once per process, so only a new process shows its stock behaviour.
+FLASK_INTEGRATION_SCRIPT = """
+import json, os
+import sentry_sdk
+from sentry_sdk.integrations.flask import FlaskIntegration
+from tests.test_sentry import build_app
 
-    sentry_sdk.init(dsn=receiver.dsn, integrations=[FlaskIntegration()])
-    app = build_app()  # no OBSERVE_SENTRY_DSN: the app's own SDK set-up is used
-    response = app.test_client().get(f"/boom?token={PII['query_token']}")
-    assert response.status_code == 500
-    event_id = event_id_of(response)
-    flush()
+sentry_sdk.init(dsn=os.environ["TEST_DSN"], integrations=[FlaskIntegration()])
+app = build_app()  # no OBSERVE_SENTRY_DSN: the app's own SDK set-up is used
+response = app.test_client().get("/boom?token=" + os.environ["TEST_TOKEN"])
+sentry_sdk.flush(timeout=2)
+print(json.dumps({"status": response.status_code, "body": response.get_json(),
+                  "header": response.headers.get("X-Sentry-Event-Id")}))
+"""
+
+
+def test_flask_integration_active_still_exactly_once(receiver: EnvelopeReceiver) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", FLASK_INTEGRATION_SCRIPT],
+        env={**os.environ, "TEST_DSN": receiver.dsn, "TEST_TOKEN": PII["query_token"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["status"] == 500
+    event_id = answer["body"]["event_id"]
+    assert answer["header"] == event_id
     events = receiver.wait_for_events(2, timeout=1.0)
     assert [e["event_id"] for e in events] == [event_id]
     assert events[0]["exception"]["values"][-1]["mechanism"]["type"] == "flask"
+    assert events[0]["transaction"] == "boom"
     assert PII["query_token"].encode() not in receiver.raw
     assert PII["url_password"].encode() not in receiver.raw
 
