@@ -61,7 +61,7 @@ def test_harmless_keys(key: str) -> None:
 
 
 def test_nested_structures_and_extra_keys() -> None:
-    event = {
+    event: dict[str, t.Any] = {
         "request": {"data": {"user": "ann", "card": {"number": "4111"}, "list": [{"pin": "1"}]}},
         "extra": {"headers": [["X-Api-Key", "k"], ["Accept", "*/*"]]},
     }
