@@ -21,6 +21,17 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libcairo\.so\.2'; then
     fi
 fi
 
+# Debian's python3 makes virtualenvs only with python3-venv installed.
+if ! "$PYTHON" -c 'import ensurepip' 2>/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    else
+        echo "$PYTHON cannot create virtualenvs: install python3-venv" >&2
+        exit 1
+    fi
+fi
+
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     echo "node and npm are needed for the statsd daemon (apt-get install nodejs npm)" >&2
     exit 1
