@@ -401,27 +401,39 @@ def _median_result(values: list[WrkResult]) -> WrkResult:
     return values[len(values) // 2]
 
 
-def compare(seconds: int) -> dict[str, WrkResult]:
-    """bare demo vs the demo with Flask-Observe (statsd to a daemon), same workers."""
-    daemon = StatsdDaemon().start()
-    try:
-        out: dict[str, WrkResult] = {}
-        with gunicorn({}, factory="create_app(instrument=False)") as url:
-            out["bare"] = run_wrk(f"{url}/api/items", seconds)
-        with gunicorn(statsd_base(daemon.port)) as url:
-            out["observe"] = run_wrk(f"{url}/api/items", seconds)
-        return out
-    finally:
-        daemon.close()
+def baseline(
+    seconds: int,
+    *,
+    preload: bool = False,
+    workers: int = 4,
+    threads: int = 1,
+    connections: int = 8,
+    script: str | None = None,
+    path: str = "/api/items",
+) -> WrkResult:
+    """The same load on the demo without Flask-Observe (``create_app(instrument=False)``)."""
+    with gunicorn(
+        {},
+        workers=workers,
+        threads=threads,
+        preload=preload,
+        factory="create_app(instrument=False)",
+    ) as url:
+        return run_wrk(f"{url}{path}", seconds, connections=connections, script=script)
 
 
 def _row(name: str, result: WrkResult, base: WrkResult | None = None) -> str:
-    ratio = f"{result.rps / base.rps:>7.3f}x" if base else ""
-    return (
-        f"  {name:<22} {result.requests:>8} req {result.rps:>9.0f} req/s {ratio:>8}"
-        f"  p50 {result.p50 * 1e3:6.2f} ms  p99 {result.p99 * 1e3:7.2f} ms"
-        f"  failed {result.non_2xx + result.socket_errors}"
+    text = (
+        f"  {name:<26} {result.rps:>8.0f} req/s  p50 {result.p50 * 1e3:7.2f} ms"
+        f"  p99 {result.p99 * 1e3:7.2f} ms  failed {result.socket_errors:>3}"
+        f"  5xx {result.non_2xx:>4}"
     )
+    if base is not None:
+        text += (
+            f"   vs bare: req/s {result.rps / base.rps:.3f}x  p50 {result.p50 / base.p50:.3f}x"
+            f"  p99 {result.p99 / base.p99:.3f}x"
+        )
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -431,37 +443,46 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seconds = args.seconds
 
-    print("bare demo vs Flask-Observe (4 sync workers, statsd daemon up):")
-    pair = compare(seconds)
-    print(_row("bare", pair["bare"]))
-    print(_row("flask-observe", pair["observe"], pair["bare"]))
-
     for preload in (False, True):
+        label = "--preload" if preload else "no preload"
+        print(f"statsd daemon up, 4 sync workers, {label}:")
+        bare = baseline(seconds, preload=preload)
         up = statsd_up(seconds, preload)
-        label = "preload" if preload else "no preload"
-        print(f"statsd up, {label}: wrk {up['wrk'].requests}, daemon {up['daemon_count']:.0f}")
-        print(_row("flask-observe", up["wrk"]))
+        print(_row("bare Flask", bare))
+        print(_row("Flask-Observe", up["wrk"], bare))
+        print(f"  requests: wrk {up['wrk'].requests}, statsd daemon {up['daemon_count']:.0f}")
 
+    print("statsd daemon stopped a third in, restarted two thirds in:")
+    bare = baseline(max(seconds, 3))
     restart = statsd_restart(max(seconds, 3))
+    print(_row("bare Flask", bare))
+    print(_row("Flask-Observe", restart["wrk"], bare))
     print(
-        f"statsd stopped and restarted: failed "
-        f"{restart['wrk'].non_2xx + restart['wrk'].socket_errors}, counted before stop "
-        f"{restart['before_stop']:.0f}, after restart {restart['after_restart']:.0f}"
+        f"  counted before the stop {restart['before_stop']:.0f}, "
+        f"by the restarted daemon {restart['after_restart']:.0f}"
     )
 
+    print("Sentry, one request in ten raises (4 sync workers, --preload):")
+    bare = baseline(seconds, preload=True, script=RAISE_SHARE_LUA, path="/")
     result = sentry(seconds, args.sentry_rounds)
-    print(
-        f"sentry (1 in 10 requests raises): raised {result['raised']} with receiver up, "
-        f"events {result['events']}, duplicate ids {result['duplicate_ids']}"
-    )
+    print(_row("bare Flask", bare))
     for mode in ("up", "closed", "hanging"):
         ratio = result[mode].p99 / result["up"].p99
-        print(_row(f"receiver {mode}", result[mode]) + f"  p99 vs up {ratio:.3f}x")
-
-    threaded = threads(seconds)
+        print(_row(f"Flask-Observe, Sentry {mode}", result[mode], bare))
+        print(f"  {'':<26} p99 vs Sentry up: {ratio:.3f}x")
     print(
-        f"gthread 2x8, 50 connections: wrk {threaded['wrk'].requests}, counted "
-        f"{threaded['counted']}, lines {threaded['lines']}, broken {len(threaded['broken'])}"
+        f"  raised with the receiver up {result['raised']}, events {result['events']}, "
+        f"duplicate event ids {result['duplicate_ids']}"
+    )
+
+    print("gthread, 2 workers x 8 threads, 50 connections:")
+    bare = baseline(seconds, workers=2, threads=8, connections=50)
+    threaded = threads(seconds)
+    print(_row("bare Flask", bare))
+    print(_row("Flask-Observe", threaded["wrk"], bare))
+    print(
+        f"  requests: wrk {threaded['wrk'].requests}, counted {threaded['counted']}, "
+        f"lines {threaded['lines']}, broken lines {len(threaded['broken'])}"
     )
     return 0
 
