@@ -292,11 +292,28 @@ def measure(
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def check(apps: dict[str, WSGIApplication]) -> int:
+    """Every configuration must answer the trivial view exactly as bare Flask does, so
+    that the ratios compare the same work."""
+    from werkzeug.test import Client
+
+    failed = 0
+    for name, app in apps.items():
+        response = Client(app).get("/hello")
+        ok = response.status_code == 200 and response.get_data() == b"Hello, World!"
+        print(f"{name:<14} {'ok' if ok else 'DIFFERENT'} {response.status}")
+        failed += not ok
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--only", nargs="*", help="configuration names (bare is always in)")
+    parser.add_argument(
+        "--check", action="store_true", help="no timing: check each app serves the same view"
+    )
     args = parser.parse_args(argv)
     names = ["bare", *(n for n in CONFIGURATIONS if n != "bare")]
     if args.only:
@@ -312,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError as exc:
             print(f"skipped {name}: {exc}", file=sys.stderr)
     try:
+        if args.check:
+            return check(apps)
         results = measure(apps, args.rounds, args.requests)
     finally:
         for close in RECEIVERS:

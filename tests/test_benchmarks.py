@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from benchmarks import overhead
 
+ROOT = Path(__file__).resolve().parent.parent
 
-def test_overhead_runs_every_configuration(capsys: pytest.CaptureFixture[str]) -> None:
-    assert overhead.main(["--rounds", "2", "--requests", "3"]) == 0
-    out = capsys.readouterr().out
+
+def run_script(*args: str) -> str:
+    """Run a benchmark script in its own interpreter: some configurations (sentry-sdk)
+    set process-global state that must not leak into the test process."""
+    result = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_overhead_runs_every_configuration() -> None:
+    out = run_script("benchmarks/overhead.py", "--rounds", "2", "--requests", "3")
     rows = {line.split()[0] for line in out.splitlines()[1:] if line.strip()}
     assert rows == set(overhead.CONFIGURATIONS)  # none skipped: make test installs all extras
     assert "1.000x" in out
@@ -17,12 +32,8 @@ def test_overhead_runs_every_configuration(capsys: pytest.CaptureFixture[str]) -
 
 def test_configurations_answer_like_bare_flask() -> None:
     """Every configuration serves the same trivial view, so the ratios compare alike."""
-    from werkzeug.test import Client
-
-    for name, (_description, factory) in overhead.CONFIGURATIONS.items():
-        response = Client(factory()).get("/hello")
-        assert response.status_code == 200, name
-        assert response.get_data() == b"Hello, World!", name
+    out = run_script("benchmarks/overhead.py", "--check")
+    assert out.count(" ok ") == len(overhead.CONFIGURATIONS)
 
 
 def test_peers_in_process_runs_each_configuration_in_its_own_process(
