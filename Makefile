@@ -39,8 +39,10 @@ pytest: venv services
 
 test: lint typecheck docs pytest
 
+# Everything on with no outside service: the toolbar and its panels (debug mode), metric
+# lines recorded per request (no statsd host), Sentry capture to an embedded stand-in.
 demo: venv
-	$(BIN)/flask --app demo_app run --debug --port $${PORT:-5000}
+	FLASK_DEMO_EMBEDDED_SENTRY=true $(BIN)/flask --app demo_app run --debug --port $${PORT:-5000}
 
 bench: venv
 	$(BIN)/python benchmarks/overhead.py

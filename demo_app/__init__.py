@@ -1,7 +1,9 @@
 """The Flask-Observe demo: an app factory with blueprints that exercise every feature.
 
 Run it with ``make demo`` or ``flask --app demo_app run --debug``. Configuration comes
-from ``FLASK_*`` environment variables too, e.g. ``FLASK_OBSERVE_STATSD_HOST=127.0.0.1``.
+from ``FLASK_*`` environment variables too, e.g. ``FLASK_OBSERVE_STATSD_HOST=127.0.0.1``;
+``FLASK_DEMO_EMBEDDED_SENTRY=true`` (set by ``make demo``) points the real sentry-sdk at
+an embedded loopback stand-in whose events are listed at ``/demo/sentry-events``.
 """
 
 from __future__ import annotations
@@ -37,8 +39,23 @@ def create_app(config: Mapping[str, t.Any] | None = None, *, instrument: bool = 
     app.config.from_prefixed_env()
     if config:
         app.config.update(config)
+    sink = None
+    if app.config.pop("DEMO_EMBEDDED_SENTRY", False) and not app.config.get("OBSERVE_SENTRY_DSN"):
+        # `make demo`: the real sentry-sdk sends to a loopback stand-in, no outside service.
+        from .sentry_sink import SentrySink
+
+        sink = SentrySink()
+        app.config["OBSERVE_SENTRY_DSN"] = sink.dsn
     if instrument:
         observe.init_app(app)
+    if sink is not None:
+        events = sink.events
+
+        @app.get("/demo/sentry-events")
+        def sentry_events() -> dict[str, t.Any]:
+            """What the embedded Sentry stand-in received, newest last."""
+            return {"events": list(events)}
+
     app.register_blueprint(pages)
     app.register_blueprint(api, url_prefix="/api")
     if app.config.get("DEBUG_TB_ENABLED", app.debug):

@@ -16,6 +16,10 @@ from pathlib import Path
 import pytest
 
 from demo_app import create_app
+from tests.sentry_receiver import sentry_isolated
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,6 +60,28 @@ def test_demo_stream_and_boom() -> None:
     assert client.get("/api/boom").status_code == 500
 
 
+@pytest.fixture
+def isolated_sentry() -> Iterator[None]:
+    yield from sentry_isolated()
+
+
+@pytest.mark.usefixtures("isolated_sentry")
+def test_demo_embedded_sentry_receives_the_captured_error() -> None:
+    app = create_app({"DEMO_EMBEDDED_SENTRY": True, "PROPAGATE_EXCEPTIONS": False})
+    client = app.test_client()
+    response = client.get("/api/boom")
+    assert response.status_code == 500
+    event_id = response.json["event_id"] if response.json else None
+    assert event_id and response.headers["X-Sentry-Event-Id"] == event_id
+    deadline = time.monotonic() + 10
+    events: list[dict[str, t.Any]] = []
+    while not events and time.monotonic() < deadline:
+        events = client.get("/demo/sentry-events").json["events"]  # type: ignore[index]
+        time.sleep(0.05)
+    assert [event["event_id"] for event in events] == [event_id]
+    assert "hunter2" not in str(events)  # the DSN password in the message was scrubbed
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -74,7 +100,7 @@ def _get(url: str) -> tuple[int, dict[str, str], bytes]:
 def test_flask_run_debug_serves_the_demo(tmp_path: Path) -> None:
     """`flask --app demo_app run --debug` (what `make demo` runs) serves over HTTP."""
     port = _free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FLASK_DEMO_EMBEDDED_SENTRY": "true"}
     env.pop("FLASK_APP", None)
     log = (tmp_path / "flask.log").open("w+")
     process = subprocess.Popen(
@@ -99,6 +125,15 @@ def test_flask_run_debug_serves_the_demo(tmp_path: Path) -> None:
         assert items["items"][0]["name"] == "teapot"
         status, headers, body = _get(f"http://127.0.0.1:{port}/")
         assert status == 200 and b"Flask-Observe demo" in body
+        # As `make demo` sets it up: the error reaches the embedded Sentry stand-in.
+        status, _headers, _body = _get(f"http://127.0.0.1:{port}/api/boom")
+        assert status == 500
+        events: list[dict[str, t.Any]] = []
+        while not events and time.monotonic() < deadline + 30:
+            events = json.loads(_get(f"http://127.0.0.1:{port}/demo/sentry-events")[2])["events"]
+            time.sleep(0.1)
+        assert [event["type"] for event in events] == ["RuntimeError"]
+        assert "hunter2" not in json.dumps(events)
     finally:
         process.terminate()
         process.wait(timeout=10)
