@@ -265,7 +265,8 @@ def test_tier1_shows_tracemalloc_when_tracing() -> None:
 
 
 def test_tier2_heap_diff_when_switched_on() -> None:
-    client = make_toolbar_app().test_client()
+    # The whole test suite's heap is far bigger than an app's: a generous budget.
+    client = make_toolbar_app(OBSERVE_MEMORY_BUDGET=30.0).test_client()
     client.set_cookie("fldt_active", MEMORY_ON)
     html = get_page(client, "/leak")
     table = html[html.index('id="memory-types"') :]
