@@ -44,8 +44,13 @@ test: lint typecheck docs pytest
 demo: venv
 	FLASK_DEMO_EMBEDDED_SENTRY=true $(BIN)/flask --app demo_app run --debug --port $${PORT:-5000}
 
-bench: venv
+# The benchmarks print ratios from one run each (see docs/performance.rst); the load run
+# needs the services (statsd daemon, wrk).
+bench: venv services
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/peers.py
+	$(BIN)/python benchmarks/memory_panel.py
+	$(BIN)/python benchmarks/load.py
 
 clean:
 	rm -rf $(VENV) .cache docs/_build .mypy_cache .ruff_cache .pytest_cache test-output

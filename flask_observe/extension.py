@@ -29,6 +29,7 @@ if t.TYPE_CHECKING:
 
     from .errors import ErrorsState
     from .metrics import MetricsState
+    from .panels import ToolbarState
     from .record import RequestRecord
 
 #: Key of the per-app state in ``app.extensions``.
@@ -58,7 +59,7 @@ class ObserveState:
     #: Error-handling state (capture rules, body builder, scrubber).
     errors: ErrorsState | None = None
     #: Toolbar state (report store), when the panels are on.
-    toolbar: t.Any = None
+    toolbar: ToolbarState | None = None
 
     def add_finish_hook(self, hook: FinishHook) -> None:
         """Call *hook* with each completed record, once the response body is closed.
