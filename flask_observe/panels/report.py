@@ -190,7 +190,10 @@ def install_report_hooks(app: Flask, state: ObserveState) -> None:
     :param app: the Flask application.
     :param state: its Flask-Observe state, with ``state.toolbar`` set.
     """
-    store: ReportStore = state.toolbar.reports
+    toolbar = state.toolbar
+    if toolbar is None:  # pragma: no cover - init_toolbar sets it before calling us
+        raise RuntimeError("install_report_hooks() needs state.toolbar")
+    store: ReportStore = toolbar.reports
     server_timing = state.config.server_timing
     skip_blueprints = frozenset((BLUEPRINT_NAME, "debugtoolbar"))
 
