@@ -133,56 +133,64 @@ def init_metrics(app: Flask, state: ObserveState) -> None:
 def _request_hook(metrics: MetricsState) -> Callable[[RequestRecord], None]:
     """The finish hook: builds this request's lines and hands them over in one call.
 
-    Runs once per request on the success path, so everything it can prepare is
-    prepared here or cached per route.
+    Runs once per request on the success path, so everything that can be prepared is
+    cached: per ``(endpoint, method, status line)`` one template that yields both the
+    timer and the status counter line from a single ``%`` operation.
     """
     rate = metrics.sample_rate
     sampled = rate < 1.0
     rand = random.random
+    templates: dict[tuple[str | None, str, str | None], str] = {}
     route = metrics.route
-    cache = metrics.routes
     client = metrics.client
-    add = client.add if client is not None else None
+    add = client.add_chunk if client is not None else None
     recording = metrics.record
     dialect = metrics.dialect
+
+    def template_for(endpoint: str | None, method: str, status: str | None) -> str:
+        names = route(endpoint, method)
+        code = status[:3] if status else "_"
+        if not code.isdigit():
+            code = "_"
+        template = names.timer + "\n" + names.response % code
+        if len(templates) < ROUTE_CACHE_SIZE:
+            templates[(endpoint, method, status)] = template
+        return template
+
+    def extra_lines(record: RequestRecord) -> str:
+        """The rare lines: the exception counter and named ``timed`` timers."""
+        lines = []
+        if record.exception is not None:
+            endpoint = route(record.endpoint, record.method).endpoint
+            lines.append(exception_line(dialect, endpoint, record.exception, rate))
+        for timer in record.timers:
+            if timer.metric:
+                ms = "%0.6f" % (timer.seconds * 1000.0)
+                lines.append(dialect.compose(clean_part(timer.name), [], ms, "ms", rate))
+        return "".join("\n" + line for line in lines)
 
     def emit_request_metrics(record: RequestRecord) -> None:
         if sampled and rand() >= rate:
             return
         endpoint = record.endpoint
         method = record.method
-        names = cache.get((endpoint, method))
-        if names is None:
-            names = route(endpoint, method)
         status = record.status_line
-        code = status[:3] if status else "_"
-        if not code.isdigit():
-            code = "_"
-        lines = [
-            names.timer % (((record.end or perf_counter()) - record.start) * 1000.0),
-            names.response % code,
-        ]
-        if record.exception is not None:
-            lines.append(exception_line(dialect, names.endpoint, record.exception, rate))
-        if record.timers:
-            for timer in record.timers:
-                if timer.metric:
-                    lines.append(
-                        dialect.compose(
-                            clean_part(timer.name),
-                            [],
-                            "%0.6f" % (timer.seconds * 1000.0),
-                            "ms",
-                            rate,
-                        )
-                    )
+        template = templates.get((endpoint, method, status))
+        if template is None:
+            template = template_for(endpoint, method, status)
+        end = record.end
+        if end is None:  # pragma: no cover - the middleware sets it before the hooks
+            end = perf_counter()
+        chunk = template % ((end - record.start) * 1000.0)
+        if record.exception is not None or record.timers:
+            chunk += extra_lines(record)
         if recording:
             if record.metric_lines is None:
-                record.metric_lines = lines
+                record.metric_lines = chunk.split("\n")
             else:
-                record.metric_lines.extend(lines)
+                record.metric_lines.extend(chunk.split("\n"))
         if add is not None:
-            add(lines)
+            add(chunk)
 
     return emit_request_metrics
 

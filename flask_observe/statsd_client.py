@@ -132,22 +132,32 @@ class StatsdClient:
 
         A line longer than the packet limit is dropped and counted, never sent broken.
         """
-        need = 0
-        for line in lines:
-            need += len(line) + 1
+        self.add_chunk("\n".join(lines))
+
+    def add_chunk(self, chunk: str) -> None:
+        """Buffer newline-separated lines that must travel in the same packet.
+
+        The request path's entry point: one lock, one append; when the buffer is full,
+        one non-blocking datagram.
+        """
+        size = len(chunk)
         limit = self.max_packet
-        if need - 1 > limit:
-            self._add_oversize(lines)
+        if size > limit:
+            self._add_oversize(chunk.split("\n"))
             return
         full = False
-        with self._lock:
-            if self._size + need - 1 > limit and self._buffer:
+        lock = self._lock
+        lock.acquire()  # cheaper than "with" on this path
+        try:
+            if self._size + size > limit and self._buffer:
                 self._queue(self._buffer)
                 self._buffer = []
                 self._size = 0
                 full = True
-            self._buffer.extend(lines)
-            self._size += need
+            self._buffer.append(chunk)
+            self._size += size + 1
+        finally:
+            lock.release()
         if self._thread is None:
             self._start()
         elif full:
@@ -186,7 +196,7 @@ class StatsdClient:
             self.max_packet,
         )
         for line in fitting:
-            self.add([line])
+            self.add_chunk(line)
 
     def _queue(self, lines: list[str]) -> None:
         """Queue one packet (lock held)."""
