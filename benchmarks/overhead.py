@@ -81,34 +81,33 @@ def runtime_only() -> WSGIApplication:
 
 
 def _udp_receiver() -> tuple[int, t.Callable[[], None]]:
-    """A listening loopback UDP socket (the kernel wakes a reader, as with a real
-    statsd) drained by a thread; returns its port and a function that closes it."""
-    import socket
-    import threading
+    """A loopback UDP receiver in its own process, draining what it gets, as a statsd
+    daemon would (the kernel wakes it; the sender pays for that). Returns its port and
+    a function that stops it."""
+    import subprocess
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.2)
-    running = True
-
-    def drain() -> None:
-        while running:
-            try:
-                sock.recv(65535)
-            except OSError:
-                pass
-
-    thread = threading.Thread(target=drain, daemon=True)
-    thread.start()
+    drain = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "s.bind(('127.0.0.1', 0))\n"
+        "print(s.getsockname()[1], flush=True)\n"
+        "while True:\n"
+        "    s.recv(65535)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", drain], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    assert process.stdout is not None
+    port = int(process.stdout.readline())
 
     def close() -> None:
-        nonlocal running
-        running = False
-        thread.join()
-        sock.close()
+        process.terminate()
+        process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
 
     RECEIVERS.append(close)
-    return sock.getsockname()[1], close
+    return port, close
 
 
 #: Closers of the benchmark's UDP receivers, called when the run ends.
