@@ -16,6 +16,7 @@ import threading
 import time
 import typing as t
 import warnings
+from pathlib import Path
 
 import pytest
 import statsd
@@ -37,9 +38,6 @@ from tests.metrics_helpers import MetricsAppFactory
 from tests.metrics_helpers import udp
 from tests.metrics_helpers import udp_config
 from tests.metrics_helpers import UdpReceiver
-
-if t.TYPE_CHECKING:
-    from pathlib import Path
 
 __all__ = ["metrics_app", "udp"]  # fixtures used by name
 
@@ -730,3 +728,44 @@ def test_cli_check_without_host(metrics_app: MetricsAppFactory) -> None:
     result = metrics_app().test_cli_runner().invoke(args=["observe", "check"])
     assert result.exit_code == 1
     assert "OBSERVE_STATSD_HOST is not set" in result.output
+
+
+def test_gunicorn_workers_each_send_their_own(udp: UdpReceiver) -> None:
+    """Preloaded app, two forked workers: every request is counted once, by the worker
+    that served it, and the buffers are flushed when gunicorn stops the workers."""
+    import signal
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    server = subprocess.Popen(
+        [
+            str(gunicorn),
+            "--preload",
+            "--workers=2",
+            f"--bind=127.0.0.1:{port}",
+            "tests.metrics_gunicorn_app:create_app()",
+        ],
+        env=dict(os.environ, OBSERVE_TEST_STATSD_PORT=str(udp.port)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    served: list[str] = []
+    try:
+        deadline = time.monotonic() + 20
+        while len(served) < 60 and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as reply:
+                    served.append(reply.read().decode())
+            except OSError:
+                time.sleep(0.05)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=30)
+    assert len(served) == 60, stderr
+    lines = udp.wait_for(180)
+    for pid in set(served):
+        assert lines.count(f"served.{pid}:1|c") == served.count(pid)
+    assert lines.count("response.index.GET.200:1|c") == 60
