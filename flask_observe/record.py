@@ -15,6 +15,8 @@ from flask import request
 
 #: The WSGI environ key holding the current :class:`RequestRecord`.
 ENVIRON_KEY = "flask_observe.record"
+#: The WSGI environ key holding the request clock's start (a ``perf_counter`` value).
+START_KEY = "flask_observe.start"
 
 
 class Timer(t.NamedTuple):
@@ -101,11 +103,21 @@ def current_record() -> RequestRecord | None:
     """The record of the request being handled, or ``None`` outside a request, on an
     excluded path, or when Flask-Observe is not initialised on the app.
 
+    When only timing headers are on, the middleware makes no record until something
+    (a ``timed`` view, a user timer, the error path) asks for one here.
+
     .. versionadded:: 0.1.0
     """
     if not has_request_context():
         return None
-    record = request.environ.get(ENVIRON_KEY)
+    environ = request.environ
+    record = environ.get(ENVIRON_KEY)
+    if record is None:
+        start = environ.get(START_KEY)
+        if start is None:
+            return None
+        record = environ[ENVIRON_KEY] = RequestRecord()
+        record.start = start
     return record if isinstance(record, RequestRecord) else None
 
 

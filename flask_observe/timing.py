@@ -31,6 +31,8 @@ from .record import clean_token
 from .record import current_record
 from .record import ENVIRON_KEY
 from .record import RequestRecord
+from .record import START_KEY
+from .record import Timer
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -55,7 +57,7 @@ def format_runtime(seconds: float) -> str:
 
 
 def format_server_timing(app_seconds: float, record: RequestRecord) -> str:
-    """``Server-Timing`` value: ``app;dur=<ms>`` then one entry per timer."""
+    """``Server-Timing`` value: ``app;dur=<ms>`` then one entry per timer of *record*."""
     value = "app;dur=%.3f" % (app_seconds * 1000.0)
     for timer in record.timers:
         value += ", %s;dur=%.3f" % (timer.name, timer.seconds * 1000.0)
@@ -95,16 +97,49 @@ class ObserveMiddleware:
         """Whether requests for *path* bypass Flask-Observe entirely."""
         return path in self._excluded or (bool(self._prefixes) and path.startswith(self._prefixes))
 
-    # Runs on every request: kept flat on purpose (benchmarks/overhead.py measures it
-    # against bare Flask; each attribute look-up and call shows there).
+    # The request path: kept flat on purpose (benchmarks/overhead.py measures it against
+    # bare Flask; each attribute look-up and call shows there). Without finish hooks
+    # (timing headers only) no record is made unless something asks for one.
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self._check_paths and self.is_excluded(environ.get("PATH_INFO", "")):
             return self.wsgi_app(environ, start_response)
+        if self._details:
+            return self._observe(environ, start_response)
+        start = perf_counter()
+        environ[START_KEY] = start
+        runtime_on = self._runtime
+        timing_on = self._server_timing
+
+        def timed_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+        ) -> t.Callable[[bytes], object]:
+            now = perf_counter()
+            try:
+                record = environ.get(ENVIRON_KEY)  # made on demand by current_record()
+                if record is None:
+                    if runtime_on or timing_on:
+                        _add_timing_headers((), now - start, headers, runtime_on, timing_on)
+                elif record.headers_at is None:  # not again when called with exc_info
+                    record.headers_at = now
+                    record.status_line = status
+                    if runtime_on or timing_on:
+                        record.server_timing = _add_timing_headers(
+                            record.timers, now - start, headers, runtime_on, timing_on
+                        )
+            except Exception:
+                warn_limited("headers", "Flask-Observe could not add its headers", exc_info=True)
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, timed_start_response)
+
+    def _observe(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """The request path when finish hooks need the record: method, endpoint, status
+        as the response starts, and the end of the body."""
         record = RequestRecord()
-        record.start = perf_counter()
+        record.start = start = perf_counter()
+        environ[START_KEY] = start
         environ[ENVIRON_KEY] = record
-        details = self._details
         runtime_on = self._runtime
         timing_on = self._server_timing
 
@@ -116,11 +151,16 @@ class ObserveMiddleware:
                 record.headers_at = now
                 record.status_line = status
                 try:
-                    if details:
-                        _note_route(record, environ)
+                    # Flask's request is still alive while the response starts.
+                    flask_request = environ.get("werkzeug.request")
+                    if flask_request is not None:
+                        record.method = flask_request.method
+                        rule = flask_request.url_rule
+                        if rule is not None:
+                            record.endpoint = rule.endpoint
                     if runtime_on or timing_on:
-                        _add_timing_headers(
-                            record, now - record.start, headers, runtime_on, timing_on
+                        record.server_timing = _add_timing_headers(
+                            record.timers, now - start, headers, runtime_on, timing_on
                         )
                 except Exception:
                     warn_limited(
@@ -136,13 +176,12 @@ class ObserveMiddleware:
                 record.status_line = "500 INTERNAL SERVER ERROR"
             self.finish(record)
             raise
-        if details:
-            return _ObservedBody(body, self, record)
-        return body
+        return _ObservedBody(body, self, record)
 
     def finish(self, record: RequestRecord) -> None:
         """Stop the clock and run the finish hooks (metrics, toolbar), each contained."""
-        record.finish()
+        if record.end is None:
+            record.end = perf_counter()
         for hook in self.state.finish_hooks:
             try:
                 hook(record)
@@ -154,27 +193,19 @@ class ObserveMiddleware:
                 )
 
 
-def _note_route(record: RequestRecord, environ: WSGIEnvironment) -> None:
-    """Copy method and endpoint from Flask's request (still alive as headers start)."""
-    flask_request = environ.get("werkzeug.request")
-    if flask_request is not None:
-        record.method = flask_request.method
-        rule = flask_request.url_rule
-        if rule is not None:
-            record.endpoint = rule.endpoint
-
-
 def _add_timing_headers(
-    record: RequestRecord,
+    timers: t.Sequence[Timer],
     elapsed: float,
     headers: list[tuple[str, str]],
     runtime: bool,
     timing: bool,
-) -> None:
+) -> str | None:
     """Add ``X-Runtime`` and ``Server-Timing`` to the WSGI header list in place.
 
     An ``X-Runtime`` already present is kept; a ``Server-Timing`` already present gets
     our entries appended to its value.
+
+    :return: the ``Server-Timing`` value sent, if any.
     """
     timing_at = -1
     index = 0
@@ -187,17 +218,17 @@ def _add_timing_headers(
         index += 1
     if runtime:
         headers.append(("X-Runtime", "%0.6f" % elapsed))
-    if timing:
-        if record.timers:
-            value = format_server_timing(elapsed, record)
-        else:
-            value = "app;dur=%.3f" % (elapsed * 1000.0)
-        if timing_at >= 0:
-            value = headers[timing_at][1] + ", " + value
-            headers[timing_at] = (headers[timing_at][0], value)
-        else:
-            headers.append(("Server-Timing", value))
-        record.server_timing = value
+    if not timing:
+        return None
+    value = "app;dur=%.3f" % (elapsed * 1000.0)
+    for timer in timers:
+        value += ", %s;dur=%.3f" % (timer.name, timer.seconds * 1000.0)
+    if timing_at >= 0:
+        value = headers[timing_at][1] + ", " + value
+        headers[timing_at] = (headers[timing_at][0], value)
+    else:
+        headers.append(("Server-Timing", value))
+    return value
 
 
 class _ObservedBody:
