@@ -8,6 +8,7 @@ the rounds, printed with its ratio to bare Flask.
     python benchmarks/overhead.py                 # all configurations
     python benchmarks/overhead.py --only bare timing
     python benchmarks/overhead.py --rounds 30 --requests 2000
+    python benchmarks/overhead.py --instructions  # valgrind: instructions per request
 
 Configurations that need an optional package that is missing are reported and skipped.
 """
@@ -291,6 +292,56 @@ def measure(
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def _run_only(name: str, requests: int) -> int:
+    """Serve *requests* requests of one configuration, untimed (under valgrind)."""
+    app = CONFIGURATIONS[name][1]()
+    try:
+        run_once(app, EnvironBuilder(path="/hello").get_environ(), requests)
+    finally:
+        for close in RECEIVERS:
+            close()
+    return 0
+
+
+def instructions(names: list[str], low: int = 300, high: int = 1800) -> int:
+    """Instructions per request of each configuration, counted by valgrind's callgrind:
+    the difference between a run of *high* and one of *low* requests, so start-up cancels
+    out. Unlike wall time this does not move with the load of a shared machine (it does
+    not count the kernel's side of a send, nor cache effects). ``PYTHONHASHSEED=0``
+    makes the interpreter's own start-up repeatable."""
+    import concurrent.futures
+    import os
+    import re
+    import shutil
+    import subprocess
+
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        print("--instructions needs valgrind (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+
+    def count(name: str, requests: int) -> int:
+        command = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                   sys.executable, __file__, "--run-only", name, str(requests)]  # fmt: skip
+        output = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+        match = re.search(r"Collected : (\d+)", output.stderr)
+        if match is None:
+            raise RuntimeError(f"no instruction count for {name}:\n{output.stderr[-2000:]}")
+        return int(match.group(1))
+
+    jobs = [(name, n) for name in names for n in (low, high)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        counts = dict(zip(jobs, pool.map(lambda job: count(*job), jobs), strict=True))
+    per_request = {n: (counts[(n, high)] - counts[(n, low)]) / (high - low) for n in names}
+    base = per_request["bare"]
+    print(f"{'configuration':<14} {'instructions':>13} {'vs bare':>8}  description")
+    for name, value in per_request.items():
+        description = CONFIGURATIONS[name][0]
+        print(f"{name:<14} {value / 1000:>11.1f} k {value / base:>7.3f}x  {description}")
+    return 0
+
+
 def check(apps: dict[str, WSGIApplication]) -> int:
     """Every configuration must answer the trivial view exactly as bare Flask does, so
     that the ratios compare the same work."""
@@ -313,13 +364,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="no timing: check each app serves the same view"
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per request under valgrind instead of timing (deterministic)",
+    )
+    parser.add_argument("--run-only", nargs=2, metavar=("NAME", "REQUESTS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.run_only:
+        return _run_only(args.run_only[0], int(args.run_only[1]))
     names = ["bare", *(n for n in CONFIGURATIONS if n != "bare")]
     if args.only:
         unknown = set(args.only) - set(CONFIGURATIONS)
         if unknown:
             parser.error(f"unknown configuration(s): {', '.join(sorted(unknown))}")
         names = ["bare", *(n for n in names if n in args.only and n != "bare")]
+    if args.instructions:
+        return instructions(names)
     apps: dict[str, WSGIApplication] = {}
     for name in names:
         description, factory = CONFIGURATIONS[name]

@@ -90,7 +90,7 @@ class ObserveMiddleware:
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read which per-request details the finish hooks need."""
+        """Re-read whether finish hooks exist (and so requests need the full record)."""
         self._details = bool(self.state.finish_hooks)
 
     def is_excluded(self, path: str) -> bool:
@@ -138,7 +138,6 @@ class ObserveMiddleware:
         as the response starts, and the end of the body."""
         record = RequestRecord()
         record.start = start = perf_counter()
-        environ[START_KEY] = start
         environ[ENVIRON_KEY] = record
         runtime_on = self._runtime
         timing_on = self._server_timing
@@ -176,7 +175,7 @@ class ObserveMiddleware:
                 record.status_line = "500 INTERNAL SERVER ERROR"
             self.finish(record)
             raise
-        return _ObservedBody(body, self, record)
+        return _ObservedBody(body, self.finish, record)
 
     def finish(self, record: RequestRecord) -> None:
         """Stop the clock and run the finish hooks (metrics, toolbar), each contained."""
@@ -238,13 +237,16 @@ class _ObservedBody:
     chunk; only ``close`` is ours (servers must call it, PEP 3333).
     """
 
-    __slots__ = ("_body", "_middleware", "_record")
+    __slots__ = ("_body", "_finish", "_record")
 
     def __init__(
-        self, body: Iterable[bytes], middleware: ObserveMiddleware, record: RequestRecord
+        self,
+        body: Iterable[bytes],
+        finish: t.Callable[[RequestRecord], None],
+        record: RequestRecord,
     ) -> None:
         self._body = body
-        self._middleware = middleware
+        self._finish = finish
         self._record = record
 
     def __iter__(self) -> Iterator[bytes]:
@@ -256,7 +258,7 @@ class _ObservedBody:
             if close is not None:
                 close()
         finally:
-            self._middleware.finish(self._record)
+            self._finish(self._record)
 
 
 class _TimedDecorator(t.Protocol):
