@@ -44,7 +44,8 @@ class RequestRecord:
     start: float = 0.0
     #: When the status and headers were handed to the server.
     headers_at: float | None = None
-    #: When the server closed the response body (streamed bodies end here).
+    #: When the response was complete: as it started for a response with a
+    #: ``Content-Length``, else when the server closed the body (streams).
     end: float | None = None
     #: The matched endpoint, ``None`` when no route matched.
     endpoint: str | None = None

@@ -134,8 +134,10 @@ class ObserveMiddleware:
         return self.wsgi_app(environ, timed_start_response)
 
     def _observe(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        """The request path when finish hooks need the record: method, endpoint, status
-        as the response starts, and the end of the body."""
+        """The request path when finish hooks need the record: method, endpoint and
+        status as the response starts, then the end. A response with a
+        ``Content-Length`` is complete when it starts (its body is already built), so it
+        ends there; any other body (a stream) ends when the server closes it."""
         record = RequestRecord()
         record.start = start = perf_counter()
         environ[ENVIRON_KEY] = record
@@ -157,24 +159,36 @@ class ObserveMiddleware:
                         rule = flask_request.url_rule
                         if rule is not None:
                             record.endpoint = rule.endpoint
+                    sized = False
+                    for name, _ in headers:
+                        if len(name) == 14 and name.lower() == "content-length":
+                            sized = True
+                            break
                     if runtime_on or timing_on:
                         record.server_timing = _add_timing_headers(
                             record.timers, now - start, headers, runtime_on, timing_on
                         )
                 except Exception:
+                    sized = False
                     warn_limited(
                         "headers", "Flask-Observe could not add its headers", exc_info=True
                     )
+                if sized:
+                    record.end = now
+                    self.finish(record)
             return start_response(status, headers, exc_info)
 
         try:
             body = self.wsgi_app(environ, observed_start_response)
         except BaseException:
             # Only with PROPAGATE_EXCEPTIONS (testing, debug): the server answers 500.
-            if record.status_line is None:
-                record.status_line = "500 INTERNAL SERVER ERROR"
-            self.finish(record)
+            if record.end is None:
+                if record.status_line is None:
+                    record.status_line = "500 INTERNAL SERVER ERROR"
+                self.finish(record)
             raise
+        if record.end is not None:  # finished as it started: nothing to wait for
+            return body
         return _ObservedBody(body, self.finish, record)
 
     def finish(self, record: RequestRecord) -> None:
