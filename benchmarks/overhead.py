@@ -303,12 +303,21 @@ def _run_only(name: str, requests: int) -> int:
     return 0
 
 
-def instructions(names: list[str], low: int = 300, high: int = 1800) -> int:
+def instructions(
+    names: list[str],
+    low: int = 300,
+    high: int = 1800,
+    script: str = __file__,
+    describe: t.Callable[[str], str] | None = None,
+) -> int:
     """Instructions per request of each configuration, counted by valgrind's callgrind:
     the difference between a run of *high* and one of *low* requests, so start-up cancels
     out. Unlike wall time this does not move with the load of a shared machine (it does
     not count the kernel's side of a send, nor cache effects). ``PYTHONHASHSEED=0``
-    makes the interpreter's own start-up repeatable."""
+    makes the interpreter's own start-up repeatable.
+
+    :param script: the benchmark script, run as ``script --run-only NAME REQUESTS``.
+    :param describe: the one-line description of a configuration."""
     import concurrent.futures
     import os
     import re
@@ -323,7 +332,7 @@ def instructions(names: list[str], low: int = 300, high: int = 1800) -> int:
 
     def count(name: str, requests: int) -> int:
         command = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                   sys.executable, __file__, "--run-only", name, str(requests)]  # fmt: skip
+                   sys.executable, script, "--run-only", name, str(requests)]  # fmt: skip
         output = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
         match = re.search(r"Collected : (\d+)", output.stderr)
         if match is None:
@@ -335,10 +344,17 @@ def instructions(names: list[str], low: int = 300, high: int = 1800) -> int:
         counts = dict(zip(jobs, pool.map(lambda job: count(*job), jobs), strict=True))
     per_request = {n: (counts[(n, high)] - counts[(n, low)]) / (high - low) for n in names}
     base = per_request["bare"]
-    print(f"{'configuration':<14} {'instructions':>13} {'vs bare':>8}  description")
+    width = max(14, *(len(name) for name in names))
+    print(
+        f"{'configuration':<{width}} {'instructions':>13} {'vs bare':>8} {'overhead':>10}"
+        "  description"
+    )
     for name, value in per_request.items():
-        description = CONFIGURATIONS[name][0]
-        print(f"{name:<14} {value / 1000:>11.1f} k {value / base:>7.3f}x  {description}")
+        description = describe(name) if describe else CONFIGURATIONS[name][0]
+        print(
+            f"{name:<{width}} {value / 1000:>11.1f} k {value / base:>7.3f}x "
+            f"{(value - base) / 1000:>+8.1f} k  {description}"
+        )
     return 0
 
 

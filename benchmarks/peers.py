@@ -10,6 +10,7 @@ rounds interleaved; the figures are the medians of requests/s, p50 and p99.
     python benchmarks/peers.py                       # both modes, all configurations
     python benchmarks/peers.py --mode inprocess --rounds 30
     python benchmarks/peers.py --mode http --seconds 3 --only bare observe_production
+    python benchmarks/peers.py --mode instructions   # valgrind, deterministic
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import apps  # noqa: E402
+from benchmarks.overhead import instructions  # noqa: E402
 from benchmarks.overhead import run_once  # noqa: E402
 
 
@@ -169,20 +171,32 @@ def over_http(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--mode", choices=("inprocess", "http", "both"), default="both")
+    parser.add_argument(
+        "--mode", choices=("inprocess", "http", "both", "instructions"), default="both"
+    )
     parser.add_argument("--only", nargs="*", help="configurations (bare is always in)")
     parser.add_argument("--rounds", type=int, default=20, help="in-process rounds")
     parser.add_argument("--requests", type=int, default=1000, help="requests per round")
     parser.add_argument("--http-rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=3, help="wrk seconds per round")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--run-only", nargs=2, metavar=("NAME", "REQUESTS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.run_only:
+        from werkzeug.test import EnvironBuilder
+
+        app = apps.build(args.run_only[0])
+        run_once(app, EnvironBuilder(path="/hello").get_environ(), int(args.run_only[1]))
+        return 0
     names = apps.names()
     if args.only:
         unknown = set(args.only) - set(names)
         if unknown:
             parser.error(f"unknown configuration(s): {', '.join(sorted(unknown))}")
         names = [n for n in names if n == "bare" or n in args.only]
+    if args.mode == "instructions":
+        print("In-process (WSGI callable), instructions per request (valgrind):")
+        return instructions(names, script=__file__, describe=apps.describe)
     if args.mode in ("inprocess", "both"):
         results = in_process(names, args.rounds, args.requests)
         base = results["bare"]
