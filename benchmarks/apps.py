@@ -15,6 +15,8 @@ import socket
 
 from flask import Flask
 
+from benchmarks.overhead import trivial_app as trivial
+
 #: name -> one-line description, in table order.
 DESCRIPTIONS: dict[str, str] = {
     "bare": "bare Flask",
@@ -47,17 +49,6 @@ def statsd_sink() -> int:
     sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
     _kept.append(sink)  # lives as long as the benchmark process
     return int(sink.getsockname()[1])
-
-
-def trivial(**config: object) -> Flask:
-    app = Flask("peers")
-    app.config.update(config)
-
-    @app.get("/hello")
-    def hello() -> str:
-        return "Hello, World!"
-
-    return app
 
 
 def build(name: str) -> Flask:
