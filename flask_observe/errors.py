@@ -51,6 +51,7 @@ from .scrub import Scrubber
 if t.TYPE_CHECKING:
     from flask import Flask
 
+    from .config import ObserveConfig
     from .extension import Observe
     from .extension import ObserveState
     from .record import RequestRecord
@@ -145,6 +146,19 @@ _apps: weakref.WeakKeyDictionary[Observe, weakref.WeakSet[Flask]]
 _apps = weakref.WeakKeyDictionary()
 
 
+def check_errors_config(config: ObserveConfig) -> None:
+    """Refuse a configuration :func:`init_errors` could not apply, before anything is
+    registered on the app.
+
+    :raises flask_observe.ConfigError: ``OBSERVE_SENTRY_DSN`` is not a valid DSN or
+        sentry-sdk is not installed.
+    """
+    if config.sentry_dsn is not None:
+        reason = sentry.validate_dsn(config.sentry_dsn)
+        if reason is not None:
+            raise ConfigError("OBSERVE_SENTRY_DSN", reason)
+
+
 def init_errors(app: Flask, state: ObserveState) -> None:
     """Set up JSON errors and Sentry capture for *app* (called by ``init_app``).
 
@@ -157,10 +171,7 @@ def init_errors(app: Flask, state: ObserveState) -> None:
         sentry-sdk is not installed.
     """
     config = state.config
-    if config.sentry_dsn is not None:
-        reason = sentry.validate_dsn(config.sentry_dsn)
-        if reason is not None:
-            raise ConfigError("OBSERVE_SENTRY_DSN", reason)
+    check_errors_config(config)
     errors = ErrorsState(
         json_errors=config.json_errors,
         capture_statuses=config.sentry_capture_statuses,

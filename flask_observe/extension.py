@@ -153,10 +153,17 @@ def _note_unhandled(sender: Flask, exception: BaseException, **extra: object) ->
 
 
 def _init_features(app: Flask, state: ObserveState) -> None:
-    """Set up each feature; they share the already validated configuration."""
+    """Set up each feature; they share the already validated configuration. The checks
+    that need more than the configuration run first, so a refusal leaves the app as it
+    was."""
+    from .errors import check_errors_config
     from .errors import init_errors
     from .metrics import init_metrics
     from .panels import init_toolbar
+    from .panels import toolbar_wanted
+
+    check_errors_config(state.config)
+    toolbar_wanted(app, state.config)
 
     init_metrics(app, state)
     init_errors(app, state)

@@ -170,3 +170,41 @@ def test_import_has_no_side_effects_and_needs_no_extra() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "clean"
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        pytest.param(
+            {"DEBUG_TB_ENABLED": True, "OBSERVE_TOOLBAR_PANELS": True},
+            "DEBUG_TB_HOSTS",
+            id="toolbar",
+        ),
+        pytest.param({"OBSERVE_SENTRY_DSN": "not a dsn"}, "OBSERVE_SENTRY_DSN", id="sentry"),
+    ],
+)
+def test_a_refused_feature_leaves_the_app_as_it_was(config: dict[str, object], key: str) -> None:
+    """Checks that need more than the config run before any feature registers a hook."""
+    from flask_observe import ConfigError
+
+    app = Flask("refused")
+    app.config.update(config, OBSERVE_STATSD_HOST="127.0.0.1", SECRET_KEY="x")
+    before = (
+        app.wsgi_app,
+        dict(app.error_handler_spec),
+        {k: list(v) for k, v in app.after_request_funcs.items()},
+        set(app.cli.commands),
+        set(app.blueprints),
+    )
+    with pytest.raises(ConfigError) as info:
+        Observe(app)
+    assert info.value.key == key
+    after = (
+        app.wsgi_app,
+        dict(app.error_handler_spec),
+        {k: list(v) for k, v in app.after_request_funcs.items()},
+        set(app.cli.commands),
+        set(app.blueprints),
+    )
+    assert after == before
+    assert "observe" not in app.extensions

@@ -33,6 +33,7 @@ from ..containment import warn_limited
 if t.TYPE_CHECKING:
     from flask import Flask
 
+    from ..config import ObserveConfig
     from ..extension import ObserveState
     from .report import ReportStore
 
@@ -116,6 +117,40 @@ def toolbar_enabled(app: Flask) -> bool:
     :param app: the Flask application.
     """
     return bool(app.config.get("DEBUG_TB_ENABLED", app.debug))
+
+
+def toolbar_wanted(app: Flask, config: ObserveConfig) -> bool:
+    """Whether the panels go on *app*; refuses a configuration that cannot work before
+    anything is registered (``init_app`` calls it first, then :func:`init_toolbar`).
+
+    :param app: the Flask application.
+    :param config: its validated Flask-Observe configuration.
+    :raises flask_observe.ConfigError: the panels were asked for and Flask-DebugToolbar
+        or Pympler is missing, or the toolbar is enabled outside debug mode without
+        ``DEBUG_TB_HOSTS``.
+    """
+    wanted = config.toolbar_panels
+    if not (app.debug if wanted is None else wanted) or not toolbar_enabled(app):
+        return False
+    try:
+        import flask_debugtoolbar  # noqa: F401
+        import pympler  # noqa: F401
+    except ImportError as exc:
+        if wanted is None:
+            warn_limited(
+                "toolbar-import",
+                "Flask-Observe: toolbar panels are off, %s is not installed "
+                "(pip install 'Flask-Observe[toolbar]').",
+                exc.name,
+            )
+            return False
+        raise ConfigError(
+            "OBSERVE_TOOLBAR_PANELS",
+            f"the panels need Flask-DebugToolbar and Pympler, but {exc.name!r} is not "
+            "installed: pip install 'Flask-Observe[toolbar]'",
+        ) from exc
+    check_hosts(app)
+    return True
 
 
 def check_hosts(app: Flask) -> None:
@@ -203,27 +238,8 @@ def init_toolbar(app: Flask, state: ObserveState) -> None:
         or Pympler is missing, or the toolbar is enabled outside debug mode without
         ``DEBUG_TB_HOSTS``.
     """
-    wanted = state.config.toolbar_panels
-    if not (app.debug if wanted is None else wanted) or not toolbar_enabled(app):
+    if not toolbar_wanted(app, state.config):
         return
-    try:
-        import flask_debugtoolbar  # noqa: F401
-        import pympler  # noqa: F401
-    except ImportError as exc:
-        if wanted is None:
-            warn_limited(
-                "toolbar-import",
-                "Flask-Observe: toolbar panels are off, %s is not installed "
-                "(pip install 'Flask-Observe[toolbar]').",
-                exc.name,
-            )
-            return
-        raise ConfigError(
-            "OBSERVE_TOOLBAR_PANELS",
-            f"the panels need Flask-DebugToolbar and Pympler, but {exc.name!r} is not "
-            "installed: pip install 'Flask-Observe[toolbar]'",
-        ) from exc
-    check_hosts(app)
     existing = app.extensions.get(PANELS_KEY)
     state.toolbar = existing or _new_state(
         state.config.memory_budget, state.config.report_store_size
