@@ -76,6 +76,10 @@ class Scrubber:
             r"(?P<value>(?:(?:Bearer|Basic|Token|Digest)\s+)?[^\s\"'&,;}\])]+)",
             re.IGNORECASE,
         )
+        # A necessary condition for a pair, cheap to test: one of the keys and a
+        # separator. Most strings of an event (source lines, frame values) have neither,
+        # and the full pattern is slow to rule out on them.
+        self._any_key = re.compile(alternatives, re.IGNORECASE)
 
     def is_sensitive(self, key: object) -> bool:
         """Whether the value under *key* must be filtered."""
@@ -88,7 +92,9 @@ class Scrubber:
         """Mask URL credentials and sensitive ``key=value`` pairs inside *text*."""
         if "@" in text:
             text = _URL_CREDENTIALS.sub(r"\g<scheme>" + FILTERED + "@", text)
-        return self._pairs.sub(r"\g<key>\g<sep>" + FILTERED, text)
+        if ("=" in text or ":" in text) and self._any_key.search(text):
+            text = self._pairs.sub(r"\g<key>\g<sep>" + FILTERED, text)
+        return text
 
     def scrub(self, value: t.Any, depth: int = 0) -> t.Any:
         """Return a scrubbed copy of *value* (dicts, lists, tuples and strings)."""
