@@ -248,10 +248,20 @@ def test_a_failing_finish_hook_is_contained(
     assert all(r.levelno == logging.WARNING for r in caplog.records)
 
 
+# With TESTING the metrics recording adds a finish hook (the full-record path); without
+# it, only timing headers are on (the lean path, where the record is made on demand).
+PATHS = [
+    pytest.param({}, id="with-finish-hooks"),
+    pytest.param({"TESTING": False}, id="timing-only"),
+]
+
+
+@pytest.mark.parametrize("config", PATHS)
 def test_a_failure_while_adding_headers_never_breaks_the_response(
     make_app: Callable[..., Flask],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    config: dict[str, object],
 ) -> None:
     import flask_observe.containment
     import flask_observe.timing
@@ -261,7 +271,8 @@ def test_a_failure_while_adding_headers_never_breaks_the_response(
 
     monkeypatch.setattr(flask_observe.timing, "_add_timing_headers", broken)
     monkeypatch.setattr(flask_observe.containment, "_last_warned", {})
-    app = make_app()
+    app = make_app(**config)
+    assert bool(app.extensions["observe"].finish_hooks) is not ("TESTING" in config)
     add_routes(app)
     for _ in range(3):
         response = app.test_client().get("/")
@@ -271,8 +282,11 @@ def test_a_failure_while_adding_headers_never_breaks_the_response(
     assert warnings[0].levelno == logging.WARNING
 
 
-def test_records_are_per_request_under_threads(make_app: Callable[..., Flask]) -> None:
-    app = make_app()
+@pytest.mark.parametrize("config", PATHS)
+def test_records_are_per_request_under_threads(
+    make_app: Callable[..., Flask], config: dict[str, object]
+) -> None:
+    app = make_app(**config)
     records: dict[str, RequestRecord | None] = {}
 
     @app.get("/<name>")
