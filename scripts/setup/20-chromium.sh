@@ -17,5 +17,5 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
 echo "chromium: $(/usr/bin/chromium --version)"
