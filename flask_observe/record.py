@@ -7,7 +7,6 @@ closed, longer than Flask's request context and ``g``.
 
 from __future__ import annotations
 
-import time
 import typing as t
 
 from flask import has_request_context
@@ -93,11 +92,6 @@ class RequestRecord:
             self.timers.append(timer)
         else:
             self.timers = [timer]
-
-    def finish(self) -> None:
-        """Stop the clock at the end of the body (idempotent)."""
-        if self.end is None:
-            self.end = time.perf_counter()
 
 
 def current_record() -> RequestRecord | None:

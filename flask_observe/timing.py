@@ -56,10 +56,10 @@ def format_runtime(seconds: float) -> str:
     return "%0.6f" % seconds
 
 
-def format_server_timing(app_seconds: float, record: RequestRecord) -> str:
-    """``Server-Timing`` value: ``app;dur=<ms>`` then one entry per timer of *record*."""
+def format_server_timing(app_seconds: float, timers: t.Iterable[Timer]) -> str:
+    """``Server-Timing`` value: ``app;dur=<ms>`` then one entry per timer."""
     value = "app;dur=%.3f" % (app_seconds * 1000.0)
-    for timer in record.timers:
+    for timer in timers:
         value += ", %s;dur=%.3f" % (timer.name, timer.seconds * 1000.0)
     return value
 
@@ -233,9 +233,7 @@ def _add_timing_headers(
         headers.append(("X-Runtime", "%0.6f" % elapsed))
     if not timing:
         return None
-    value = "app;dur=%.3f" % (elapsed * 1000.0)
-    for timer in timers:
-        value += ", %s;dur=%.3f" % (timer.name, timer.seconds * 1000.0)
+    value = format_server_timing(elapsed, timers)
     if timing_at >= 0:
         value = headers[timing_at][1] + ", " + value
         headers[timing_at] = (headers[timing_at][0], value)

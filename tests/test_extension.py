@@ -172,6 +172,17 @@ def test_import_has_no_side_effects_and_needs_no_extra() -> None:
     assert result.stdout.strip() == "clean"
 
 
+def registrations(app: Flask) -> tuple[object, ...]:
+    """What init_app could have registered on *app*."""
+    return (
+        app.wsgi_app,
+        dict(app.error_handler_spec),
+        {k: list(v) for k, v in app.after_request_funcs.items()},
+        set(app.cli.commands),
+        set(app.blueprints),
+    )
+
+
 @pytest.mark.parametrize(
     ("config", "key"),
     [
@@ -189,22 +200,10 @@ def test_a_refused_feature_leaves_the_app_as_it_was(config: dict[str, object], k
 
     app = Flask("refused")
     app.config.update(config, OBSERVE_STATSD_HOST="127.0.0.1", SECRET_KEY="x")
-    before = (
-        app.wsgi_app,
-        dict(app.error_handler_spec),
-        {k: list(v) for k, v in app.after_request_funcs.items()},
-        set(app.cli.commands),
-        set(app.blueprints),
-    )
+    before = registrations(app)
     with pytest.raises(ConfigError) as info:
         Observe(app)
     assert info.value.key == key
-    after = (
-        app.wsgi_app,
-        dict(app.error_handler_spec),
-        {k: list(v) for k, v in app.after_request_funcs.items()},
-        set(app.cli.commands),
-        set(app.blueprints),
-    )
+    after = registrations(app)
     assert after == before
     assert "observe" not in app.extensions

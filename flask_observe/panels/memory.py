@@ -21,15 +21,14 @@ from time import perf_counter
 
 from flask import current_app
 from flask import url_for
-from flask_debugtoolbar.panels import DebugPanel
 
 from ..containment import contained
 from ..containment import warn_limited
 from ..record import current_record
 from . import BLUEPRINT_NAME
 from . import get_toolbar_state
-from . import register_routes
 from . import skip_request
+from .base import BlueprintPanel
 from .heap import heap_after
 from .heap import heap_before
 from .heap import sample
@@ -43,11 +42,10 @@ from .templating import render
 if t.TYPE_CHECKING:
     from collections.abc import Callable
 
-    from flask import Flask
     from werkzeug import Request
 
 
-class MemoryPanel(DebugPanel):
+class MemoryPanel(BlueprintPanel):
     """Flask-DebugToolbar panel: process memory and, when switched on, a heap diff.
 
     .. versionadded:: 0.1.0
@@ -60,15 +58,6 @@ class MemoryPanel(DebugPanel):
 
     tier1: Tier1 | None = None
     tier2: t.Any = None
-
-    @classmethod
-    def init_app(cls, app: Flask) -> None:
-        """Register our blueprint on *app* (called by the toolbar's ``init_app``).
-
-        :raises flask_observe.ConfigError: the toolbar is enabled outside debug mode
-            without ``DEBUG_TB_HOSTS``.
-        """
-        register_routes(app)
 
     def process_view(
         self,

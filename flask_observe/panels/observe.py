@@ -22,14 +22,13 @@ from time import perf_counter
 from flask import current_app
 from flask import request as flask_request
 from flask import url_for
-from flask_debugtoolbar.panels import DebugPanel
 
 from ..config import OPTIONS
 from ..containment import warn_limited
 from ..record import current_record
 from . import BLUEPRINT_NAME
-from . import register_routes
 from . import skip_request
+from .base import BlueprintPanel
 from .masking import mask_value
 from .report import keep_report
 from .report import note_view_time
@@ -59,7 +58,7 @@ def config_rows(app: Flask) -> list[tuple[str, str]]:
     return rows
 
 
-class ObservePanel(DebugPanel):
+class ObservePanel(BlueprintPanel):
     """Flask-DebugToolbar panel: clock, timers, ``Server-Timing``, metrics and error.
 
     .. versionadded:: 0.1.0
@@ -70,15 +69,6 @@ class ObservePanel(DebugPanel):
 
     status: int = 0
     data: Snapshot | None = None
-
-    @classmethod
-    def init_app(cls, app: Flask) -> None:
-        """Register our blueprint on *app* (called by the toolbar's ``init_app``).
-
-        :raises flask_observe.ConfigError: the toolbar is enabled outside debug mode
-            without ``DEBUG_TB_HOSTS``.
-        """
-        register_routes(app)
 
     def process_view(
         self,

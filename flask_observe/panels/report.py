@@ -94,7 +94,7 @@ def snapshot(
         timing = record.server_timing
     else:
         total = perf_counter() - record.start
-        timing = format_server_timing(total, record) if server_timing else None
+        timing = format_server_timing(total, record.timers) if server_timing else None
     error = None
     if record.exception is not None:
         exc = record.exception
