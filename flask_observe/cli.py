@@ -11,24 +11,19 @@
 from __future__ import annotations
 
 import socket
-import typing as t
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from .extension import get_state
+from .metrics import MetricsState
 from .naming import UNMATCHED
-
-if t.TYPE_CHECKING:
-    from .metrics import MetricsState
+from .state import get_state
 
 observe_cli = AppGroup("observe", help="Flask-Observe: metrics names and statsd check.")
 
 
 def _metrics_state() -> MetricsState:
-    from .metrics import MetricsState
-
     metrics = get_state().metrics
     if not isinstance(metrics, MetricsState):  # pragma: no cover - set by init_app
         raise click.ClickException("Flask-Observe metrics are not set up on this app.")

@@ -1,19 +1,23 @@
-"""JSON errors and Sentry capture: one problem shape for every failure.
+"""JSON errors: one problem shape (RFC 9457) for every error response.
 
 Every error response, from ``abort()``, routing (404, 405), request parsing (400) and
-unhandled exceptions (500), becomes an ``application/problem+json`` body (RFC 9457)
-with ``type``, ``title``, ``status``, ``detail`` and, when the error was captured,
-``event_id``. Built on Flask's own machinery, never on ``errorhandler(Exception)``:
+unhandled exceptions (500), becomes an ``application/problem+json`` body with ``type``,
+``title``, ``status``, ``detail`` and, when the error was captured, ``event_id``. Built
+on Flask's own machinery, never on ``errorhandler(Exception)``:
 
 - one handler for :class:`~werkzeug.exceptions.HTTPException`, which Flask calls for
   HTTP errors and, as :class:`~werkzeug.exceptions.InternalServerError` with
   ``original_exception``, for unhandled exceptions *after* it has logged them, sent
-  ``got_request_exception`` and re-raised them under ``PROPAGATE_EXCEPTIONS``;
+  ``got_request_exception`` and re-raised them under ``PROPAGATE_EXCEPTIONS``. It is
+  the default, never an override: a handler of the app's that Flask would have chosen
+  without ours (``errorhandler(Exception)`` included) gets the error instead, and a
+  trapped exception (``TRAP_HTTP_EXCEPTIONS``, ``TRAP_BAD_REQUEST_ERRORS``) is
+  re-raised as in plain Flask;
 - one handler per class mapped with :meth:`Observe.register_error
-  <flask_observe.Observe.register_error>`;
-- a ``got_request_exception`` receiver that captures the unhandled exception to Sentry.
+  <flask_observe.Observe.register_error>`.
 
-None of them runs on the success path. Usage::
+Capture to Sentry is :mod:`flask_observe.sentry`'s. Nothing here runs on the success
+path. Usage::
 
     from flask_observe import APIError
 
@@ -31,10 +35,8 @@ from __future__ import annotations
 
 import dataclasses
 import typing as t
-import weakref
 
 from flask import current_app
-from flask import got_request_exception
 from flask import request
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
@@ -43,27 +45,21 @@ from werkzeug.routing import RoutingException
 from werkzeug.wrappers import Response
 
 from . import sentry
-from .config import ConfigError
 from .containment import warn_limited
 from .record import current_record
-from .scrub import Scrubber
+from .state import find_state
 
 if t.TYPE_CHECKING:
     from flask import Flask
 
-    from .config import ObserveConfig
-    from .extension import Observe
-    from .extension import ObserveState
     from .record import RequestRecord
+    from .state import ObserveState
 
 #: The media type of problem bodies (RFC 9457).
 PROBLEM_MIMETYPE = "application/problem+json"
 
 #: The media type used when ``OBSERVE_ERROR_BODY`` builds the body.
 CUSTOM_MIMETYPE = "application/json"
-
-#: WSGI environ key holding the event id of the request's captured error.
-EVENT_ID_KEY = "flask_observe.event_id"
 
 #: The ``detail`` of a 5xx from an unhandled exception outside debug mode.
 GENERIC_DETAIL = "The server encountered an internal error and could not complete your request."
@@ -74,9 +70,6 @@ LAST_RESORT_BODY = (
     b'"detail":"The server encountered an internal error and could not complete '
     b'your request."}'
 )
-
-#: The longest request body (bytes) copied into an event.
-MAX_EVENT_BODY = 10_000
 
 BodyBuilder = t.Callable[[dict[str, t.Any]], t.Any]
 
@@ -121,91 +114,46 @@ def _rebuild_api_error(message: str, status: int, extra: dict[str, t.Any]) -> AP
 
 @dataclasses.dataclass(eq=False)
 class ErrorsState:
-    """The error-handling state of one app, in ``app.extensions["observe"].errors``.
+    """The error-response state of one app, in ``app.extensions["observe"].errors``.
 
     .. versionadded:: 0.1.0
     """
 
-    #: Answer errors with problem JSON (``OBSERVE_JSON_ERRORS``).
+    #: Answer errors with problem JSON (``OBSERVE_JSON_ERRORS``); when off, the
+    #: handler only captures ``abort(5xx)`` and adds the event-id header.
     json_errors: bool
-    #: ``abort(5xx)`` statuses that are captured (``OBSERVE_SENTRY_CAPTURE_STATUSES``).
-    capture_statuses: frozenset[int]
     #: Custom body builder (``OBSERVE_ERROR_BODY``).
     body_builder: BodyBuilder | None
     #: Response header carrying the event id (``OBSERVE_EVENT_ID_HEADER``).
     event_id_header: str | None
-    #: Scrubs request data and events (``OBSERVE_SCRUB_KEYS`` added).
-    scrubber: Scrubber
     #: Domain exception classes mapped to statuses (the extension's live map).
     error_map: dict[type[BaseException], int]
 
 
-#: Apps initialised by each extension object, for ``register_error`` after
-#: ``init_app``. Weak on both sides: nothing here keeps an app or extension alive.
-_apps: weakref.WeakKeyDictionary[Observe, weakref.WeakSet[Flask]]
-_apps = weakref.WeakKeyDictionary()
+def install(app: Flask, state: ObserveState) -> None:
+    """Set up error responses for *app* (called by ``init_app``).
 
-
-def check_errors_config(config: ObserveConfig) -> None:
-    """Refuse a configuration :func:`init_errors` could not apply, before anything is
-    registered on the app.
-
-    :raises flask_observe.ConfigError: ``OBSERVE_SENTRY_DSN`` is not a valid DSN or
-        sentry-sdk is not installed.
-    """
-    if config.sentry_dsn is not None:
-        reason = sentry.validate_dsn(config.sentry_dsn)
-        if reason is not None:
-            raise ConfigError("OBSERVE_SENTRY_DSN", reason)
-
-
-def init_errors(app: Flask, state: ObserveState) -> None:
-    """Set up JSON errors and Sentry capture for *app* (called by ``init_app``).
-
-    Registers the ``HTTPException`` handler (unless the app already has one), a handler
-    per class mapped with ``register_error`` (unless the app has one for that class)
-    and a ``got_request_exception`` receiver; initialises sentry-sdk when
-    ``OBSERVE_SENTRY_DSN`` is set. Nothing here runs on the success path.
-
-    :raises flask_observe.ConfigError: ``OBSERVE_SENTRY_DSN`` is not a valid DSN or
-        sentry-sdk is not installed.
+    With ``OBSERVE_JSON_ERRORS`` on, registers the ``HTTPException`` handler (unless
+    the app already has one) and a handler per class mapped with ``register_error``
+    (unless the app has one for that class). With it off, only the mapped classes get
+    a handler; the ``HTTPException`` handler is registered only when errors can be
+    captured to Sentry (it captures ``abort(5xx)`` and adds the event-id header, and
+    leaves Flask's HTML body as it is).
     """
     config = state.config
-    check_errors_config(config)
     errors = ErrorsState(
         json_errors=config.json_errors,
-        capture_statuses=config.sentry_capture_statuses,
         body_builder=config.error_body,
         event_id_header=config.event_id_header,
-        scrubber=Scrubber(config.scrub_keys),
         error_map=state.extension.error_map,
     )
     state.errors = errors
-    try:
-        sentry.setup_from_config(config.sentry_dsn)
-    except Exception:
-        warn_limited("sentry-init", "Flask-Observe could not set up sentry-sdk", exc_info=True)
+    for exception in list(errors.error_map):
+        register_mapped(app, exception)
+    if not errors.json_errors and not sentry.may_capture(config):
+        return
     if _app_handler(app, HTTPException) is None:
         app.register_error_handler(HTTPException, handle_http_exception)
-    for exception in list(errors.error_map):
-        _register_mapped(app, exception)
-    got_request_exception.connect(_on_unhandled, app, weak=False)
-    _apps.setdefault(state.extension, weakref.WeakSet()).add(app)
-
-
-def on_register_error(extension: Observe, exception: type[BaseException]) -> None:
-    """Register the handler for a newly mapped class on the apps already initialised."""
-    for app in list(_apps.get(extension, ())):
-        try:
-            _register_mapped(app, exception)
-        except AssertionError:
-            warn_limited(
-                f"register_error:{app.name}",
-                "Flask-Observe: register_error(%s) came after the app %r served its "
-                "first request; call it at set-up time.",
-                exception.__name__,
-                app.name,
-            )
 
 
 def _app_handler(app: Flask, exception: type[BaseException]) -> object:
@@ -215,7 +163,12 @@ def _app_handler(app: Flask, exception: type[BaseException]) -> object:
     return handlers.get(exception)
 
 
-def _register_mapped(app: Flask, exception: type[BaseException]) -> None:
+def register_mapped(app: Flask, exception: type[BaseException]) -> None:
+    """Answer *exception* on *app* through the ``register_error`` map, unless the app
+    has its own handler for the class.
+
+    :raises AssertionError: *app* already served its first request (Flask's rule).
+    """
     if _app_handler(app, exception) is None and issubclass(exception, Exception):
         app.register_error_handler(exception, handle_mapped_exception)
 
@@ -223,26 +176,69 @@ def _register_mapped(app: Flask, exception: type[BaseException]) -> None:
 # --- handlers (error path only) -------------------------------------------------------
 
 
-def handle_http_exception(error: HTTPException) -> Response | HTTPException:
+def handle_http_exception(error: HTTPException) -> t.Any:
     """The app's ``HTTPException`` handler: a problem response for *error*.
 
-    Unhandled exceptions arrive as ``InternalServerError`` with ``original_exception``
-    (already logged and captured). Redirects and ``abort(response)`` are returned
-    untouched. Never raises: a failure gives the constant last-resort response.
+    In order:
+
+    1. a handler the app (or the request's blueprints) registered that Flask would
+       have chosen had ours not been there, such as ``errorhandler(Exception)``,
+       answers instead, whenever it was registered;
+    2. an exception Flask traps (``TRAP_HTTP_EXCEPTIONS``, ``TRAP_BAD_REQUEST_ERRORS``
+       or its debug default) is re-raised, as plain Flask does when no handler exists;
+    3. redirects and ``abort(response)`` are returned untouched;
+    4. otherwise the problem response. Unhandled exceptions arrive as
+       ``InternalServerError`` with ``original_exception`` (already logged and
+       captured).
+
+    Never fails: a failure building the body gives the constant last-resort response.
 
     .. versionadded:: 0.1.0
     """
+    other = _handler_without_ours(error)
+    if other is not None:
+        return current_app.ensure_sync(other)(error)
+    original = getattr(error, "original_exception", None)
+    unhandled = (
+        isinstance(error, InternalServerError)
+        and original is not None
+        and request.environ.get(sentry.UNHANDLED_KEY) is original
+    )
+    if not unhandled and current_app.trap_http_exception(error):
+        raise error
     try:
         if error.code is None or error.response is not None:
             return error
         if isinstance(error, RoutingException):
             return error
-        original = getattr(error, "original_exception", None)
-        if isinstance(error, InternalServerError) and original is not None:
-            return _answer(error, error.code, cause=original, unhandled=True)
+        if unhandled:
+            return _answer(error, error.code, cause=t.cast(BaseException, original), unhandled=True)
         return _answer(error, error.code, cause=error, unhandled=False)
     except Exception:
         return last_resort()
+
+
+def _handler_without_ours(error: HTTPException) -> t.Callable[[t.Any], t.Any] | None:
+    """The handler Flask would have chosen for *error* if ours were not registered.
+
+    Flask looks for handlers by status code, then by class, each time in the request's
+    blueprints then the app, each class along the MRO; it chose ours, so the first
+    other handler in that same order is the one it would have chosen without it.
+    """
+    exc_class = type(error)
+    code = exc_class.code if issubclass(exc_class, HTTPException) else None
+    spec = current_app.error_handler_spec
+    names = (*request.blueprints, None)
+    for c in (code, None) if code is not None else (None,):
+        for name in names:
+            handler_map = spec.get(name, {}).get(c)
+            if not handler_map:
+                continue
+            for cls in exc_class.__mro__:
+                handler = handler_map.get(cls)
+                if handler is not None and handler is not handle_http_exception:
+                    return handler
+    return None
 
 
 def handle_mapped_exception(error: Exception) -> Response:
@@ -273,7 +269,7 @@ def last_resort() -> Response:
     response = Response(LAST_RESORT_BODY, status=500, mimetype=PROBLEM_MIMETYPE)
     try:
         header = _errors().event_id_header
-        event_id = request.environ.get(EVENT_ID_KEY)
+        event_id = request.environ.get(sentry.EVENT_ID_KEY)
         if header and isinstance(event_id, str):
             response.headers[header] = event_id
     except Exception:
@@ -282,8 +278,10 @@ def last_resort() -> Response:
 
 
 def _errors() -> ErrorsState:
-    state = current_app.extensions["observe"]
-    return t.cast(ErrorsState, state.errors)
+    state = find_state(current_app)
+    if state is None or state.errors is None:
+        raise RuntimeError("Flask-Observe errors are not set up on this app.")
+    return state.errors
 
 
 def _answer(
@@ -291,22 +289,15 @@ def _answer(
 ) -> Response:
     errors = _errors()
     record = current_record()
-    environ = request.environ
-    event_id: str | None = None
     if unhandled:
         _note_exception(record, cause)
-        event_id = environ.get(EVENT_ID_KEY)
-        if event_id is None:
-            event_id = _integration_event_id()
+        event_id = sentry.unhandled_event_id()
     else:
         if cause is not error or isinstance(error, APIError):
             _note_exception(record, cause)
-        if status in errors.capture_statuses:
-            event_id = capture(cause, handled=True)
-    if event_id is not None:
-        environ[EVENT_ID_KEY] = event_id
-        if record is not None:
-            record.event_id = event_id
+        event_id = sentry.capture_http_error(cause, status)
+    if event_id is not None and record is not None:
+        record.event_id = event_id
 
     if errors.json_errors:
         problem = _problem(error, status, cause, unhandled, event_id)
@@ -379,87 +370,3 @@ def _safe_str(value: object) -> str | None:
 def _note_exception(record: RequestRecord | None, exception: BaseException) -> None:
     if record is not None and record.exception is None:
         record.exception = exception
-
-
-def _integration_event_id() -> str | None:
-    """The event id sentry-sdk's own ``FlaskIntegration`` captured in this request."""
-    try:
-        client = sentry.active_client()
-        if client is not None and sentry.flask_integration_active(client):
-            return sentry.last_event_id()
-    except Exception:
-        warn_limited("sentry-event-id", "Flask-Observe could not read the event id")
-    return None
-
-
-def _on_unhandled(sender: Flask, exception: BaseException, **extra: object) -> None:
-    """``got_request_exception`` receiver: note and capture the unhandled exception.
-
-    Runs before ``PROPAGATE_EXCEPTIONS`` re-raises, so errors are captured in debug
-    and testing mode too. With sentry-sdk's ``FlaskIntegration`` active, capturing is
-    left to it (its receiver sees the same signal); the id is read in the handler.
-    """
-    try:
-        _note_exception(current_record(), exception)
-        client = sentry.active_client()
-        if client is None or sentry.flask_integration_active(client):
-            return
-        event_id = capture(exception, handled=False)
-        if event_id is not None:
-            request.environ[EVENT_ID_KEY] = event_id
-            record = current_record()
-            if record is not None:
-                record.event_id = event_id
-    except Exception:
-        warn_limited("sentry-capture", "Flask-Observe could not capture an error", exc_info=True)
-
-
-def capture(exception: BaseException, *, handled: bool) -> str | None:
-    """Capture *exception* with the current request's data; the event id or ``None``.
-
-    Does nothing (``None``) when sentry-sdk is missing or not initialised. Never raises.
-
-    :param exception: the exception to report.
-    :param handled: ``False`` for unhandled exceptions, ``True`` for ``abort(5xx)``.
-
-    .. versionadded:: 0.1.0
-    """
-    try:
-        if sentry.active_client() is None:
-            return None
-        rule = request.url_rule
-        tags: dict[str, str] = {}
-        if rule is not None:
-            tags["route"] = rule.rule
-        if request.endpoint:
-            tags["endpoint"] = request.endpoint
-        return sentry.capture(
-            exception,
-            handled=handled,
-            request_data=_request_data(_errors().scrubber),
-            transaction=request.endpoint,
-            tags=tags,
-        )
-    except Exception:
-        warn_limited("sentry-capture", "Flask-Observe could not capture an error", exc_info=True)
-        return None
-
-
-def _request_data(scrubber: Scrubber) -> dict[str, t.Any]:
-    """The request part of an event: method, URL, query, headers, small bodies."""
-    data: dict[str, t.Any] = {
-        "method": request.method,
-        "url": scrubber.scrub_text(request.base_url),
-        "query_string": scrubber.scrub_text(request.query_string.decode("latin-1")),
-        "headers": scrubber.scrub(dict(request.headers)),
-    }
-    length = request.content_length
-    if length is not None and 0 < length <= MAX_EVENT_BODY:
-        body: object = None
-        if request.is_json:
-            body = request.get_json(silent=True)
-        elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            body = request.form.to_dict()
-        if body is not None:
-            data["data"] = scrubber.scrub(body)
-    return data

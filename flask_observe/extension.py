@@ -1,4 +1,10 @@
-"""The :class:`Observe` extension: configuration, per-app state and hook registration.
+"""The :class:`Observe` extension: validates the configuration and sets up each feature.
+
+This is the one module that imports the features; they import only what lies below
+them (state, record, config), never this module. ``init_app`` runs, in order: the
+configuration check, each feature's ``check`` (so a refusal leaves the app as it was),
+each feature's ``install`` (which returns its finish hooks), then the request-clock
+middleware built from plain settings and those hooks, and the CLI.
 
 Usage, directly or with an app factory::
 
@@ -14,62 +20,26 @@ Usage, directly or with an app factory::
 
 from __future__ import annotations
 
-import dataclasses
 import typing as t
+import weakref
 
-from flask import current_app
-from flask import got_request_exception
-
+from . import errors
+from . import metrics
+from . import panels
+from . import sentry
+from .cli import observe_cli
 from .config import ObserveConfig
-from .record import current_record
+from .containment import warn_limited
+from .state import EXTENSION_KEY
+from .state import find_state
+from .state import get_state as get_state
+from .state import ObserveState as ObserveState
 from .timing import ObserveMiddleware
 
 if t.TYPE_CHECKING:
     from flask import Flask
 
-    from .errors import ErrorsState
-    from .metrics import MetricsState
-    from .panels import ToolbarState
-    from .record import RequestRecord
-
-#: Key of the per-app state in ``app.extensions``.
-EXTENSION_KEY = "observe"
-
-FinishHook = t.Callable[["RequestRecord"], None]
-
-
-@dataclasses.dataclass(eq=False)
-class ObserveState:
-    """Everything Flask-Observe keeps for one app, in ``app.extensions["observe"]``.
-
-    .. versionadded:: 0.1.0
-    """
-
-    #: The extension object that initialised the app.
-    extension: Observe
-    #: The validated configuration.
-    config: ObserveConfig
-    #: Called with the :class:`~flask_observe.record.RequestRecord` when a response
-    #: body is closed. Each hook is contained: a failure is logged, never raised.
-    finish_hooks: list[FinishHook] = dataclasses.field(default_factory=list)
-    #: The WSGI middleware owning the request clock.
-    middleware: ObserveMiddleware | None = None
-    #: Metrics state (statsd client, recorder), when metrics are set up.
-    metrics: MetricsState | None = None
-    #: Error-handling state (capture rules, body builder, scrubber).
-    errors: ErrorsState | None = None
-    #: Toolbar state (report store), when the panels are on.
-    toolbar: ToolbarState | None = None
-
-    def add_finish_hook(self, hook: FinishHook) -> None:
-        """Call *hook* with each completed record, once the response body is closed.
-
-        Hooks run after the request context is gone, so they read only the record.
-        A hook that raises is logged (rate-limited) and the others still run.
-        """
-        self.finish_hooks.append(hook)
-        if self.middleware is not None:
-            self.middleware.refresh()
+    from .state import FinishHook
 
 
 class Observe:
@@ -86,6 +56,9 @@ class Observe:
     def __init__(self, app: Flask | None = None) -> None:
         #: Domain exception classes mapped to HTTP statuses by :meth:`register_error`.
         self.error_map: dict[type[BaseException], int] = {}
+        #: The apps this object initialised (weakly: it keeps none alive), for
+        #: :meth:`register_error` after ``init_app``.
+        self._apps: weakref.WeakSet[Flask] = weakref.WeakSet()
         if app is not None:
             self.init_app(app)
 
@@ -94,25 +67,44 @@ class Observe:
 
         Runs once per app, at set-up time. Registers a WSGI middleware around
         ``app.wsgi_app`` (the request clock and timing headers) and the hooks of each
-        enabled feature. A failure here leaves the app untouched.
+        enabled feature. A refused configuration leaves the app untouched.
 
         :param app: the Flask application.
         :raises RuntimeError: Flask-Observe is already registered on *app*.
-        :raises flask_observe.ConfigError: an ``OBSERVE_*`` value is invalid.
+        :raises flask_observe.ConfigError: an ``OBSERVE_*`` value is invalid, or the
+            debug toolbar is enabled outside debug mode without ``DEBUG_TB_HOSTS``.
         """
-        if EXTENSION_KEY in app.extensions:
+        if find_state(app) is not None or EXTENSION_KEY in app.extensions:
             raise RuntimeError(
                 f"Flask-Observe is already registered on the app {app.name!r}. Call "
                 "init_app() once per app; create a new app for a new configuration."
             )
         config = ObserveConfig.from_mapping(app.config)
+        sentry.check(config)
+        with_panels = panels.check(app, config)
+
         state = ObserveState(extension=self, config=config)
-        _init_features(app, state)
-        got_request_exception.connect(_note_unhandled, app, weak=False)
-        state.middleware = ObserveMiddleware(app.wsgi_app, state)
+        app.extensions[EXTENSION_KEY] = state
+        finish: list[FinishHook] = []
+        finish += metrics.install(app, state)
+        sentry.install(app, state)
+        errors.install(app, state)
+        if with_panels:
+            finish += panels.install(app, state)
+
+        state.middleware = ObserveMiddleware(
+            app.wsgi_app,
+            runtime_header=config.runtime_header,
+            server_timing=config.server_timing,
+            exclude_paths=config.exclude_paths,
+            finish_hooks=finish,
+            startup_checks=(panels.startup_check(app),),
+        )
         # The bound method, not the instance: a call through __call__ costs more.
         app.wsgi_app = state.middleware.__call__  # type: ignore[method-assign]
-        app.extensions[EXTENSION_KEY] = state
+        if observe_cli.name not in app.cli.commands:
+            app.cli.add_command(observe_cli)
+        self._apps.add(app)
 
     def register_error(self, exception: type[BaseException], status: int) -> None:
         """Answer *exception* (and its subclasses) with *status* in every app.
@@ -136,59 +128,14 @@ class Observe:
         if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
             raise ValueError(f"register_error() needs a status from 400 to 599, got {status!r}")
         self.error_map[exception] = status
-        from .errors import on_register_error
-
-        on_register_error(self, exception)
-
-
-def _note_unhandled(sender: Flask, exception: BaseException, **extra: object) -> None:
-    """``got_request_exception`` receiver: keep the unhandled exception on the record.
-
-    Flask sends the signal only for exceptions no handler took, after logging them,
-    and before ``PROPAGATE_EXCEPTIONS`` re-raises; it never fires on the success path.
-    """
-    record = current_record()
-    if record is not None and record.exception is None:
-        record.exception = exception
-
-
-def _init_features(app: Flask, state: ObserveState) -> None:
-    """Set up each feature; they share the already validated configuration. The checks
-    that need more than the configuration run first, so a refusal leaves the app as it
-    was."""
-    from .errors import check_errors_config
-    from .errors import init_errors
-    from .metrics import init_metrics
-    from .panels import init_toolbar
-    from .panels import toolbar_wanted
-
-    check_errors_config(state.config)
-    toolbar_wanted(app, state.config)
-
-    init_metrics(app, state)
-    init_errors(app, state)
-    init_toolbar(app, state)
-
-
-def get_state(app: Flask | None = None) -> ObserveState:
-    """The Flask-Observe state of *app* (default: the current app).
-
-    :raises RuntimeError: outside an app context, or Flask-Observe was not initialised.
-
-    .. versionadded:: 0.1.0
-    """
-    if app is None:
-        try:
-            app = current_app._get_current_object()  # type: ignore[attr-defined]
-        except RuntimeError:
-            raise RuntimeError(
-                "Flask-Observe needs an application context here. Use it inside a "
-                "request, or push one with 'with app.app_context():'."
-            ) from None
-    state = app.extensions.get(EXTENSION_KEY)
-    if state is None:
-        raise RuntimeError(
-            f"Flask-Observe is not initialised on the app {app.name!r}. Did you forget "
-            "to call Observe.init_app(app)?"
-        )
-    return t.cast(ObserveState, state)
+        for app in list(self._apps):
+            try:
+                errors.register_mapped(app, exception)
+            except AssertionError:
+                warn_limited(
+                    f"register_error:{app.name}",
+                    "Flask-Observe: register_error(%s) came after the app %r served its "
+                    "first request; call it at set-up time.",
+                    exception.__name__,
+                    app.name,
+                )

@@ -24,7 +24,6 @@ import typing as t
 from time import perf_counter
 
 from .containment import warn_limited
-from .extension import get_state
 from .naming import clean_part
 from .naming import Dialect
 from .naming import exception_line
@@ -33,6 +32,7 @@ from .naming import route_lines
 from .naming import RouteLines
 from .record import clean_token
 from .record import current_record
+from .state import get_state
 from .statsd_client import StatsdClient
 
 if t.TYPE_CHECKING:
@@ -42,9 +42,10 @@ if t.TYPE_CHECKING:
 
     from flask import Flask
 
-    from .extension import ObserveState
     from .naming import Tags
     from .record import RequestRecord
+    from .state import FinishHook
+    from .state import ObserveState
 
 P = t.ParamSpec("P")
 R = t.TypeVar("R")
@@ -93,13 +94,14 @@ class MetricsState:
             self.client.add(lines)
 
 
-def init_metrics(app: Flask, state: ObserveState) -> None:
+def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
     """Set up metrics for *app*: called by :meth:`~flask_observe.Observe.init_app`.
 
     Creates the app's statsd client when ``OBSERVE_STATSD_HOST`` is set (no socket is
-    opened and no name is resolved yet: that happens on the sender thread), and adds
-    the finish hook that emits the request metrics when recording or sending is on.
-    Also registers the ``flask observe`` command group.
+    opened and no name is resolved yet: that happens on the sender thread).
+
+    :return: the finish hook that emits the request metrics, when recording or sending
+        is on; else nothing.
     """
     config = state.config
     record = config.metrics_record
@@ -122,12 +124,8 @@ def init_metrics(app: Flask, state: ObserveState) -> None:
     )
     state.metrics = metrics
     if client is not None or record:
-        state.finish_hooks.append(_request_hook(metrics))
-
-    from .cli import observe_cli
-
-    if "observe" not in app.cli.commands:
-        app.cli.add_command(observe_cli)
+        return (_request_hook(metrics),)
+    return ()
 
 
 def _request_hook(metrics: MetricsState) -> Callable[[RequestRecord], None]:

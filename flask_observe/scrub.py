@@ -21,7 +21,11 @@ from __future__ import annotations
 import re
 import typing as t
 
+from flask import current_app
+from flask import has_app_context
+
 from .containment import warn_limited
+from .state import find_state
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -188,12 +192,8 @@ def is_scrubbing(before_send: object) -> bool:
 
 def _app_scrubber() -> Scrubber | None:
     """The scrubber of the current app, when it has Flask-Observe errors set up."""
-    from flask import current_app
-    from flask import has_app_context
-
     if not has_app_context():
         return None
-    state = current_app.extensions.get("observe")
-    errors = getattr(state, "errors", None)
-    scrubber = getattr(errors, "scrubber", None)
-    return scrubber if isinstance(scrubber, Scrubber) else None
+    state = find_state(current_app)
+    sentry = state.sentry if state is not None else None
+    return sentry.scrubber if sentry is not None else None

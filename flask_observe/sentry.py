@@ -1,10 +1,12 @@
-"""sentry-sdk glue: lean initialisation, one capture per error, fork safety.
+"""Sentry capture: lean SDK set-up, the unhandled-error receiver, one capture per error,
+the request data of events, and fork safety.
 
 Everything here runs at set-up or on the error path only; ``sentry_sdk`` is imported
 lazily, so ``import flask_observe`` works without it. When the extension initialises the
 SDK itself (``OBSERVE_SENTRY_DSN``) it enables no framework integration at all (no
-``FlaskIntegration``, no logging breadcrumbs): the success path pays nothing, and errors
-are captured by :mod:`flask_observe.errors` with the request data it builds.
+``FlaskIntegration``, no logging breadcrumbs): the success path pays nothing. Unhandled
+errors are captured by one ``got_request_exception`` receiver; ``abort(5xx)`` is captured
+by the error handler of :mod:`flask_observe.errors` through :func:`capture_http_error`.
 
 Usage in a gunicorn config file, to initialise the SDK once per worker::
 
@@ -17,17 +19,41 @@ Usage in a gunicorn config file, to initialise the SDK once per worker::
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import typing as t
 
+from flask import current_app
+from flask import got_request_exception
+from flask import request
+
+from .config import ConfigError
 from .containment import warn_limited
+from .record import current_record
+from .scrub import default_scrubber
 from .scrub import is_scrubbing
 from .scrub import make_before_send
+from .scrub import Scrubber
+from .state import find_state
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from flask import Flask
     from sentry_sdk.client import BaseClient
+
+    from .config import ObserveConfig
+    from .state import ObserveState
+
+#: WSGI environ key holding the event id of the request's captured error.
+EVENT_ID_KEY = "flask_observe.event_id"
+
+#: WSGI environ key holding the exception Flask reported as unhandled
+#: (``got_request_exception``) in this request.
+UNHANDLED_KEY = "flask_observe.unhandled"
+
+#: The longest request body (bytes) copied into an event.
+MAX_EVENT_BODY = 10_000
 
 
 #: Options :func:`init_sentry` passes unless the caller overrides them.
@@ -162,7 +188,7 @@ def last_event_id() -> str | None:
     return sentry_sdk.last_event_id()
 
 
-def capture(
+def capture_event(
     exception: BaseException,
     *,
     handled: bool,
@@ -196,3 +222,181 @@ def capture(
         if transaction:
             scope.set_transaction_name(transaction, source="component")
         return scope.capture_event(event, hint=hint)
+
+
+# --- set-up (init_app) ----------------------------------------------------------------
+
+
+@dataclasses.dataclass(eq=False)
+class SentryState:
+    """The capture part of one app's state (``app.extensions["observe"].sentry``).
+
+    .. versionadded:: 0.1.0
+    """
+
+    #: ``abort(5xx)`` statuses that are captured (``OBSERVE_SENTRY_CAPTURE_STATUSES``).
+    capture_statuses: frozenset[int]
+    #: Scrubs request data and events (``OBSERVE_SCRUB_KEYS`` added).
+    scrubber: Scrubber
+
+
+def check(config: ObserveConfig) -> None:
+    """Refuse a configuration :func:`install` could not apply, before anything is
+    registered on the app.
+
+    :raises flask_observe.ConfigError: ``OBSERVE_SENTRY_DSN`` is not a valid DSN or
+        sentry-sdk is not installed.
+    """
+    if config.sentry_dsn is not None:
+        reason = validate_dsn(config.sentry_dsn)
+        if reason is not None:
+            raise ConfigError("OBSERVE_SENTRY_DSN", reason)
+
+
+def may_capture(config: ObserveConfig) -> bool:
+    """Whether errors of an app with *config* can be captured: a DSN is configured, or
+    sentry-sdk is already initialised when ``init_app`` runs."""
+    if config.sentry_dsn is not None:
+        return True
+    try:
+        import sentry_sdk
+    except ImportError:
+        return False
+    return bool(sentry_sdk.get_client().is_active())
+
+
+def install(app: Flask, state: ObserveState) -> None:
+    """Set up capture for *app* (called by ``init_app``, after :func:`check`).
+
+    Initialises sentry-sdk when ``OBSERVE_SENTRY_DSN`` is set (or puts the scrubber in
+    front of a client the app set up) and connects the one ``got_request_exception``
+    receiver, which notes the unhandled exception for metrics and captures it. The
+    signal is sent only for unhandled errors: nothing here runs on the success path.
+    """
+    config = state.config
+    state.sentry = SentryState(
+        capture_statuses=config.sentry_capture_statuses, scrubber=Scrubber(config.scrub_keys)
+    )
+    try:
+        setup_from_config(config.sentry_dsn)
+    except Exception:
+        warn_limited("sentry-init", "Flask-Observe could not set up sentry-sdk", exc_info=True)
+    got_request_exception.connect(on_unhandled, app, weak=False)
+
+
+# --- the error path -------------------------------------------------------------------
+
+
+def on_unhandled(sender: Flask, exception: BaseException, **extra: object) -> None:
+    """``got_request_exception`` receiver: note and capture the unhandled exception.
+
+    Flask sends the signal only for exceptions no handler took, after logging them and
+    before ``PROPAGATE_EXCEPTIONS`` re-raises them, so errors are captured in debug and
+    testing mode too. The exception goes on the request record (the metrics'
+    exception counter) and in the environ (the error handler recognises Flask's
+    ``InternalServerError`` wrapper by it). With sentry-sdk's ``FlaskIntegration``
+    active, capturing is left to it (its receiver sees the same signal); the error
+    handler reads its event id. Never raises.
+    """
+    try:
+        request.environ[UNHANDLED_KEY] = exception
+        record = current_record()
+        if record is not None and record.exception is None:
+            record.exception = exception
+        client = active_client()
+        if client is None or flask_integration_active(client):
+            return
+        event_id = capture(exception, handled=False)
+        if event_id is not None:
+            request.environ[EVENT_ID_KEY] = event_id
+            if record is not None:
+                record.event_id = event_id
+    except Exception:
+        warn_limited("sentry-capture", "Flask-Observe could not capture an error", exc_info=True)
+
+
+def unhandled_event_id() -> str | None:
+    """The event id of this request's unhandled error: ours, or the one sentry-sdk's
+    own ``FlaskIntegration`` captured. Never raises."""
+    event_id = request.environ.get(EVENT_ID_KEY)
+    if isinstance(event_id, str):
+        return event_id
+    try:
+        client = active_client()
+        if client is not None and flask_integration_active(client):
+            return last_event_id()
+    except Exception:
+        warn_limited("sentry-event-id", "Flask-Observe could not read the event id")
+    return None
+
+
+def capture_http_error(exception: BaseException, status: int) -> str | None:
+    """Capture an HTTP error answered with *status* (``abort(5xx)``, a 5xx
+    ``APIError`` or mapped class) when ``OBSERVE_SENTRY_CAPTURE_STATUSES`` lists it.
+
+    :return: the event id, or ``None`` when not captured. Never raises.
+    """
+    sentry = _sentry_state()
+    if sentry is None or status not in sentry.capture_statuses:
+        return None
+    event_id = capture(exception, handled=True)
+    if event_id is not None:
+        request.environ[EVENT_ID_KEY] = event_id
+    return event_id
+
+
+def capture(exception: BaseException, *, handled: bool) -> str | None:
+    """Capture *exception* with the current request's data; the event id or ``None``.
+
+    Does nothing (``None``) when sentry-sdk is missing or not initialised. Never raises.
+
+    :param exception: the exception to report.
+    :param handled: ``False`` for unhandled exceptions, ``True`` for ``abort(5xx)``.
+
+    .. versionadded:: 0.1.0
+    """
+    try:
+        if active_client() is None:
+            return None
+        sentry = _sentry_state()
+        rule = request.url_rule
+        tags: dict[str, str] = {}
+        if rule is not None:
+            tags["route"] = rule.rule
+        if request.endpoint:
+            tags["endpoint"] = request.endpoint
+        return capture_event(
+            exception,
+            handled=handled,
+            request_data=request_data(sentry.scrubber if sentry else default_scrubber),
+            transaction=request.endpoint,
+            tags=tags,
+        )
+    except Exception:
+        warn_limited("sentry-capture", "Flask-Observe could not capture an error", exc_info=True)
+        return None
+
+
+def _sentry_state() -> SentryState | None:
+    state = find_state(current_app)
+    return state.sentry if state is not None else None
+
+
+def request_data(scrubber: Scrubber) -> dict[str, t.Any]:
+    """The request part of an event: method, URL, query, headers, small bodies."""
+    data: dict[str, t.Any] = {
+        "method": request.method,
+        "url": scrubber.scrub_text(request.base_url),
+        "query_string": scrubber.scrub_text(request.query_string.decode("latin-1")),
+        "headers": scrubber.scrub(dict(request.headers)),
+    }
+    length = request.content_length
+    if length is not None and 0 < length <= MAX_EVENT_BODY:
+        body: object = None
+        if request.is_json:
+            body = request.get_json(silent=True)
+        elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            body = request.form.to_dict()
+        if body is not None:
+            data["data"] = scrubber.scrub(body)
+    return data

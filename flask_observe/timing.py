@@ -33,6 +33,7 @@ from .record import ENVIRON_KEY
 from .record import RequestRecord
 from .record import START_KEY
 from .record import Timer
+from .state import find_state
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -44,7 +45,7 @@ if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
     from flask import Response
 
-    from .extension import ObserveState
+    from .state import FinishHook
 
 
 P = t.ParamSpec("P")
@@ -67,41 +68,73 @@ def format_server_timing(app_seconds: float, timers: t.Iterable[Timer]) -> str:
 class ObserveMiddleware:
     """WSGI middleware that owns the request clock of one app.
 
-    Installed by :meth:`~flask_observe.Observe.init_app` as ``app.wsgi_app``. It never
-    raises into the request: a failure while adding headers is logged and the
-    response goes out unchanged.
+    Installed by :meth:`~flask_observe.Observe.init_app` as ``app.wsgi_app``, with the
+    app's settings and the finish hooks of every feature; it knows nothing else of the
+    extension. It never raises into the request: a failure while adding headers is
+    logged and the response goes out unchanged. ::
+
+        app.wsgi_app = ObserveMiddleware(app.wsgi_app, exclude_paths=("/health",))
 
     :param wsgi_app: the wrapped WSGI callable (Flask's ``app.wsgi_app``).
-    :param state: the app's Flask-Observe state.
+    :param runtime_header: add ``X-Runtime``.
+    :param server_timing: add ``Server-Timing``.
+    :param exclude_paths: paths (``*`` suffix: prefixes) that bypass the middleware.
+    :param finish_hooks: called with each finished record; with none, no record is made
+        unless something asks for one.
+    :param startup_checks: called before the first request is served; one that raises
+        refuses the request (and the next ones, until it passes).
+
+    .. versionadded:: 0.1.0
     """
 
-    def __init__(self, wsgi_app: WSGIApplication, state: ObserveState) -> None:
+    def __init__(
+        self,
+        wsgi_app: WSGIApplication,
+        *,
+        runtime_header: bool = True,
+        server_timing: bool = True,
+        exclude_paths: t.Iterable[str] = (),
+        finish_hooks: t.Iterable[FinishHook] = (),
+        startup_checks: t.Iterable[t.Callable[[], None]] = (),
+    ) -> None:
         self.wsgi_app = wsgi_app
-        self.state = state
-        paths = state.config.exclude_paths
+        paths = tuple(exclude_paths)
         self._excluded = frozenset(p for p in paths if not p.endswith("*"))
         self._prefixes = tuple(p[:-1] for p in paths if p.endswith("*"))
-        self._runtime = state.config.runtime_header
-        self._server_timing = state.config.server_timing
+        self._runtime = runtime_header
+        self._server_timing = server_timing
+        self._check_paths = bool(paths)
+        #: The finish hooks, run in order by :meth:`finish`.
+        self.finish_hooks: tuple[FinishHook, ...] = tuple(finish_hooks)
         #: Note status, method and endpoint as the response starts (needed by the
         #: finish hooks); otherwise only the raw status line is kept.
-        self._check_paths = bool(paths)
-        self._details = False
-        self.refresh()
+        self._details = bool(self.finish_hooks)
+        self._startup_checks = tuple(startup_checks)
+        self._pending_checks = bool(self._startup_checks)
 
-    def refresh(self) -> None:
-        """Re-read whether finish hooks exist (and so requests need the full record)."""
-        self._details = bool(self.state.finish_hooks)
+    def add_finish_hook(self, hook: FinishHook) -> None:
+        """Also run *hook* for each finished request (see
+        :meth:`ObserveState.add_finish_hook <flask_observe.state.ObserveState.add_finish_hook>`).
+        """
+        self.finish_hooks = (*self.finish_hooks, hook)
+        self._details = True
 
     def is_excluded(self, path: str) -> bool:
         """Whether requests for *path* bypass Flask-Observe entirely."""
         return path in self._excluded or (bool(self._prefixes) and path.startswith(self._prefixes))
+
+    def _run_startup_checks(self) -> None:
+        for check in self._startup_checks:
+            check()
+        self._pending_checks = False
 
     # The request path: kept flat on purpose (benchmarks/overhead.py measures it against
     # bare Flask; each attribute look-up and call shows there). Without finish hooks
     # (timing headers only) no record is made unless something asks for one.
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self._pending_checks:
+            self._run_startup_checks()
         if self._check_paths and self.is_excluded(environ.get("PATH_INFO", "")):
             return self.wsgi_app(environ, start_response)
         if self._details:
@@ -195,7 +228,7 @@ class ObserveMiddleware:
         """Stop the clock and run the finish hooks (metrics, toolbar), each contained."""
         if record.end is None:
             record.end = perf_counter()
-        for hook in self.state.finish_hooks:
+        for hook in self.finish_hooks:
             try:
                 hook(record)
             except Exception:
@@ -338,7 +371,7 @@ def _timed(view: t.Callable[P, object], name: str, *, metric: bool) -> t.Callabl
         record = current_record()
         if record is not None:
             record.add_timer(token, elapsed, metric=metric)
-        elif "observe" not in current_app.extensions:
+        elif find_state(current_app) is None:
             if "X-Runtime" not in response.headers:
                 response.headers["X-Runtime"] = format_runtime(elapsed)
             entry = "%s;dur=%.3f" % (token, elapsed * 1000.0)

@@ -62,7 +62,7 @@ def demo_routes(app: Flask) -> None:
 def capture_records(app: Flask) -> list[RequestRecord]:
     """Collect each finished request's record (a finish hook after the metrics one)."""
     records: list[RequestRecord] = []
-    get_state(app).finish_hooks.append(records.append)
+    get_state(app).add_finish_hook(records.append)
     return records
 
 
@@ -293,14 +293,14 @@ def test_production_without_host_has_no_hook() -> None:
 
     Observe(app)
     state = get_state(app)
-    assert state.finish_hooks == []
+    assert state.finish_hooks == ()
     with app.app_context():
         metrics.incr("x")  # no host, no recording: nothing happens, nothing raises
 
 
 def test_recording_can_be_forced_off_in_testing(metrics_app: MetricsAppFactory) -> None:
     app = metrics_app(OBSERVE_METRICS_RECORD=False)
-    assert get_state(app).finish_hooks == []
+    assert get_state(app).finish_hooks == ()
     seen: list[RequestRecord | None] = []
 
     @app.get("/")
@@ -384,7 +384,7 @@ def test_random_unmatched_paths_keep_names_bounded(metrics_app: MetricsAppFactor
     app = metrics_app()
     demo_routes(app)
     names: set[str] = set()
-    get_state(app).finish_hooks.append(
+    get_state(app).add_finish_hook(
         lambda record: names.update(line.split(":")[0] for line in record.metric_lines or ())
     )
     rng = random.Random(1234)

@@ -17,6 +17,7 @@ from flask_observe import Observe
 from flask_observe.panels import BLUEPRINT_NAME
 from flask_observe.panels import MEMORY_PANEL
 from flask_observe.panels import OBSERVE_PANEL
+from flask_observe.panels import PANELS_KEY
 from flask_observe.panels import TOOLBAR_DEFAULT_PANELS
 from flask_observe.panels.masking import MASK
 from flask_observe.panels.masking import mask_value
@@ -82,7 +83,7 @@ def test_nothing_of_ours_is_registered_when_off(config: dict[str, object]) -> No
     assert MEMORY_PANEL not in app.config.get("DEBUG_TB_PANELS", ())
     assert BLUEPRINT_NAME not in app.blueprints
     assert our_hooks(app) == []
-    assert app.extensions["observe"].toolbar is None
+    assert PANELS_KEY not in app.extensions
     assert app.test_client().get("/_observe/memory/heap").status_code == 404
 
 
@@ -110,8 +111,8 @@ def test_two_apps_in_one_process() -> None:
         client = app.test_client()
         assert 'id="memory-rss"' in get_page(client)
         assert client.get("/_observe/memory/heap").status_code == 200
-    assert first.extensions["observe"].toolbar is not second.extensions["observe"].toolbar
-    assert second.extensions["observe"].toolbar.memory_budget == 2.5
+    assert first.extensions[PANELS_KEY] is not second.extensions[PANELS_KEY]
+    assert second.extensions[PANELS_KEY].memory_budget == 2.5
 
 
 def test_import_pulls_in_neither_toolbar_nor_pympler() -> None:
@@ -141,7 +142,7 @@ def test_missing_toolbar_is_quiet_by_default(
     app = Flask("missing-default")
     app.config.update(DEBUG=True, SECRET_KEY=SECRET)
     Observe(app)
-    assert app.extensions["observe"].toolbar is None
+    assert PANELS_KEY not in app.extensions
     assert MEMORY_PANEL not in app.config.get("DEBUG_TB_PANELS", ())
 
 
@@ -167,6 +168,55 @@ def test_outside_debug_with_hosts_is_allowed() -> None:
     app = make_toolbar_app(DEBUG=False, DEBUG_TB_ENABLED=True, OBSERVE_TOOLBAR_PANELS=True,
                            DEBUG_TB_HOSTS=["127.0.0.1"])  # fmt: skip
     assert app.test_client().get("/_observe/memory/sizes").status_code == 200
+
+
+def toolbar_without_hosts(name: str) -> Flask:
+    """A production app (debug off) whose config enables the toolbar for any host; our
+    panels are left at their default (off outside debug mode)."""
+    app = Flask(name)
+    app.config.update(SECRET_KEY=SECRET, DEBUG_TB_ENABLED=True)
+
+    @app.get("/")
+    def index() -> str:
+        return "<html><body>page</body></html>"
+
+    return app
+
+
+def test_toolbar_initialised_first_outside_debug_is_refused_without_our_panels() -> None:
+    app = toolbar_without_hosts("toolbar-first")
+    DebugToolbarExtension(app)
+    with pytest.raises(ConfigError, match="DEBUG_TB_HOSTS") as info:
+        Observe(app)
+    assert info.value.key == "DEBUG_TB_HOSTS"
+    assert "observe" not in app.extensions  # refused before anything was registered
+
+
+def test_toolbar_initialised_after_observe_is_refused_at_the_first_request() -> None:
+    app = toolbar_without_hosts("toolbar-after")
+    Observe(app)
+    DebugToolbarExtension(app)
+    client = app.test_client()
+    for _ in range(2):  # every request is refused, not just the first
+        with pytest.raises(ConfigError, match="DEBUG_TB_HOSTS"):
+            client.get("/")
+    app.config["DEBUG_TB_HOSTS"] = ["127.0.0.1"]
+    assert client.get("/").status_code == 200
+
+
+@pytest.mark.parametrize("toolbar_first", [True, False], ids=["toolbar-first", "observe-first"])
+def test_toolbar_outside_debug_with_hosts_is_served_in_either_order(toolbar_first: bool) -> None:
+    app = toolbar_without_hosts("with-hosts")
+    app.config["DEBUG_TB_HOSTS"] = ["127.0.0.1"]
+    if toolbar_first:
+        DebugToolbarExtension(app)
+        Observe(app)
+    else:
+        Observe(app)
+        DebugToolbarExtension(app)
+    response = app.test_client().get("/")
+    assert response.status_code == 200
+    assert "flDebug" in response.get_data(as_text=True)  # the toolbar itself is on
 
 
 URLS = [

@@ -1,4 +1,5 @@
-"""The base of our Flask-DebugToolbar panels: their pages come from our own blueprint.
+"""The base of our Flask-DebugToolbar panels: their pages come from our own blueprint,
+and a failure of a panel shows a note instead of breaking the page.
 
 .. versionadded:: 0.1.0
 """
@@ -9,7 +10,9 @@ import typing as t
 
 from flask_debugtoolbar.panels import DebugPanel
 
-from . import register_routes
+from ..containment import warn_limited
+from .templating import FAILED
+from .views import register_routes
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -17,7 +20,15 @@ if t.TYPE_CHECKING:
 
 class BlueprintPanel(DebugPanel):
     """A panel whose pages and static files are served by Flask-Observe's blueprint,
-    registered per app (never routes added to the toolbar's module-level blueprint)."""
+    registered per app (never routes added to the toolbar's module-level blueprint).
+
+    Subclasses set :attr:`name` and :attr:`heading` and implement
+    :meth:`render_content`; the toolbar's rendering methods are here.
+    """
+
+    has_content = True
+    #: The title of the open panel.
+    heading = ""
 
     @classmethod
     def init_app(cls, app: Flask) -> None:
@@ -27,3 +38,30 @@ class BlueprintPanel(DebugPanel):
             without ``DEBUG_TB_HOSTS``.
         """
         register_routes(app)
+
+    def nav_title(self) -> str:
+        return str(self.name)
+
+    def title(self) -> str:
+        return self.heading or str(self.name)
+
+    def url(self) -> str:
+        return ""
+
+    def warn_failed(self) -> None:
+        """Log (rate-limited) that this panel failed; call from an ``except`` block."""
+        warn_limited(
+            f"panel:{self.name}", "Flask-Observe: the %s panel failed", self.name, exc_info=True
+        )
+
+    def content(self) -> str:
+        """The panel's HTML; a failure shows a note instead of breaking the page."""
+        try:
+            return self.render_content()
+        except Exception:
+            self.warn_failed()
+            return FAILED
+
+    def render_content(self) -> str:
+        """The panel's HTML (may raise: :meth:`content` contains it)."""
+        raise NotImplementedError

@@ -23,11 +23,7 @@ from flask import current_app
 from flask import url_for
 
 from ..containment import contained
-from ..containment import warn_limited
 from ..record import current_record
-from . import BLUEPRINT_NAME
-from . import get_toolbar_state
-from . import skip_request
 from .base import BlueprintPanel
 from .heap import heap_after
 from .heap import heap_before
@@ -35,9 +31,11 @@ from .heap import sample
 from .heap import Tier1
 from .report import MEMORY_KEY
 from .report import note_view_time
-from .templating import FAILED
 from .templating import format_bytes
 from .templating import render
+from .toolbar import BLUEPRINT_NAME
+from .toolbar import get_toolbar_state
+from .toolbar import skip_request
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
@@ -52,7 +50,7 @@ class MemoryPanel(BlueprintPanel):
     """
 
     name = "Memory"
-    has_content = True
+    heading = "Memory (Pympler)"
     #: The toolbar shows an on/off switch; "on" runs the heap-diff tier.
     user_activate = True
 
@@ -116,29 +114,12 @@ class MemoryPanel(BlueprintPanel):
 
         return measured
 
-    def nav_title(self) -> str:
-        return "Memory"
-
     def nav_subtitle(self) -> str:
         if self.tier1 is None:
             return "view not run"
         return f"RSS {format_bytes(self.tier1.rss_delta, signed=True)}"
 
-    def title(self) -> str:
-        return "Memory (Pympler)"
-
-    def url(self) -> str:
-        return ""
-
-    def content(self) -> str:
-        """The panel's HTML; a failure shows a note instead of breaking the page."""
-        try:
-            return self._content()
-        except Exception:
-            warn_limited("memory-panel", "Flask-Observe: the Memory panel failed", exc_info=True)
-            return FAILED
-
-    def _content(self) -> str:
+    def render_content(self) -> str:
         links = {
             "heap": url_for(f"{BLUEPRINT_NAME}.heap"),
             "sizes": url_for(f"{BLUEPRINT_NAME}.sizes"),

@@ -24,19 +24,18 @@ from flask import request as flask_request
 from flask import url_for
 
 from ..config import OPTIONS
-from ..containment import warn_limited
 from ..record import current_record
-from . import BLUEPRINT_NAME
-from . import skip_request
+from ..state import find_state
 from .base import BlueprintPanel
 from .masking import mask_value
 from .report import keep_report
 from .report import note_view_time
 from .report import Snapshot
 from .report import snapshot
-from .templating import FAILED
 from .templating import format_ms
 from .templating import render
+from .toolbar import BLUEPRINT_NAME
+from .toolbar import skip_request
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,7 +64,7 @@ class ObservePanel(BlueprintPanel):
     """
 
     name = "Observe"
-    has_content = True
+    heading = "Flask-Observe"
 
     status: int = 0
     data: Snapshot | None = None
@@ -99,7 +98,7 @@ class ObservePanel(BlueprintPanel):
     def _snapshot(self) -> Snapshot | None:
         if self.data is None:
             record = current_record()
-            state = current_app.extensions.get("observe")
+            state = find_state(current_app)
             if record is None or state is None:
                 return None
             report_id = keep_report(record, flask_request.path)
@@ -113,34 +112,17 @@ class ObservePanel(BlueprintPanel):
             self.data = dataclasses.replace(data, status=self.status)
         return self.data
 
-    def nav_title(self) -> str:
-        return "Observe"
-
     def nav_subtitle(self) -> str:
         try:
             data = self._snapshot()
         except Exception:
-            warn_limited("observe-panel", "Flask-Observe: the Observe panel failed", exc_info=True)
+            self.warn_failed()
             return "failed"
         if data is None:
             return "not observed"
         return format_ms(data.total)
 
-    def title(self) -> str:
-        return "Flask-Observe"
-
-    def url(self) -> str:
-        return ""
-
-    def content(self) -> str:
-        """The panel's HTML; a failure shows a note instead of breaking the page."""
-        try:
-            return self._content()
-        except Exception:
-            warn_limited("observe-panel", "Flask-Observe: the Observe panel failed", exc_info=True)
-            return FAILED
-
-    def _content(self) -> str:
+    def render_content(self) -> str:
         data = self._snapshot()
         report_url = None
         if data is not None and data.id:
@@ -150,6 +132,6 @@ class ObservePanel(BlueprintPanel):
             data=data,
             report_url=report_url,
             config=config_rows(current_app),
-            initialised="observe" in current_app.extensions,
+            initialised=find_state(current_app) is not None,
             standalone=False,
         )

@@ -11,10 +11,8 @@ in a bounded :class:`ReportStore`, oldest evicted first.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import secrets
-import threading
 import typing as t
 from time import perf_counter
 
@@ -24,19 +22,21 @@ from flask import url_for
 from ..containment import contained
 from ..record import current_record
 from ..timing import format_server_timing
-from . import BLUEPRINT_NAME
-from . import request_allowed
 from .masking import mask_text
 from .masking import shorten
+from .toolbar import BLUEPRINT_NAME
+from .toolbar import ReportStore as ReportStore
+from .toolbar import request_allowed
 
 if t.TYPE_CHECKING:
     from flask import Flask
     from flask import Response
 
-    from ..extension import ObserveState
     from ..record import RequestRecord
+    from ..state import FinishHook
     from .heap import Tier1
     from .heap import Tier2
+    from .toolbar import ToolbarState
 
 #: Response header carrying the report URL.
 REPORT_HEADER = "X-Observe-Report"
@@ -149,34 +149,6 @@ def note_view_time(seconds: float) -> None:
         record.extra.setdefault(VIEW_KEY, seconds)
 
 
-class ReportStore:
-    """The last *size* snapshots by id; adding one more evicts the oldest. Thread-safe.
-
-    :param size: how many snapshots to keep (``OBSERVE_REPORT_STORE_SIZE``).
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: collections.OrderedDict[str, Snapshot] = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-    def add(self, item: Snapshot) -> None:
-        """Keep *item* under its id, evicting the oldest beyond :attr:`size`."""
-        with self._lock:
-            self._items[item.id] = item
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def get(self, report_id: str) -> Snapshot | None:
-        """The snapshot stored under *report_id*, or ``None`` (unknown or evicted)."""
-        with self._lock:
-            return self._items.get(report_id)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
-
-
 def _wants_report(response: Response) -> bool:
     """Non-HTML responses, streams and HTMX fragments: the toolbar cannot show them."""
     if request.headers.get("HX-Request"):
@@ -184,17 +156,14 @@ def _wants_report(response: Response) -> bool:
     return response.mimetype != "text/html" or not response.is_sequence
 
 
-def install_report_hooks(app: Flask, state: ObserveState) -> None:
-    """Add the ``X-Observe-Report`` header hook and the store's finish hook to *app*.
+def install_report_hooks(app: Flask, toolbar: ToolbarState, server_timing: bool) -> FinishHook:
+    """Add the ``X-Observe-Report`` header hook to *app*; return the store's finish hook.
 
     :param app: the Flask application.
-    :param state: its Flask-Observe state, with ``state.toolbar`` set.
+    :param toolbar: its panel state (the report store).
+    :param server_timing: whether the app sends ``Server-Timing``.
     """
-    toolbar = state.toolbar
-    if toolbar is None:  # pragma: no cover - init_toolbar sets it before calling us
-        raise RuntimeError("install_report_hooks() needs state.toolbar")
     store: ReportStore = toolbar.reports
-    server_timing = state.config.server_timing
     skip_blueprints = frozenset((BLUEPRINT_NAME, "debugtoolbar"))
 
     def add_report_header(response: Response) -> Response:
@@ -231,4 +200,4 @@ def install_report_hooks(app: Flask, state: ObserveState) -> None:
         store.add(item)
 
     app.after_request(add_report_header)
-    state.finish_hooks.append(store_report)
+    return store_report

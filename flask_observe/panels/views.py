@@ -24,15 +24,19 @@ from flask import request
 from flask import Response
 from flask import url_for
 
-from . import BLUEPRINT_NAME
-from . import request_allowed
 from .heap import asizeof_rows
 from .heap import pympler_summary
 from .masking import mask_value
 from .templating import render
+from .toolbar import BLUEPRINT_NAME
+from .toolbar import check_hosts
+from .toolbar import get_toolbar_state
+from .toolbar import request_allowed
 
 if t.TYPE_CHECKING:
-    from . import ToolbarState
+    from flask import Flask
+
+    from .toolbar import ToolbarState
 
 #: Classes the tracker follows at most.
 MAX_TRACKED = 20
@@ -78,10 +82,26 @@ def tracker_rows(tracker: t.Any) -> list[tuple[str, int, int, int]]:
     return rows
 
 
+def register_routes(app: Flask) -> None:
+    """Register our blueprint on *app* once (pages, reports, static files).
+
+    Called from each panel's ``init_app`` and when Observe installs the panels; the
+    second call does nothing.
+
+    :param app: the Flask application.
+    :raises flask_observe.ConfigError: the toolbar is enabled outside debug mode
+        without ``DEBUG_TB_HOSTS``.
+    """
+    if BLUEPRINT_NAME in app.blueprints:
+        return
+    check_hosts(app)
+    app.register_blueprint(make_blueprint(get_toolbar_state(app)))
+
+
 def make_blueprint(state: ToolbarState) -> Blueprint:
     """A new blueprint with our routes, bound to one app's panel *state*.
 
-    :param state: the app's :class:`~flask_observe.panels.ToolbarState`.
+    :param state: the app's :class:`~flask_observe.panels.toolbar.ToolbarState`.
     """
     bp = Blueprint(
         BLUEPRINT_NAME,
