@@ -41,10 +41,19 @@ def list_metrics() -> None:
         for method in sorted(rule.methods or ())
     ]
     rows.append(("(no route matched)", UNMATCHED, None))
+    excluded = get_state().config.exclude_paths
     for rule, endpoint, method in rows:
         names = metrics.route(endpoint if method is not None else None, method or "GET")
         methods = [names.method] if method is not None else ["<METHOD>"]
+        if method is not None and rule_excluded(rule, excluded):
+            click.echo(f"{method} {rule}  ->  {endpoint}  (not emitting: OBSERVE_EXCLUDE_PATHS)")
+            continue
         click.echo(f"{method or '*'} {rule}  ->  {endpoint}")
+        if endpoint == "static" or endpoint.endswith(".static"):
+            click.echo(
+                "  note     static files emit metrics too; OBSERVE_EXCLUDE_PATHS = "
+                f"[{_static_prefix(rule)!r}] stops them"
+            )
         for meth in methods:
             tags = [("endpoint", names.endpoint), ("method", meth)]
             click.echo(f"  timer    {dialect.describe('request', tags)}")
@@ -56,6 +65,25 @@ def list_metrics() -> None:
     if metrics.client is None:
         where = "recorded per request only" if metrics.record else "not sent"
         click.echo(f"OBSERVE_STATSD_HOST is not set: metrics are {where}.")
+
+
+def rule_excluded(rule: str, excluded: tuple[str, ...]) -> bool:
+    """Whether every path *rule* matches is in ``OBSERVE_EXCLUDE_PATHS`` (so requests
+    to it emit nothing): the path itself, or the part before its first variable under
+    a ``*`` prefix.
+
+    :param rule: a URL rule, e.g. ``/static/<path:filename>``.
+    :param excluded: the configured paths.
+    """
+    fixed, variable, _ = rule.partition("<")
+    prefixes = [path[:-1] for path in excluded if path.endswith("*")]
+    if not variable and rule in excluded:
+        return True
+    return any(fixed.startswith(prefix) for prefix in prefixes)
+
+
+def _static_prefix(rule: str) -> str:
+    return rule.partition("<")[0] + "*"
 
 
 @observe_cli.command("check")

@@ -685,6 +685,29 @@ def test_cli_metrics_lists_names_per_route(metrics_app: MetricsAppFactory) -> No
     assert "counter  shop.response._unmatched.<METHOD>.<status>" in result.output
 
 
+def test_cli_metrics_marks_excluded_paths_and_static(metrics_app: MetricsAppFactory) -> None:
+    app = metrics_app(OBSERVE_EXCLUDE_PATHS=["/health", "/assets/*"])
+
+    @app.get("/health")
+    def health() -> str:
+        return "ok"
+
+    @app.get("/assets/<path:name>")
+    def assets(name: str) -> str:
+        return name
+
+    output = app.test_cli_runner().invoke(args=["observe", "metrics"]).output
+    assert "GET /health  ->  health  (not emitting: OBSERVE_EXCLUDE_PATHS)" in output
+    assert "GET /assets/<path:name>  ->  assets  (not emitting" in output
+    assert "request.health" not in output and "request.assets" not in output
+    # static is measured unless excluded, and the listing says how to exclude it
+    assert "GET /static/<path:filename>  ->  static\n" in output
+    assert "OBSERVE_EXCLUDE_PATHS = ['/static/*'] stops them" in output
+    excluded = metrics_app(OBSERVE_EXCLUDE_PATHS=["/static/*"])
+    output = excluded.test_cli_runner().invoke(args=["observe", "metrics"]).output
+    assert "GET /static/<path:filename>  ->  static  (not emitting" in output
+
+
 def test_cli_metrics_in_a_tag_dialect(metrics_app: MetricsAppFactory) -> None:
     app = metrics_app(OBSERVE_STATSD_TAGS="dogstatsd")
     demo_routes(app)
