@@ -95,22 +95,23 @@ class MemoryPanel(BlueprintPanel):
                 before = sample()
                 cost = perf_counter() - start
             try:
-                rv = call(kwargs)
+                return call(kwargs)
             finally:
+                # Also when the view raised (abort(404), an error): its figures count.
                 if before is not None:
                     with contained("memory panel sample"):
                         start = perf_counter()
                         after = sample()
                         panel.tier1 = Tier1(before, after, cost + perf_counter() - start)
-            if heap is not None:
-                with contained("memory panel heap summary"):
-                    panel.tier2 = heap_after(budget, heap)
-            record = current_record()
-            if record is not None:
-                if record.extra is None:
-                    record.extra = {}
-                record.extra[MEMORY_KEY] = (panel.tier1, panel.tier2)
-            return rv
+                if heap is not None:
+                    with contained("memory panel heap summary"):
+                        panel.tier2 = heap_after(budget, heap)
+                with contained("memory panel record"):
+                    record = current_record()
+                    if record is not None:
+                        if record.extra is None:
+                            record.extra = {}
+                        record.extra[MEMORY_KEY] = (panel.tier1, panel.tier2)
 
         return measured
 
