@@ -1,7 +1,7 @@
 """Every Python code sample in the docs and the README runs.
 
 Samples of one page run in order in one namespace (a page may build on its earlier
-samples), which starts with a fresh ``app = Flask("docs")`` so that a sample can show
+samples), which starts with a fresh ``app = Flask("docs_sample")`` so that a sample can show
 ``@app.get(...)`` without boilerplate. Shell samples (``::`` blocks, ``sh``) are not run.
 A sample that must not run marks itself with a first line ``# not run: <reason>``.
 """
@@ -78,7 +78,10 @@ def test_code_samples_run(page: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     text = page.read_text()
     samples = markdown_samples(text) if page.suffix == ".md" else rst_samples(text)
     monkeypatch.chdir(tmp_path)
-    namespace: dict[str, t.Any] = {"__name__": "docs_sample", "app": Flask("docs")}
+    # Not Flask("docs"): that name imports as the docs/ directory (a namespace package),
+    # and Flask's root-path lookup fails when two checkouts (a git worktree and the
+    # editable install) both put a docs/ directory on sys.path.
+    namespace: dict[str, t.Any] = {"__name__": "docs_sample", "app": Flask("docs_sample")}
     for line, source in samples:
         if source.lstrip().startswith("# not run:"):
             continue
