@@ -245,11 +245,15 @@ def test_observe_panel_config_is_masked() -> None:
 
 
 def test_tier1_rows_carry_numbers_and_their_cost() -> None:
-    html = get_page(make_toolbar_app().test_client())
+    client = make_toolbar_app().test_client()
+    get_page(client)  # the first samples in a process pay one-off costs (a few ms)
+    html = get_page(client)
     assert re.search(r"\d+\.\d MiB", cell(html, "memory-rss"))
     assert re.search(r"\d+ / \d+ / \d+", cell(html, "memory-gc"))
     cost = re.search(r"([\d.]+) ms", cell(html, "memory-tier1-cost"))
-    assert cost and 0 < float(cost.group(1)) < 50
+    # Tier 1 takes about 0.3 ms warm; a Pympler heap summary, which it must never do,
+    # takes about 500 ms in the test process. The bound is far from both.
+    assert cost and 0 < float(cost.group(1)) < 100
     assert 'id="memory-tier2-off"' in html and 'id="memory-types"' not in html
 
 
