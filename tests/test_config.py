@@ -111,3 +111,48 @@ def test_every_option_has_a_field_and_valid_default() -> None:
 def test_non_observe_keys_are_ignored() -> None:
     config: dict[str, t.Any] = {"SECRET_KEY": "x", "OBSERVER": 1, "DEBUG": True}
     ObserveConfig.from_mapping(config)
+
+
+def test_environment_variables_through_from_prefixed_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What docs/configuration.rst and the README say about FLASK_OBSERVE_* variables."""
+    monkeypatch.setenv("FLASK_OBSERVE_STATSD_HOST", "statsd.internal")
+    monkeypatch.setenv("FLASK_OBSERVE_STATSD_SAMPLE_RATE", "0.25")
+    monkeypatch.setenv("FLASK_OBSERVE_EXCLUDE_PATHS", '["/health", "/static/*"]')
+    monkeypatch.setenv("FLASK_OBSERVE_RUNTIME_HEADER", "false")
+    monkeypatch.setenv("FLASK_OBSERVE_EVENT_ID_HEADER", "null")
+    monkeypatch.setenv("MYAPP_OBSERVE_STATSD_PORT", "9125")
+    app = Flask(__name__)
+    app.config["OBSERVE_STATSD_PREFIX"] = "shop"  # a default the environment does not set
+    app.config.from_prefixed_env()
+    app.config.from_prefixed_env("MYAPP")
+    Observe(app)
+    config = app.extensions["observe"].config
+    assert config.statsd_host == "statsd.internal"
+    assert config.statsd_sample_rate == 0.25
+    assert config.exclude_paths == ("/health", "/static/*")
+    assert config.runtime_header is False
+    assert config.event_id_header is None
+    assert config.statsd_port == 9125
+    assert config.statsd_prefix == "shop"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        pytest.param("OBSERVE_RUNTIME_HEADER", "False", id="python-bool"),
+        pytest.param("OBSERVE_STATSD_PREFIX", "2024", id="number-for-a-string"),
+    ],
+)
+def test_environment_values_that_are_not_the_json_expected_fail_at_init(
+    key: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(f"FLASK_{key}", value)
+    app = Flask(__name__)
+    app.config.from_prefixed_env()
+    with pytest.raises(ConfigError) as info:
+        Observe(app)
+    assert info.value.key == key
+    monkeypatch.setenv("FLASK_OBSERVE_STATSD_PREFIX", '"2024"')  # quoted: a JSON string
+    monkeypatch.setenv("FLASK_OBSERVE_RUNTIME_HEADER", "false")
+    app.config.from_prefixed_env()
+    Observe(app)

@@ -295,11 +295,15 @@ def test_observe_panel_config_is_masked() -> None:
 
 
 def test_tier1_rows_carry_numbers_and_their_cost() -> None:
-    html = get_page(make_toolbar_app().test_client())
+    client = make_toolbar_app().test_client()
+    get_page(client)  # the first samples in a process pay one-off costs (a few ms)
+    html = get_page(client)
     assert re.search(r"\d+\.\d MiB", cell(html, "memory-rss"))
     assert re.search(r"\d+ / \d+ / \d+", cell(html, "memory-gc"))
     cost = re.search(r"([\d.]+) ms", cell(html, "memory-tier1-cost"))
-    assert cost and 0 < float(cost.group(1)) < 50
+    # Tier 1 takes about 0.3 ms warm; a Pympler heap summary, which it must never do,
+    # takes about 500 ms in the test process. The bound is far from both.
+    assert cost and 0 < float(cost.group(1)) < 100
     assert 'id="memory-tier2-off"' in html and 'id="memory-types"' not in html
 
 
@@ -491,10 +495,43 @@ def test_redirect_intercepted_by_the_toolbar() -> None:
 
 
 def test_a_404_page_still_renders_the_panels() -> None:
+    """An HTML error page (JSON errors off) gets the toolbar with both panels filled in."""
+    client = make_toolbar_app(OBSERVE_JSON_ERRORS=False).test_client()
+    response = client.get("/missing")
+    html = response.get_data(as_text=True)
+    response.close()
+    assert response.status_code == 404 and "<h1>Not Found</h1>" in html
+    assert 'id="flDebugMemoryPanel"' in html and 'id="flDebugObservePanel"' in html
+    assert re.search(r"\d+\.\d MiB", cell(html, "memory-rss"))
+    assert re.search(r"[\d.]+ ms", cell(html, "observe-total"))
+    assert "GET /missing &rarr; 404" in html
+
+
+def test_a_json_404_links_to_both_panels() -> None:
+    """With JSON errors (the default) the 404 is not HTML: the panels are on its report."""
     client = make_toolbar_app().test_client()
     response = client.get("/missing")
-    assert response.status_code == 404
+    assert response.status_code == 404 and response.mimetype == "application/problem+json"
+    url = response.headers["X-Observe-Report"]
     response.close()
+    html = client.get(url).get_data(as_text=True)
+    assert "GET /missing &rarr; 404" in html
+    assert re.search(r"[\d.]+ ms", cell(html, "observe-total"))
+    assert 'id="observe-memory"' in html  # the Memory panel's section
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the Memory panel stores its figures on the record only when the view returns; "
+    "a view that raised (abort) gets 'The view did not run' on its report",
+)
+def test_the_report_of_a_view_that_raised_has_its_memory_figures() -> None:
+    client = make_toolbar_app().test_client()
+    response = client.get("/missing")
+    url = response.headers["X-Observe-Report"]
+    response.close()
+    html = client.get(url).get_data(as_text=True)
+    assert re.search(r"\d+\.\d MiB", cell(html, "memory-rss"))
 
 
 def test_html_page_links_to_the_values_sent() -> None:

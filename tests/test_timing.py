@@ -186,27 +186,29 @@ def test_streaming_reports_time_to_headers_and_records_the_full_duration(
     app = make_app()
     finished: list[RequestRecord] = []
     app.extensions["observe"].add_finish_hook(finished.append)
+    pause = 0.1
 
     @app.get("/stream")
     def stream() -> Response:
         def generate() -> Iterator[str]:
             yield "first\n"
-            time.sleep(0.1)
+            time.sleep(pause)
             yield "second\n"
 
         return Response(stream_with_context(generate()))
 
     response = app.test_client().get("/stream", buffered=False)
     runtime = float(response.headers["X-Runtime"])
-    assert runtime < 0.1
     assert finished == []  # the body is still open
     assert response.get_data() == b"first\nsecond\n"
     response.close()
     assert len(finished) == 1
     record = finished[0]
-    assert record.total_seconds is not None and record.total_seconds >= 0.1
-    assert record.app_seconds is not None
+    assert record.total_seconds is not None and record.app_seconds is not None
     assert abs(record.app_seconds - runtime) < 1e-6
+    # The pause in the body came after the headers: the header time leaves it out and the
+    # full duration includes it, however slow the machine (no absolute bound on either).
+    assert record.total_seconds - record.app_seconds >= pause
     assert record.server_timing == response.headers["Server-Timing"]
     assert (record.status, record.method, record.endpoint) == (200, "GET", "stream")
 
