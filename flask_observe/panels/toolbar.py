@@ -64,7 +64,7 @@ class ReportStore:
 
 @dataclasses.dataclass(eq=False)
 class ToolbarState:
-    """What the panels keep for one app (``app.extensions["observe"].toolbar``).
+    """What the panels keep for one app (``app.extensions["observe_panels"]``).
 
     :param memory_budget: seconds the heap-diff tier may take per request.
     :param reports: recent requests for ``X-Observe-Report``.
