@@ -314,7 +314,7 @@ OPTIONS: tuple[Option, ...] = (
         "OBSERVE_SENTRY_ERROR_RATE",
         (10, 60.0),
         "(int, float) or None",
-        "At most this many Sentry events per ``(count, seconds)`` window for each "
+        "``(count, seconds)``: at most *count* Sentry events every *seconds* for each "
         "fingerprint (exception class and traceback locations); repeats beyond it are "
         "counted, not built, and the next event sent for it carries the count. ``None`` "
         "sends every error.",
