@@ -11,7 +11,8 @@ by the error handler of :mod:`flask_observe.errors` through :func:`capture_http_
 A capture does on the request thread only what must happen there: it checks the
 throttle (:mod:`flask_observe.throttle`), notes the scrubbed request data, the tags and
 the scopes, picks the event id the client gets, and queues the rest; the event itself is
-built by the capture worker (:mod:`flask_observe.sentry_worker`). :func:`flush` waits
+built by the capture worker (:mod:`flask_observe.sentry_worker`,
+:mod:`flask_observe.sentry_events`). :func:`flush` waits
 for both the worker and sentry-sdk's transport.
 
 Usage in a gunicorn config file, to initialise the SDK once per worker::
@@ -43,12 +44,12 @@ from .scrub import default_scrubber
 from .scrub import is_scrubbing
 from .scrub import make_before_send
 from .scrub import Scrubber
-from .sentry_worker import head_locals
-from .sentry_worker import HINT_KEY
-from .sentry_worker import PendingEvent
+from .sentry_events import head_locals
+from .sentry_events import HINT_KEY
+from .sentry_events import PendingEvent
+from .sentry_events import SUPPRESSED_EXTRA
+from .sentry_events import SUPPRESSED_TAG
 from .sentry_worker import submit
-from .sentry_worker import SUPPRESSED_EXTRA
-from .sentry_worker import SUPPRESSED_TAG
 from .state import find_state
 from .throttle import ErrorThrottle
 from .throttle import fingerprint

@@ -28,6 +28,7 @@ from flask import Flask
 from flask_observe import ConfigError
 from flask_observe import containment
 from flask_observe import Observe
+from flask_observe import sentry_events
 from flask_observe import sentry_worker
 from flask_observe.extension import get_state
 from flask_observe.record import RequestRecord
@@ -217,15 +218,15 @@ def test_event_built_on_the_worker_equals_the_one_built_in_the_request(
 def test_the_request_thread_only_notes_the_error(receiver: EnvelopeReceiver) -> None:
     """The event is built on the worker thread, never in the request's."""
     built_in: list[str] = []
-    real_build = sentry_worker.build_event
+    real_build = sentry_events.build_event
 
-    def spy(pending: sentry_worker.PendingEvent) -> tuple[t.Any, dict[str, t.Any]]:
+    def spy(pending: sentry_events.PendingEvent) -> tuple[t.Any, dict[str, t.Any]]:
         built_in.append(threading.current_thread().name)
         return real_build(pending)
 
     app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sentry_worker, "build_event", spy)
+        patch.setattr(sentry_events, "build_event", spy)
         response = app.test_client().get("/boom")
         flush()
     assert built_in == ["flask-observe-sentry"]
