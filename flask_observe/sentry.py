@@ -12,8 +12,8 @@ A capture does on the request thread only what must happen there: it checks the
 throttle (:mod:`flask_observe.throttle`), notes the scrubbed request data, the tags and
 the scopes, picks the event id the client gets, and queues the rest; the event itself is
 built by the capture worker (:mod:`flask_observe.sentry_worker`,
-:mod:`flask_observe.sentry_events`). :func:`flush` waits
-for both the worker and sentry-sdk's transport.
+:mod:`flask_observe.sentry_events`). :func:`flush` waits for both the worker and
+sentry-sdk's transport.
 
 Usage in a gunicorn config file, to initialise the SDK once per worker::
 
@@ -49,6 +49,7 @@ from .sentry_events import HINT_KEY
 from .sentry_events import PendingEvent
 from .sentry_events import SUPPRESSED_EXTRA
 from .sentry_events import SUPPRESSED_TAG
+from .sentry_worker import drain
 from .sentry_worker import submit
 from .state import find_state
 from .throttle import ErrorThrottle
@@ -224,10 +225,10 @@ def capture_event(
     return the event id or ``None``.
 
     This is what :func:`capture` did in 0.1, and still does with ``add_full_stack``
-    (the stack to add is the request thread's). The event goes through the client's
-    event processors (``DedupeIntegration`` drops a second capture of the same
-    exception object) and ``before_send`` (scrubbing). Capture only enqueues: the
-    transport sends from a background thread.
+    (the stack to add is the request thread's) or ``SentryState.synchronous``. The
+    event goes through the client's event processors (``DedupeIntegration`` drops a
+    second capture of the same exception object) and ``before_send`` (scrubbing).
+    Capture only enqueues: the transport sends from a background thread.
 
     :param suppressed: repeats the throttle suppressed before this one (extra data).
     """
@@ -271,8 +272,6 @@ def flush(timeout: float = 2.0) -> bool:
 
     .. versionadded:: 0.2.0
     """
-    from .sentry_worker import drain
-
     deadline = time.monotonic() + timeout
     drained = drain(timeout)
     try:
