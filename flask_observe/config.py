@@ -119,6 +119,18 @@ def as_keys(key: str, value: object) -> tuple[str, ...]:
     return tuple(out)
 
 
+def as_rate(key: str, value: object) -> tuple[int, float] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ConfigError(
+            key, f"expected (count, seconds) such as (10, 60), or None, got {_describe(value)}"
+        )
+    count = as_int(key, value[0], 1, 1_000_000)
+    seconds = as_float(key, value[1], 0.0, 86_400.0, low_open=True)
+    return (count, seconds)
+
+
 def as_optional_callable(key: str, value: object) -> t.Callable[..., t.Any] | None:
     if value is None:
         return None
@@ -298,6 +310,17 @@ OPTIONS: tuple[Option, ...] = (
         "Response header carrying the captured event id; ``None`` to omit it.",
         as_header_name,
     ),
+    _opt(
+        "OBSERVE_SENTRY_ERROR_RATE",
+        (10, 60.0),
+        "(int, float) or None",
+        "``(count, seconds)``: at most *count* Sentry events every *seconds* for each "
+        "fingerprint (exception class and traceback locations); repeats beyond it are "
+        "counted, not built, and the next event sent for it carries the count. ``None`` "
+        "sends every error.",
+        as_rate,
+        since="0.2.0",
+    ),
     # --- toolbar ---
     _opt(
         "OBSERVE_TOOLBAR_PANELS",
@@ -351,6 +374,7 @@ class ObserveConfig:
     error_body: t.Callable[..., t.Any] | None
     scrub_keys: tuple[str, ...]
     event_id_header: str | None
+    sentry_error_rate: tuple[int, float] | None
     toolbar_panels: bool | None
     memory_budget: float
     report_store_size: int

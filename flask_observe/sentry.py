@@ -1,5 +1,5 @@
 """Sentry capture: lean SDK set-up, the unhandled-error receiver, one capture per error,
-the request data of events, and fork safety.
+the request data of events, the per-error rate limit, and fork safety.
 
 Everything here runs at set-up or on the error path only; ``sentry_sdk`` is imported
 lazily, so ``import flask_observe`` works without it. When the extension initialises the
@@ -7,6 +7,13 @@ SDK itself (``OBSERVE_SENTRY_DSN``) it enables no framework integration at all (
 ``FlaskIntegration``, no logging breadcrumbs): the success path pays nothing. Unhandled
 errors are captured by one ``got_request_exception`` receiver; ``abort(5xx)`` is captured
 by the error handler of :mod:`flask_observe.errors` through :func:`capture_http_error`.
+
+A capture does on the request thread only what must happen there: it checks the
+throttle (:mod:`flask_observe.throttle`), notes the scrubbed request data, the tags and
+the scopes, picks the event id the client gets, and queues the rest; the event itself is
+built by the capture worker (:mod:`flask_observe.sentry_worker`,
+:mod:`flask_observe.sentry_events`). :func:`flush` waits for both the worker and
+sentry-sdk's transport.
 
 Usage in a gunicorn config file, to initialise the SDK once per worker::
 
@@ -21,10 +28,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 import typing as t
+import uuid
 
 from flask import current_app
 from flask import got_request_exception
+from flask import has_request_context
 from flask import request
 
 from .config import ConfigError
@@ -34,12 +44,22 @@ from .scrub import default_scrubber
 from .scrub import is_scrubbing
 from .scrub import make_before_send
 from .scrub import Scrubber
+from .sentry_events import head_locals
+from .sentry_events import HINT_KEY
+from .sentry_events import PendingEvent
+from .sentry_events import SUPPRESSED_EXTRA
+from .sentry_events import SUPPRESSED_TAG
+from .sentry_worker import drain
+from .sentry_worker import submit
 from .state import find_state
+from .throttle import ErrorThrottle
+from .throttle import fingerprint
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
     from flask import Flask
+    from flask import Request
     from sentry_sdk.client import BaseClient
 
     from .config import ObserveConfig
@@ -51,6 +71,10 @@ EVENT_ID_KEY = "flask_observe.event_id"
 #: WSGI environ key holding the exception Flask reported as unhandled
 #: (``got_request_exception``) in this request.
 UNHANDLED_KEY = "flask_observe.unhandled"
+
+#: WSGI environ key holding the exception Flask-Observe captured (or suppressed) in
+#: this request: another capture of it in the request is a duplicate.
+CAPTURED_KEY = "flask_observe.captured"
 
 #: The longest request body (bytes) copied into an event.
 MAX_EVENT_BODY = 10_000
@@ -195,12 +219,18 @@ def capture_event(
     request_data: Mapping[str, t.Any] | None,
     transaction: str | None,
     tags: Mapping[str, str],
+    suppressed: int = 0,
 ) -> str | None:
-    """Capture *exception* with the request data; return the event id or ``None``.
+    """Build and capture an event for *exception* right here, in the request thread;
+    return the event id or ``None``.
 
-    The event goes through the client's event processors (``DedupeIntegration`` drops
-    a second capture of the same exception object) and ``before_send`` (scrubbing).
+    This is what :func:`capture` did in 0.1, and still does with ``add_full_stack``
+    (the stack to add is the request thread's) or ``SentryState.synchronous``. The
+    event goes through the client's event processors (``DedupeIntegration`` drops a
+    second capture of the same exception object) and ``before_send`` (scrubbing).
     Capture only enqueues: the transport sends from a background thread.
+
+    :param suppressed: repeats the throttle suppressed before this one (extra data).
     """
     import sentry_sdk
     from sentry_sdk.utils import event_from_exception
@@ -211,17 +241,45 @@ def capture_event(
         client_options=client.options,
         mechanism={"type": "flask_observe", "handled": handled},
     )
+    hint[HINT_KEY] = True
     if request_data is not None:
         event["request"] = dict(request_data)
     if transaction:
         event["transaction"] = transaction
         event["transaction_info"] = {"source": "component"}
+    if suppressed:
+        event.setdefault("extra", {})[SUPPRESSED_EXTRA] = suppressed
     with sentry_sdk.new_scope() as scope:
         for key, value in tags.items():
             scope.set_tag(key, value)
+        if suppressed:
+            scope.set_tag(SUPPRESSED_TAG, "yes")
         if transaction:
             scope.set_transaction_name(transaction, source="component")
         return scope.capture_event(event, hint=hint)
+
+
+def flush(timeout: float = 2.0) -> bool:
+    """Build every error noted so far in this process and send the events, waiting at
+    most *timeout* seconds in all.
+
+    ``sentry_sdk.flush()`` alone waits only for events already built: call this one
+    where you used to call that (tests, short-lived scripts, before a serverless
+    function returns). Interpreter exit does the same by itself.
+
+    :param timeout: the longest wait, in seconds.
+    :return: whether every noted error was built and handed to sentry-sdk in time.
+
+    .. versionadded:: 0.2.0
+    """
+    deadline = time.monotonic() + timeout
+    drained = drain(timeout)
+    try:
+        import sentry_sdk
+    except ImportError:
+        return drained
+    sentry_sdk.flush(timeout=max(0.0, deadline - time.monotonic()))
+    return drained
 
 
 # --- set-up (init_app) ----------------------------------------------------------------
@@ -238,6 +296,15 @@ class SentryState:
     capture_statuses: frozenset[int]
     #: Scrubs request data and events (``OBSERVE_SCRUB_KEYS`` added).
     scrubber: Scrubber
+    #: The per-fingerprint rate limit (``OBSERVE_SENTRY_ERROR_RATE``), ``None`` when off.
+    #:
+    #: .. versionadded:: 0.2.0
+    throttle: ErrorThrottle | None = None
+    #: Build each event in the request thread, as 0.1 did, instead of on the capture
+    #: worker. Not a setting: for benchmarks and tests comparing the two.
+    #:
+    #: .. versionadded:: 0.2.0
+    synchronous: bool = False
 
 
 def check(config: ObserveConfig) -> None:
@@ -274,8 +341,11 @@ def install(app: Flask, state: ObserveState) -> None:
     signal is sent only for unhandled errors: nothing here runs on the success path.
     """
     config = state.config
+    rate = config.sentry_error_rate
     state.sentry = SentryState(
-        capture_statuses=config.sentry_capture_statuses, scrubber=Scrubber(config.scrub_keys)
+        capture_statuses=config.sentry_capture_statuses,
+        scrubber=Scrubber(config.scrub_keys),
+        throttle=ErrorThrottle(*rate) if rate is not None else None,
     )
     try:
         setup_from_config(config.sentry_dsn)
@@ -348,33 +418,118 @@ def capture_http_error(exception: BaseException, status: int) -> str | None:
 def capture(exception: BaseException, *, handled: bool) -> str | None:
     """Capture *exception* with the current request's data; the event id or ``None``.
 
-    Does nothing (``None``) when sentry-sdk is missing or not initialised. Never raises.
+    In the request thread: the throttle check, the request data (scrubbed), tags and
+    scopes, and the event id; the event is built and sent by the capture worker
+    (:mod:`flask_observe.sentry_worker`) with that id. Returns ``None``, and captures
+    nothing, when sentry-sdk is missing or not initialised, or when the throttle
+    (``OBSERVE_SENTRY_ERROR_RATE``) suppresses this repeat. Never raises.
 
     :param exception: the exception to report.
     :param handled: ``False`` for unhandled exceptions, ``True`` for ``abort(5xx)``.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+        The event is built off the request thread; repeats may be suppressed.
     """
     try:
-        if active_client() is None:
+        client = active_client()
+        if client is None:
             return None
+        _ensure_duplicate_filter()
+        req = t.cast("Request", request._get_current_object())  # type: ignore[attr-defined]
+        req.environ[CAPTURED_KEY] = exception
         sentry = _sentry_state()
-        rule = request.url_rule
+        tb = exception.__traceback__
+        suppressed = 0
+        if sentry is not None and sentry.throttle is not None:
+            carried = sentry.throttle.admit(fingerprint(exception, tb))
+            if carried is None:
+                return None
+            suppressed = carried
+        rule = req.url_rule
+        endpoint = req.endpoint
         tags: dict[str, str] = {}
         if rule is not None:
             tags["route"] = rule.rule
-        if request.endpoint:
-            tags["endpoint"] = request.endpoint
-        return capture_event(
-            exception,
-            handled=handled,
-            request_data=request_data(sentry.scrubber if sentry else default_scrubber),
-            transaction=request.endpoint,
-            tags=tags,
+        if endpoint:
+            tags["endpoint"] = endpoint
+        scrubber = sentry.scrubber if sentry else default_scrubber
+        data = request_data(scrubber, req)
+        if (sentry is not None and sentry.synchronous) or client.options.get("add_full_stack"):
+            return capture_event(
+                exception,
+                handled=handled,
+                request_data=data,
+                transaction=endpoint,
+                tags=tags,
+                suppressed=suppressed,
+            )
+        import sentry_sdk
+
+        event_id = uuid.uuid4().hex
+        isolation = sentry_sdk.get_isolation_scope()
+        submit(
+            PendingEvent(
+                exc_info=(type(exception), exception, tb),
+                handled=handled,
+                event_id=event_id,
+                request_data=data,
+                transaction=endpoint,
+                tags=tags,
+                suppressed=suppressed,
+                client=client,
+                isolation_scope=isolation.fork(),
+                current_scope=sentry_sdk.get_current_scope().fork(),
+                scrubber=scrubber,
+                head_locals=head_locals(tb),
+            )
         )
+        # sentry_sdk.last_event_id() keeps answering in the request, as when the capture
+        # ran here (sentry-sdk has no public setter for it).
+        if hasattr(isolation, "_last_event_id"):
+            isolation._last_event_id = event_id
+        return event_id
     except Exception:
         warn_limited("sentry-capture", "Flask-Observe could not capture an error", exc_info=True)
         return None
+
+
+#: Whether :func:`_drop_second_capture` is registered (once per process: sentry-sdk's
+#: global event processors are process-wide).
+_duplicate_filter: list[bool] = []
+
+
+def _ensure_duplicate_filter() -> None:
+    if _duplicate_filter:
+        return
+    from sentry_sdk.scope import add_global_event_processor
+
+    _duplicate_filter.append(True)
+    add_global_event_processor(_drop_second_capture)
+
+
+def _drop_second_capture(event: t.Any, hint: t.Any) -> t.Any:
+    """Global event processor: drop another capture, in the same request, of the
+    exception Flask-Observe captured or suppressed there, such as the one sentry-sdk's
+    logging integration makes from Flask's error log.
+
+    ``DedupeIntegration`` did that while Flask-Observe captured in the request; it
+    cannot see a capture made on the worker. Applies only where it would have applied:
+    with ``DedupeIntegration`` enabled. Never raises.
+    """
+    try:
+        if not hint or hint.get(HINT_KEY) or not has_request_context():
+            return event
+        exc_info = hint.get("exc_info")
+        if not exc_info or request.environ.get(CAPTURED_KEY) is not exc_info[1]:
+            return event
+        import sentry_sdk
+
+        if sentry_sdk.get_client().get_integration("dedupe") is None:
+            return event
+        return None
+    except Exception:
+        return event
 
 
 def _sentry_state() -> SentryState | None:
@@ -382,21 +537,27 @@ def _sentry_state() -> SentryState | None:
     return state.sentry if state is not None else None
 
 
-def request_data(scrubber: Scrubber) -> dict[str, t.Any]:
-    """The request part of an event: method, URL, query, headers, small bodies."""
+def request_data(scrubber: Scrubber, req: Request | None = None) -> dict[str, t.Any]:
+    """The request part of an event: method, URL, query, headers, small bodies.
+
+    :param scrubber: scrubs every value.
+    :param req: the request (default: the current one).
+    """
+    if req is None:
+        req = t.cast("Request", request._get_current_object())  # type: ignore[attr-defined]
     data: dict[str, t.Any] = {
-        "method": request.method,
-        "url": scrubber.scrub_text(request.base_url),
-        "query_string": scrubber.scrub_text(request.query_string.decode("latin-1")),
-        "headers": scrubber.scrub(dict(request.headers)),
+        "method": req.method,
+        "url": scrubber.scrub_text(req.base_url),
+        "query_string": scrubber.scrub_text(req.query_string.decode("latin-1")),
+        "headers": scrubber.scrub({name: value for name, value in req.headers}),
     }
-    length = request.content_length
+    length = req.content_length
     if length is not None and 0 < length <= MAX_EVENT_BODY:
         body: object = None
-        if request.is_json:
-            body = request.get_json(silent=True)
-        elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            body = request.form.to_dict()
+        if req.is_json:
+            body = req.get_json(silent=True)
+        elif req.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            body = req.form.to_dict()
         if body is not None:
             data["data"] = scrubber.scrub(body)
     return data

@@ -216,10 +216,24 @@ def closed_port_dsn() -> str:
     return f"http://public@127.0.0.1:{port}/1"
 
 
+def flush(timeout: float = 2.0) -> None:
+    """Build the errors Flask-Observe noted (its capture worker), then let sentry-sdk
+    send them: what ``sentry_sdk.flush()`` alone did before events were built off the
+    request thread."""
+    from flask_observe import sentry
+
+    assert sentry.flush(timeout), "Flask-Observe's capture worker did not drain in time"
+
+
 def reset_sentry(timeout: float = 0.5) -> None:
-    """Close whatever sentry-sdk client is bound and unbind it (test teardown)."""
+    """Let Flask-Observe's capture worker finish what earlier requests noted, then close
+    whatever sentry-sdk client is bound and unbind it (test teardown), so that no event
+    of one test reaches the next test's receiver."""
     import sentry_sdk
 
+    from flask_observe.sentry_worker import drain
+
+    drain(5.0)
     client = sentry_sdk.get_client()
     if client.is_active():
         client.close(timeout=timeout)

@@ -19,8 +19,10 @@ from flask import request
 from flask_observe import APIError
 from flask_observe import Observe
 from flask_observe.errors import GENERIC_DETAIL
+from flask_observe.sentry_worker import drain
 from tests.sentry_receiver import closed_port_dsn
 from tests.sentry_receiver import EnvelopeReceiver
+from tests.sentry_receiver import flush
 from tests.sentry_receiver import sentry_isolated
 from tests.sentry_receiver import SilentServer
 
@@ -98,10 +100,6 @@ def event_id_of(response: TestResponse) -> str:
     assert body["event_id"] == response.headers["X-Sentry-Event-Id"]
     assert len(body["event_id"]) == 32
     return t.cast(str, body["event_id"])
-
-
-def flush() -> None:
-    sentry_sdk.flush(timeout=2)
 
 
 def test_unhandled_error_is_captured_exactly_once(receiver: EnvelopeReceiver) -> None:
@@ -343,15 +341,17 @@ def _timed_requests(app: Flask, count: int) -> tuple[list[float], list[TestRespo
 @pytest.mark.parametrize("target", ["closed-port", "silent-server"])
 def test_unreachable_sentry_changes_nothing_and_adds_no_latency(target: str) -> None:
     _, baseline = _timed_requests(build_app(), 20)
+    unthrottled: dict[str, t.Any] = {"OBSERVE_SENTRY_ERROR_RATE": None}  # 20 events
     if target == "closed-port":
-        app = build_app(OBSERVE_SENTRY_DSN=closed_port_dsn())
+        app = build_app(OBSERVE_SENTRY_DSN=closed_port_dsn(), **unthrottled)
         durations, responses = _timed_requests(app, 20)
         shortest_wait = sentry_sdk.get_client().options["shutdown_timeout"]
     else:
         with SilentServer() as silent:
-            app = build_app(OBSERVE_SENTRY_DSN=silent.dsn)
+            app = build_app(OBSERVE_SENTRY_DSN=silent.dsn, **unthrottled)
             durations, responses = _timed_requests(app, 20)
             shortest_wait = sentry_sdk.get_client().options["shutdown_timeout"]
+            assert drain(10.0)  # every event built and handed to the SDK's transport
             sentry_sdk.get_client().close(timeout=0.1)
             assert silent.accepted >= 1  # the SDK did try to send
     for plain, ours in zip(baseline, responses, strict=True):

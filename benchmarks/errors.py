@@ -1,0 +1,587 @@
+"""Cost of an unhandled error on the request thread, against bare Flask's own 500, in
+one run: the same raising view in each configuration.
+
+    python benchmarks/errors.py                  # wall clock, in-process, interleaved
+    python benchmarks/errors.py --instructions   # valgrind: request-thread instructions
+    python benchmarks/errors.py --load           # gunicorn + wrk, 1 request in 10 raises
+
+Configurations (``PROPAGATE_EXCEPTIONS`` off everywhere, so every one answers 500 and
+Flask logs the traceback, into a null stream):
+
+``bare``
+    bare Flask's own 500: the reference, ``1.000x``.
+``observe``
+    Flask-Observe (timing headers, problem+json errors), no Sentry.
+``sentry``
+    Flask-Observe with Sentry armed (``OBSERVE_SENTRY_DSN`` to a local receiver in
+    another process), the default throttle: one error repeated, as in a storm, so after
+    the first ten events every repeat is counted and suppressed.
+``sentry-each``
+    the same with the throttle off (``OBSERVE_SENTRY_ERROR_RATE = None``): every error
+    is noted and queued for the capture worker, whose building competes for the GIL
+    (wall clock) but is not counted in ``--instructions``; the queue drops the oldest
+    events it cannot keep up with.
+``sentry-inline``
+    the 0.1 path, for comparison: each event built and captured in the request thread
+    (``SentryState.synchronous``), throttle off.
+``sentry_flask``
+    bare Flask with sentry-sdk's stock integrations (``FlaskIntegration``), the same
+    receiver.
+
+Wall clock: each configuration's WSGI callable is called in-process; rounds are
+interleaved, the figure is the median per request, and between rounds (untimed) each
+configuration's pending events are built and sent so that no background work leaks into
+another configuration's round.
+
+Instructions: each configuration runs in its own process under valgrind's callgrind with
+``--separate-threads=yes``, which counts each thread apart; the figure is the main
+thread's count (thread 1, the one serving the requests), as the difference between a run
+of *high* and one of *low* requests so that start-up cancels out. The capture worker and
+sentry-sdk's transport run on other threads and are left out: that is the point.
+
+Load (``--load``): gunicorn (4 sync workers) serving a small app, wrk with 8 connections,
+one request in ten raising the same error; requests/s with Sentry armed against the same
+app with Sentry off (and bare Flask, and the 0.1 path), then 50 distinct errors, each of
+which must reach the receiver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import subprocess
+import sys
+import time
+import typing as t
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from flask import Flask  # noqa: E402
+from werkzeug.test import EnvironBuilder  # noqa: E402
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import StartResponse
+    from _typeshed.wsgi import WSGIApplication
+    from _typeshed.wsgi import WSGIEnvironment
+
+AppFactory = t.Callable[[], "WSGIApplication"]
+
+#: name -> (description, factory), in table order.
+CONFIGURATIONS: dict[str, tuple[str, AppFactory]] = {}
+
+#: Called when the run ends: receivers stopped, clients closed.
+CLOSERS: list[t.Callable[[], None]] = []
+
+#: Called between timed rounds (untimed): background work of a configuration finished.
+SETTLERS: dict[str, t.Callable[[], object]] = {}
+
+
+def configuration(name: str, description: str) -> t.Callable[[AppFactory], AppFactory]:
+    def register(factory: AppFactory) -> AppFactory:
+        CONFIGURATIONS[name] = (description, factory)
+        return factory
+
+    return register
+
+
+class OrderError(Exception):
+    """The error every configuration's view raises."""
+
+
+def _price(order: dict[str, t.Any], catalogue: dict[str, float]) -> float:
+    total = 0.0
+    for line in order["lines"]:
+        total += catalogue[line["sku"]] * line["quantity"]
+    if total > order["limit"]:
+        raise OrderError(f"order {order['id']} exceeds its limit: {total:.2f}")
+    return total
+
+
+def raising_app(**config: object) -> Flask:
+    """A Flask app whose ``/order`` view raises two frames down, with a few locals, and
+    ``/order/<n>`` raising one of 50 distinct errors. No SECRET_KEY (no session cost)."""
+    app = Flask("bench_errors")
+    app.config.update(PROPAGATE_EXCEPTIONS=False, **config)
+    catalogue = {"tea": 3.5, "pot": 24.0}
+
+    @app.get("/order")
+    def order() -> str:
+        data: dict[str, t.Any] = {"id": 7, "limit": 20.0, "lines": [{"sku": "tea", "quantity": 2}]}
+        data["lines"].append({"sku": "pot", "quantity": 1})
+        return str(_price(data, catalogue))
+
+    @app.get("/order/<int:number>")
+    def numbered(number: int) -> str:
+        raise DISTINCT[number % len(DISTINCT)](f"distinct error {number}")
+
+    @app.get("/ok")
+    def ok() -> str:
+        return "ok"
+
+    return app
+
+
+#: 50 exception classes: 50 fingerprints for the throttle, 50 issues in Sentry.
+DISTINCT: list[type[Exception]] = [
+    type(f"DistinctError{index:02d}", (RuntimeError,), {"__module__": __name__})
+    for index in range(50)
+]
+
+
+# --- a local Sentry receiver in its own process ---------------------------------------
+
+RECEIVER_SCRIPT = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    # HTTP/1.0: one connection per envelope. With keep-alive, the headers and the body
+    # leave in two segments and the client's delayed ACK stalls each reply by 40 ms.
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+    def log_message(self, *args):
+        pass
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+_receiver: list[str] = []
+
+
+def receiver_dsn() -> str:
+    """The DSN of a Sentry stand-in in its own process (started once per run): its work
+    is not this process's."""
+    if not _receiver:
+        command = [sys.executable, "-c", RECEIVER_SCRIPT]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+
+        def close() -> None:
+            process.terminate()
+            process.wait()
+            assert process.stdout is not None
+            process.stdout.close()
+
+        CLOSERS.append(close)
+        _receiver.append(f"http://public@127.0.0.1:{port}/1")
+    return _receiver[0]
+
+
+# --- configurations --------------------------------------------------------------------
+
+
+@configuration("bare", "bare Flask's own 500")
+def bare() -> WSGIApplication:
+    return raising_app()
+
+
+@configuration("observe", "Flask-Observe, problem+json errors, no Sentry")
+def observe() -> WSGIApplication:
+    from flask_observe import Observe
+
+    app = raising_app()
+    Observe(app)
+    return app
+
+
+def _observe_sentry(name: str, **config: object) -> Flask:
+    import sentry_sdk
+
+    from flask_observe import Observe
+    from flask_observe import sentry
+
+    app = raising_app(OBSERVE_SENTRY_DSN=receiver_dsn(), **config)
+    Observe(app)
+    SETTLERS[name] = lambda: sentry.flush(timeout=30)
+    CLOSERS.append(lambda: sentry_sdk.get_client().close(timeout=2))
+    return app
+
+
+@configuration("sentry", "Flask-Observe + Sentry armed, default throttle, one error repeated")
+def observe_sentry() -> WSGIApplication:
+    return _observe_sentry("sentry")
+
+
+@configuration("sentry-each", "the same, throttle off: every error queued for the worker")
+def observe_sentry_each() -> WSGIApplication:
+    return _observe_sentry("sentry-each", OBSERVE_SENTRY_ERROR_RATE=None)
+
+
+@configuration("sentry-inline", "the 0.1 path: every event built in the request thread")
+def observe_sentry_inline() -> WSGIApplication:
+    from flask_observe.extension import get_state
+
+    app = _observe_sentry("sentry-inline", OBSERVE_SENTRY_ERROR_RATE=None)
+    sentry_state = get_state(app).sentry
+    assert sentry_state is not None
+    sentry_state.synchronous = True
+    return app
+
+
+#: ``Flask.__call__`` and ``logging.Logger.callHandlers`` as sentry-sdk's integrations
+#: patched them (once per process), kept here after the originals are restored.
+_PATCHED: dict[str, t.Callable[..., t.Any]] = {}
+
+
+@configuration("sentry_flask", "bare Flask + sentry-sdk stock FlaskIntegration")
+def sentry_flask() -> WSGIApplication:
+    """Bare Flask with sentry-sdk's default and auto-enabling integrations (hence
+    ``FlaskIntegration`` and the logging integration), tracing off.
+
+    As in ``benchmarks/overhead.py``: the SDK patches ``Flask.__call__`` (and here
+    ``logging.Logger.callHandlers``) and connects signal receivers for every app of the
+    process. The patches are undone and re-applied around this configuration's own
+    calls only, the receivers reconnected with its app as sender, and its client bound
+    on an isolation scope entered per request, so that the other configurations pay
+    nothing for it.
+    """
+    import logging
+
+    import sentry_sdk
+    from flask import got_request_exception
+    from flask import request_started
+    from sentry_sdk.integrations import flask as sentry_flask_module
+    from sentry_sdk.scope import use_isolation_scope
+
+    original_call = Flask.__call__
+    original_handlers = logging.Logger.callHandlers
+    client = sentry_sdk.Client(dsn=receiver_dsn(), traces_sample_rate=None)
+    CLOSERS.append(lambda: client.close(timeout=2))
+    if client.get_integration("flask") is None:
+        raise ImportError("sentry-sdk did not enable its FlaskIntegration")
+    if not _PATCHED:
+        if Flask.__call__ is original_call:
+            raise ImportError("FlaskIntegration was set up before this benchmark")
+        _PATCHED["call"] = Flask.__call__
+        _PATCHED["handlers"] = logging.Logger.callHandlers
+        Flask.__call__ = original_call  # type: ignore[method-assign]
+        logging.Logger.callHandlers = original_handlers  # type: ignore[method-assign]
+    patched_call, patched_handlers = _PATCHED["call"], _PATCHED["handlers"]
+    app = raising_app()
+    for signal, receiver in (
+        (request_started, sentry_flask_module._request_started),
+        (got_request_exception, sentry_flask_module._capture_exception),
+    ):
+        signal.disconnect(receiver)
+        signal.connect(receiver, app)
+    scope = sentry_sdk.get_isolation_scope().fork()
+    scope.set_client(client)
+    SETTLERS["sentry_flask"] = lambda: client.flush(timeout=30)
+
+    def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        logging.Logger.callHandlers = patched_handlers  # type: ignore[method-assign]
+        try:
+            with use_isolation_scope(scope):
+                return t.cast("Iterable[bytes]", patched_call(app, environ, start_response))
+        finally:
+            logging.Logger.callHandlers = original_handlers  # type: ignore[method-assign]
+
+    return wsgi
+
+
+# --- in-process timing ------------------------------------------------------------------
+
+
+class NullStream:
+    """``wsgi.errors``: Flask formats the traceback it logs; nothing is written."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
+def _write(data: bytes) -> None:
+    return None
+
+
+def _start_response(
+    status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
+) -> t.Callable[[bytes], object]:
+    return _write
+
+
+def error_environ(path: str = "/order") -> dict[str, t.Any]:
+    environ = EnvironBuilder(path=path).get_environ()
+    environ["wsgi.errors"] = NullStream()
+    return environ
+
+
+def run_once(app: WSGIApplication, environ: dict[str, t.Any], requests: int) -> float:
+    """Seconds per request over *requests* calls of the WSGI callable."""
+    start = time.perf_counter()
+    for _ in range(requests):
+        body = app(environ.copy(), _start_response)
+        for _chunk in body:
+            pass
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+    return (time.perf_counter() - start) / requests
+
+
+def measure(apps: dict[str, WSGIApplication], rounds: int, requests: int) -> dict[str, float]:
+    """Median seconds per request of each app over interleaved rounds."""
+    environ = error_environ()
+    samples: dict[str, list[float]] = {name: [] for name in apps}
+    for name, app in apps.items():  # warm up: also past the throttle's first events
+        run_once(app, environ, max(requests // 5, 20))
+        settle(name)
+    gc.collect()
+    gc.disable()
+    try:
+        for round_index in range(rounds):
+            names = list(apps)
+            if round_index % 2:
+                names.reverse()
+            for name in names:
+                samples[name].append(run_once(apps[name], environ, requests))
+                settle(name)
+    finally:
+        gc.enable()
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def settle(name: str) -> None:
+    settler = SETTLERS.get(name)
+    if settler is not None:
+        settler()
+
+
+def check(apps: dict[str, WSGIApplication]) -> int:
+    """Every configuration must answer the raising view with a 500, so that the ratios
+    compare the same failure."""
+    from werkzeug.test import Client
+
+    failed = 0
+    for name, app in apps.items():
+        response = Client(app).get("/order", environ_overrides={"wsgi.errors": NullStream()})
+        ok = response.status_code == 500
+        print(f"{name:<14} {'ok' if ok else 'DIFFERENT'} {response.status}")
+        failed += not ok
+    return 1 if failed else 0
+
+
+# --- instructions (valgrind) -------------------------------------------------------------
+
+
+def _run_only(name: str, requests: int) -> int:
+    """Serve *requests* errors of one configuration, untimed (under valgrind)."""
+    app = CONFIGURATIONS[name][1]()
+    try:
+        run_once(app, error_environ(), requests)
+    finally:
+        for close in CLOSERS:
+            close()
+    return 0
+
+
+def instructions(names: list[str], low: int, high: int) -> dict[str, float]:
+    """Main-thread instructions per request of each configuration (callgrind,
+    ``--separate-threads=yes``), *high* minus *low* requests."""
+    import concurrent.futures
+    import re
+    import shutil
+    import tempfile
+
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+
+    def count(name: str, requests: int) -> int:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "callgrind.out"
+            command = [valgrind, "--tool=callgrind", "--separate-threads=yes",
+                       f"--callgrind-out-file={out}", sys.executable, __file__,
+                       "--run-only", name, str(requests)]  # fmt: skip
+            run = subprocess.run(command, capture_output=True, text=True, env=env)
+            if run.returncode != 0:
+                raise RuntimeError(f"{name} failed under valgrind:\n{run.stderr[-3000:]}")
+            main_thread = Path(f"{out}-01").read_text(errors="replace")
+        match = re.search(r"^summary: (\d+)", main_thread, re.M)
+        if match is None:
+            raise RuntimeError(f"no main-thread total for {name}")
+        return int(match.group(1))
+
+    jobs = [(name, n) for name in names for n in (low, high)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        counts = dict(zip(jobs, pool.map(lambda job: count(*job), jobs), strict=True))
+    return {n: (counts[(n, high)] - counts[(n, low)]) / (high - low) for n in names}
+
+
+# --- load (gunicorn + wrk) ---------------------------------------------------------------
+
+RAISE_ONE_IN_TEN_LUA = """
+counter = 0
+request = function()
+  counter = counter + 1
+  if counter % 10 == 0 then
+    return wrk.format("GET", "/order")
+  end
+  return wrk.format("GET", "/ok")
+end
+"""
+
+
+def load_app(mode: str = "sentry-off") -> Flask:
+    """The app gunicorn serves in ``--load`` (``benchmarks.errors:load_app("...")``):
+    ``bare``, ``sentry-off``, ``sentry`` (the DSN from ``BENCH_SENTRY_DSN``) or
+    ``sentry-inline`` (the 0.1 path). Flask logs each traceback to gunicorn's error log,
+    as in production."""
+    from flask_observe import Observe
+
+    if mode == "bare":
+        app = raising_app()
+    else:
+        config: dict[str, object] = {}
+        if mode != "sentry-off":
+            config["OBSERVE_SENTRY_DSN"] = os.environ["BENCH_SENTRY_DSN"]
+        if mode == "sentry-inline":
+            config["OBSERVE_SENTRY_ERROR_RATE"] = None
+        app = raising_app(**config)
+        Observe(app)
+        if mode == "sentry-inline":
+            from flask_observe.extension import get_state
+
+            sentry_state = get_state(app).sentry
+            assert sentry_state is not None
+            sentry_state.synchronous = True
+    return app
+
+
+def load(seconds: int, rounds: int = 1) -> dict[str, t.Any]:
+    """Requests/s of each mode, one request in ten raising the same error; then 50
+    distinct errors against the Sentry-armed app, counted at the receiver."""
+    import urllib.error
+    import urllib.request
+
+    from benchmarks import load as load_bench
+    from tests.sentry_receiver import EnvelopeReceiver
+
+    modes = ("bare", "sentry-off", "sentry", "sentry-inline")
+    results: dict[str, list[load_bench.WrkResult]] = {mode: [] for mode in modes}
+    with EnvelopeReceiver() as receiver:
+        os.environ["BENCH_SENTRY_DSN"] = receiver.dsn
+        try:
+            for _ in range(rounds):
+                for mode in modes:
+                    with load_bench.gunicorn(
+                        {}, workers=4, preload=True, app=f'benchmarks.errors:load_app("{mode}")'
+                    ) as url:
+                        results[mode].append(
+                            load_bench.run_wrk(f"{url}/", seconds, script=RAISE_ONE_IN_TEN_LUA)
+                        )
+            before = len(receiver.events)
+            with load_bench.gunicorn(
+                {}, workers=4, preload=True, app='benchmarks.errors:load_app("sentry")'
+            ) as url:
+                answered: dict[str, str] = {}
+                for number in range(len(DISTINCT)):
+                    try:
+                        urllib.request.urlopen(f"{url}/order/{number}", timeout=10).close()
+                    except urllib.error.HTTPError as error:
+                        answered[error.headers["X-Sentry-Event-Id"]] = f"DistinctError{number:02d}"
+                        error.close()
+                received = receiver.wait_for_events(before + len(answered), timeout=20)
+        finally:
+            del os.environ["BENCH_SENTRY_DSN"]
+    distinct = {e["event_id"]: e["exception"]["values"][-1]["type"] for e in received[before:]}
+    arrived = sum(1 for event_id, kind in answered.items() if distinct.get(event_id) == kind)
+    best = {mode: max(values, key=lambda r: r.rps) for mode, values in results.items()}
+    return {**best, "distinct_sent": len(answered), "distinct_arrived": arrived}
+
+
+# --- main -------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--only", nargs="*", help="configuration names (bare is always in)")
+    parser.add_argument("--check", action="store_true", help="each configuration answers 500")
+    parser.add_argument("--instructions", action="store_true", help="valgrind, main thread")
+    parser.add_argument("--low", type=int, default=50, help="--instructions: low request count")
+    parser.add_argument("--high", type=int, default=250, help="--instructions: high count")
+    parser.add_argument("--load", action="store_true", help="gunicorn + wrk")
+    parser.add_argument("--seconds", type=int, default=10, help="--load: per phase")
+    parser.add_argument("--load-rounds", type=int, default=1, help="--load: best of rounds")
+    parser.add_argument("--run-only", nargs=2, metavar=("NAME", "REQUESTS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.run_only:
+        return _run_only(args.run_only[0], int(args.run_only[1]))
+    if args.load:
+        return print_load(load(args.seconds, args.load_rounds))
+    names = ["bare", *(n for n in CONFIGURATIONS if n != "bare")]
+    if args.only:
+        unknown = set(args.only) - set(CONFIGURATIONS)
+        if unknown:
+            parser.error(f"unknown configuration(s): {', '.join(sorted(unknown))}")
+        names = ["bare", *(n for n in names if n in args.only and n != "bare")]
+    if args.instructions:
+        counts = instructions(names, args.low, args.high)
+        return print_table(counts, "instructions", lambda v: f"{v / 1e6:>9.2f} M")
+    apps: dict[str, WSGIApplication] = {}
+    try:
+        for name in names:
+            try:
+                apps[name] = CONFIGURATIONS[name][1]()
+            except ImportError as exc:
+                print(f"skipped {name}: {exc}", file=sys.stderr)
+        if args.check:
+            return check(apps)
+        results = measure(apps, args.rounds, args.requests)
+    finally:
+        for close in CLOSERS:
+            close()
+    return print_table(results, "per request", lambda v: f"{v * 1e6:>8.1f} µs")
+
+
+def print_table(values: dict[str, float], label: str, show: t.Callable[[float], str]) -> int:
+    base = values["bare"]
+    width = max(14, *(len(name) for name in values))
+    print(f"{'configuration':<{width}} {label:>12} {'vs bare 500':>11}  description")
+    for name, value in values.items():
+        description = CONFIGURATIONS[name][0]
+        print(f"{name:<{width}} {show(value):>12} {value / base:>10.3f}x  {description}")
+    return 0
+
+
+def print_load(result: dict[str, t.Any]) -> int:
+    off = result["sentry-off"]
+    print("gunicorn, 4 sync workers, --preload, wrk -c8, one request in ten raises:")
+    print(f"  {'mode':<14} {'req/s':>8} {'vs Sentry off':>13} {'p99':>10} {'5xx':>6} {'failed':>6}")
+    for mode in ("bare", "sentry-off", "sentry", "sentry-inline"):
+        r = result[mode]
+        print(
+            f"  {mode:<14} {r.rps:>8.0f} {r.rps / off.rps:>12.3f}x {r.p99 * 1e3:>7.2f} ms"
+            f" {r.non_2xx:>6} {r.socket_errors:>6}"
+        )
+    print(
+        f"  50 distinct errors: {result['distinct_sent']} answered with an event id, "
+        f"{result['distinct_arrived']} of them arrived at the receiver"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
