@@ -375,6 +375,11 @@ def instructions(
     environment variable of a different size, and the median is printed with the
     spread (largest minus smallest).
 
+    Threads are counted apart (``--separate-threads``): the last columns are the main
+    thread's alone, the request path. Background threads (the statsd sender) work once
+    per flush interval; under valgrind an interval holds about a hundredth of the
+    requests it holds at full speed, so their share per request is overstated here.
+
     :param script: the benchmark script, run as ``script --run-only NAME REQUESTS``.
     :param describe: the one-line description of a configuration.
     :param layouts: how many memory layouts to count each configuration in."""
@@ -383,51 +388,73 @@ def instructions(
     import re
     import shutil
     import subprocess
+    import tempfile
 
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print("--instructions needs valgrind (apt-get install valgrind)", file=sys.stderr)
         return 2
 
-    def count(name: str, requests: int, layout: int) -> int:
+    def count(name: str, requests: int, layout: int) -> tuple[int, int]:
+        """All instructions of the run, and those of its main (request) thread."""
         env = {**os.environ, "PYTHONHASHSEED": "0", "OBSERVE_BENCH_LAYOUT": "x" * 700 * layout}
-        command = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                   sys.executable, script, "--run-only", name, str(requests)]  # fmt: skip
-        output = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
-        match = re.search(r"Collected : (\d+)", output.stderr)
-        if match is None:
-            raise RuntimeError(f"no instruction count for {name}:\n{output.stderr[-2000:]}")
-        return int(match.group(1))
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "callgrind.out")
+            command = [valgrind, "--tool=callgrind", "--separate-threads=yes",
+                       f"--callgrind-out-file={out}", sys.executable, script,
+                       "--run-only", name, str(requests)]  # fmt: skip
+            output = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+            match = re.search(r"Collected : (\d+)", output.stderr)
+            if match is None:
+                raise RuntimeError(f"no instruction count for {name}:\n{output.stderr[-2000:]}")
+            with open(out + "-01") as main_thread:
+                totals = re.search(r"^totals: (\d+)", main_thread.read(), re.M)
+            if totals is None:
+                raise RuntimeError(f"no main-thread count for {name}")
+        return int(match.group(1)), int(totals.group(1))
 
     jobs = [(name, n, layout) for name in names for layout in range(layouts) for n in (low, high)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         counts = dict(zip(jobs, pool.map(lambda job: count(*job), jobs), strict=True))
     samples = {
         name: [
-            (counts[(name, high, layout)] - counts[(name, low, layout)]) / (high - low)
+            (counts[(name, high, layout)][0] - counts[(name, low, layout)][0]) / (high - low)
             for layout in range(layouts)
         ]
         for name in names
     }
     per_request = {name: statistics.median(values) for name, values in samples.items()}
+    request_thread = {
+        name: statistics.median(
+            (counts[(name, high, layout)][1] - counts[(name, low, layout)][1]) / (high - low)
+            for layout in range(layouts)
+        )
+        for name in names
+    }
     base = per_request["bare"]
     floor = per_request.get("floor")
     width = max(14, *(len(name) for name in names))
     print(
         f"{'configuration':<{width}} {'instructions':>13} {'spread':>7} {'vs bare':>8} "
-        f"{'overhead':>10}" + (f" {'vs floor':>10}" if floor is not None else "") + "  description"
+        f"{'overhead':>10}"
+        + (f" {'vs floor':>10}" if floor is not None else "")
+        + f" {'request thread':>16}  description"
     )
     for name, value in per_request.items():
         description = describe(name) if describe else CONFIGURATIONS[name][0]
         spread = max(samples[name]) - min(samples[name])
         gap = f" {(value - floor) / 1000:>+8.1f} k" if floor is not None else ""
+        own = request_thread[name]
         print(
             f"{name:<{width}} {value / 1000:>11.1f} k {spread / 1000:>5.1f} k "
-            f"{value / base:>7.3f}x {(value - base) / 1000:>+8.1f} k{gap}  {description}"
+            f"{value / base:>7.3f}x {(value - base) / 1000:>+8.1f} k{gap} "
+            f"{own / 1000:>7.1f} k {own / request_thread['bare']:.3f}x  {description}"
         )
     print(
         f"median of {layouts} memory layout(s); {high} minus {low} requests each; "
-        "spread: largest minus smallest"
+        "spread: largest minus smallest; request thread: the main thread alone (without "
+        "background threads such as the statsd sender, whose work per flush interval is "
+        "spread over the few requests valgrind serves in an interval)"
     )
     return 0
 

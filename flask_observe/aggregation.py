@@ -36,7 +36,7 @@ if t.TYPE_CHECKING:
 
 #: Most timer values collected per timer name (and request key) per flush interval;
 #: later ones are only counted. Bounds the memory between two flushes.
-COLLECTED = 1024
+COLLECTED = 4096
 
 #: A request as the request path hands it over: endpoint, method and status line.
 RequestKey = tuple[str | None, str, str | None]
