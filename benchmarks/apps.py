@@ -15,11 +15,13 @@ import socket
 
 from flask import Flask
 
+from benchmarks.overhead import FloorMiddleware
 from benchmarks.overhead import trivial_app as trivial
 
 #: name -> one-line description, in table order.
 DESCRIPTIONS: dict[str, str] = {
     "bare": "bare Flask",
+    "floor": "floor: perf_counter pair + both headers + one locked list append",
     "observe_timing": "Flask-Observe: timing headers",
     "observe_production": "Flask-Observe: timing + statsd (UDP) + JSON errors + Sentry armed",
     "prometheus": "prometheus_flask_exporter, default metrics",
@@ -55,6 +57,10 @@ def build(name: str) -> Flask:
     """A fresh app for the configuration *name* (a key of :data:`DESCRIPTIONS`)."""
     if name == "bare":
         return trivial()
+    if name == "floor":
+        app = trivial()
+        app.wsgi_app = FloorMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+        return app
     if name == "observe_timing":
         from flask_observe import Observe
 

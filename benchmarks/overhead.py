@@ -11,6 +11,8 @@ the rounds, printed with its ratio to bare Flask.
     python benchmarks/overhead.py --instructions  # valgrind: instructions per request
 
 Configurations that need an optional package that is missing are reported and skipped.
+The ``floor`` configuration is the least a timing middleware can do (a ``perf_counter``
+pair, both headers, one locked list append); each row also shows its gap to it.
 """
 
 from __future__ import annotations
@@ -19,11 +21,19 @@ import argparse
 import gc
 import statistics
 import sys
+import threading
 import time
 import typing as t
+from pathlib import Path
+from time import perf_counter
 
-from flask import Flask
-from werkzeug.test import EnvironBuilder
+# Measure the checkout this script belongs to, not whichever copy is installed.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from flask import Flask  # noqa: E402
+from werkzeug.test import EnvironBuilder  # noqa: E402
 
 if t.TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -58,6 +68,47 @@ def trivial_app(**config: object) -> Flask:
 @configuration("bare", "bare Flask")
 def bare() -> WSGIApplication:
     return trivial_app()
+
+
+class FloorMiddleware:
+    """The floor: the least a middleware that times requests can do. A ``perf_counter``
+    pair, ``X-Runtime`` and ``Server-Timing`` appended without looking at the headers
+    already there, and the duration appended to a list under a lock (where a metrics
+    client would pick it up; cleared when it grows, so memory stays flat).
+
+    :param wsgi_app: the wrapped WSGI callable.
+    """
+
+    def __init__(self, wsgi_app: WSGIApplication) -> None:
+        self.wsgi_app = wsgi_app
+        self.lock = threading.Lock()
+        self.durations: list[float] = []
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        start = perf_counter()
+        lock = self.lock
+        durations = self.durations
+
+        def timed_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+        ) -> t.Callable[[bytes], object]:
+            elapsed = perf_counter() - start
+            headers.append(("X-Runtime", "%0.6f" % elapsed))
+            headers.append(("Server-Timing", "app;dur=%.3f" % (elapsed * 1000.0)))
+            with lock:
+                durations.append(elapsed)
+                if len(durations) > 1000:
+                    durations.clear()
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, timed_start_response)
+
+
+@configuration("floor", "floor: perf_counter pair + both headers + one locked list append")
+def floor() -> WSGIApplication:
+    app = trivial_app()
+    app.wsgi_app = FloorMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+    return app
 
 
 @configuration("timing", "Flask-Observe, timing headers only")
@@ -309,6 +360,7 @@ def instructions(
     high: int = 1800,
     script: str = __file__,
     describe: t.Callable[[str], str] | None = None,
+    layouts: int = 3,
 ) -> int:
     """Instructions per request of each configuration, counted by valgrind's callgrind:
     the difference between a run of *high* and one of *low* requests, so start-up cancels
@@ -316,45 +368,94 @@ def instructions(
     not count the kernel's side of a send, nor cache effects). ``PYTHONHASHSEED=0``
     makes the interpreter's own start-up repeatable.
 
+    One run is repeatable to the instruction, but where objects land in memory still
+    moves a configuration by up to about 0.5 % (``contextvars`` hashes its variables
+    by address, so the shape of the context's tree changes, and so does the allocator's
+    work). So each configuration is counted in *layouts* memory layouts, shifted by an
+    environment variable of a different size, and the median is printed with the
+    spread (largest minus smallest).
+
+    Threads are counted apart (``--separate-threads``): the last columns are the main
+    thread's alone, the request path. Background threads (the statsd sender) work once
+    per flush interval; under valgrind an interval holds about a hundredth of the
+    requests it holds at full speed, so their share per request is overstated here.
+
     :param script: the benchmark script, run as ``script --run-only NAME REQUESTS``.
-    :param describe: the one-line description of a configuration."""
+    :param describe: the one-line description of a configuration.
+    :param layouts: how many memory layouts to count each configuration in."""
     import concurrent.futures
     import os
     import re
     import shutil
     import subprocess
+    import tempfile
 
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print("--instructions needs valgrind (apt-get install valgrind)", file=sys.stderr)
         return 2
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
 
-    def count(name: str, requests: int) -> int:
-        command = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                   sys.executable, script, "--run-only", name, str(requests)]  # fmt: skip
-        output = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
-        match = re.search(r"Collected : (\d+)", output.stderr)
-        if match is None:
-            raise RuntimeError(f"no instruction count for {name}:\n{output.stderr[-2000:]}")
-        return int(match.group(1))
+    def count(name: str, requests: int, layout: int) -> tuple[int, int]:
+        """All instructions of the run, and those of its main (request) thread."""
+        env = {**os.environ, "PYTHONHASHSEED": "0", "OBSERVE_BENCH_LAYOUT": "x" * 700 * layout}
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "callgrind.out")
+            command = [valgrind, "--tool=callgrind", "--separate-threads=yes",
+                       f"--callgrind-out-file={out}", sys.executable, script,
+                       "--run-only", name, str(requests)]  # fmt: skip
+            output = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+            match = re.search(r"Collected : (\d+)", output.stderr)
+            if match is None:
+                raise RuntimeError(f"no instruction count for {name}:\n{output.stderr[-2000:]}")
+            with open(out + "-01") as main_thread:
+                totals = re.search(r"^totals: (\d+)", main_thread.read(), re.M)
+            if totals is None:
+                raise RuntimeError(f"no main-thread count for {name}")
+        return int(match.group(1)), int(totals.group(1))
 
-    jobs = [(name, n) for name in names for n in (low, high)]
+    jobs = [(name, n, layout) for name in names for layout in range(layouts) for n in (low, high)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         counts = dict(zip(jobs, pool.map(lambda job: count(*job), jobs), strict=True))
-    per_request = {n: (counts[(n, high)] - counts[(n, low)]) / (high - low) for n in names}
+    samples = {
+        name: [
+            (counts[(name, high, layout)][0] - counts[(name, low, layout)][0]) / (high - low)
+            for layout in range(layouts)
+        ]
+        for name in names
+    }
+    per_request = {name: statistics.median(values) for name, values in samples.items()}
+    request_thread = {
+        name: statistics.median(
+            (counts[(name, high, layout)][1] - counts[(name, low, layout)][1]) / (high - low)
+            for layout in range(layouts)
+        )
+        for name in names
+    }
     base = per_request["bare"]
+    floor = per_request.get("floor")
     width = max(14, *(len(name) for name in names))
     print(
-        f"{'configuration':<{width}} {'instructions':>13} {'vs bare':>8} {'overhead':>10}"
-        "  description"
+        f"{'configuration':<{width}} {'instructions':>13} {'spread':>7} {'vs bare':>8} "
+        f"{'overhead':>10}"
+        + (f" {'vs floor':>10}" if floor is not None else "")
+        + f" {'request thread':>16}  description"
     )
     for name, value in per_request.items():
         description = describe(name) if describe else CONFIGURATIONS[name][0]
+        spread = max(samples[name]) - min(samples[name])
+        gap = f" {(value - floor) / 1000:>+8.1f} k" if floor is not None else ""
+        own = request_thread[name]
         print(
-            f"{name:<{width}} {value / 1000:>11.1f} k {value / base:>7.3f}x "
-            f"{(value - base) / 1000:>+8.1f} k  {description}"
+            f"{name:<{width}} {value / 1000:>11.1f} k {spread / 1000:>5.1f} k "
+            f"{value / base:>7.3f}x {(value - base) / 1000:>+8.1f} k{gap} "
+            f"{own / 1000:>7.1f} k {own / request_thread['bare']:.3f}x  {description}"
         )
+    print(
+        f"median of {layouts} memory layout(s); {high} minus {low} requests each; "
+        "spread: largest minus smallest; request thread: the main thread alone (without "
+        "background threads such as the statsd sender, whose work per flush interval is "
+        "spread over the few requests valgrind serves in an interval)"
+    )
     return 0
 
 
@@ -385,6 +486,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="count instructions per request under valgrind instead of timing (deterministic)",
     )
+    parser.add_argument(
+        "--layouts", type=int, default=3, help="with --instructions: memory layouts per figure"
+    )
     parser.add_argument("--run-only", nargs=2, metavar=("NAME", "REQUESTS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run_only:
@@ -396,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown configuration(s): {', '.join(sorted(unknown))}")
         names = ["bare", *(n for n in names if n in args.only and n != "bare")]
     if args.instructions:
-        return instructions(names)
+        return instructions(names, layouts=args.layouts)
     apps: dict[str, WSGIApplication] = {}
     for name in names:
         description, factory = CONFIGURATIONS[name]

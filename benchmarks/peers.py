@@ -11,6 +11,9 @@ rounds interleaved; the figures are the medians of requests/s, p50 and p99.
     python benchmarks/peers.py --mode inprocess --rounds 30
     python benchmarks/peers.py --mode http --seconds 3 --only bare observe_production
     python benchmarks/peers.py --mode instructions   # valgrind, deterministic
+
+``floor`` is the least a timing middleware can do (``overhead.FloorMiddleware``); the
+instruction counts show each configuration's gap to it.
 """
 
 from __future__ import annotations
@@ -180,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=3, help="wrk seconds per round")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--layouts", type=int, default=3, help="instructions: memory layouts")
     parser.add_argument("--run-only", nargs=2, metavar=("NAME", "REQUESTS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run_only:
@@ -196,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         names = [n for n in names if n == "bare" or n in args.only]
     if args.mode == "instructions":
         print("In-process (WSGI callable), instructions per request (valgrind):")
-        return instructions(names, script=__file__, describe=apps.describe)
+        return instructions(names, script=__file__, describe=apps.describe, layouts=args.layouts)
     if args.mode in ("inprocess", "both"):
         results = in_process(names, args.rounds, args.requests)
         base = results["bare"]

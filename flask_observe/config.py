@@ -258,6 +258,26 @@ OPTIONS: tuple[Option, ...] = (
         lambda k, v: as_float(k, v, 0.0, 60.0, low_open=True),
     ),
     _opt(
+        "OBSERVE_STATSD_AGGREGATE",
+        True,
+        "bool",
+        "Sum counters per name and keep bounded samples of each timer in process, and "
+        "send them once per flush interval, instead of one line per metric. "
+        "``False`` sends every request's lines as they are.",
+        as_bool,
+        since="0.2.0",
+    ),
+    _opt(
+        "OBSERVE_STATSD_TIMER_SAMPLES",
+        16,
+        "int",
+        "With aggregation, the most values kept per timer name (and status, for the "
+        "request timer) per flush interval; the rest are counted, so the timer's count "
+        "stays exact.",
+        lambda k, v: as_int(k, v, 1, 1_000_000),
+        since="0.2.0",
+    ),
+    _opt(
         "OBSERVE_METRICS_RECORD",
         None,
         "bool or None",
@@ -367,6 +387,8 @@ class ObserveConfig:
     statsd_tags: str
     statsd_max_packet: int
     statsd_flush_interval: float
+    statsd_aggregate: bool
+    statsd_timer_samples: int
     metrics_record: bool | None
     json_errors: bool
     sentry_dsn: str | None

@@ -4,7 +4,8 @@ This is the one module that imports the features; they import only what lies bel
 them (state, record, config), never this module. ``init_app`` runs, in order: the
 configuration check, each feature's ``check`` (so a refusal leaves the app as it was),
 each feature's ``install`` (which returns its finish hooks), then the request-clock
-middleware built from plain settings and those hooks, and the CLI.
+middleware built from plain settings, those hooks and the metrics' request hook, and
+the CLI.
 
 Usage, directly or with an app factory::
 
@@ -98,10 +99,12 @@ class Observe:
             server_timing=config.server_timing,
             exclude_paths=config.exclude_paths,
             finish_hooks=finish,
+            request_hook=metrics.request_hook(state),
             startup_checks=(panels.startup_check(app),),
         )
-        # The bound method, not the instance: a call through __call__ costs more.
-        app.wsgi_app = state.middleware.__call__  # type: ignore[method-assign]
+        # The request path's bound method, not the instance: a call through __call__
+        # costs more.
+        app.wsgi_app = state.middleware.entry  # type: ignore[method-assign,assignment]
         if observe_cli.name not in app.cli.commands:
             app.cli.add_command(observe_cli)
         self._apps.add(app)

@@ -3,7 +3,10 @@
 Every request emits ``request.<endpoint>.<METHOD>`` (a timer, until the body closed),
 ``response.<endpoint>.<METHOD>.<status>`` (a counter) and, when a view raised,
 ``exception.<endpoint>.<ExceptionClass>``; see :doc:`/metrics` for the full scheme.
-The app adds its own metrics with the functions of this module::
+By default counters and timers are aggregated in process and sent once per flush
+interval (:mod:`flask_observe.aggregation`); the request path only hands its endpoint,
+method, status and duration over. The app adds its own metrics with the functions of
+this module::
 
     from flask_observe import metrics
 
@@ -23,11 +26,16 @@ import random
 import typing as t
 from time import perf_counter
 
+from .aggregation import Aggregator
+from .aggregation import RequestNames
+from .aggregation import TimerSeries
 from .containment import warn_limited
 from .naming import clean_part
 from .naming import Dialect
 from .naming import exception_line
 from .naming import format_number
+from .naming import format_rate
+from .naming import normalise_tags
 from .naming import route_lines
 from .naming import RouteLines
 from .record import clean_token
@@ -42,10 +50,12 @@ if t.TYPE_CHECKING:
 
     from flask import Flask
 
+    from .aggregation import RequestKey
     from .naming import Tags
     from .record import RequestRecord
     from .state import FinishHook
     from .state import ObserveState
+    from .state import RequestHook
 
 P = t.ParamSpec("P")
 R = t.TypeVar("R")
@@ -69,8 +79,13 @@ class MetricsState:
     record: bool
     #: ``OBSERVE_STATSD_SAMPLE_RATE``.
     sample_rate: float
+    #: Sums counters and samples timers between flushes (``OBSERVE_STATSD_AGGREGATE``);
+    #: ``None`` when every metric is sent as its own line.
+    aggregator: Aggregator | None = None
     #: Line templates per ``(endpoint, method)``, bounded by :data:`ROUTE_CACHE_SIZE`.
     routes: dict[tuple[str | None, str], RouteLines] = dataclasses.field(default_factory=dict)
+    #: Aggregated metric names per request key, bounded by :data:`ROUTE_CACHE_SIZE`.
+    request_names: dict[RequestKey, RequestNames] = dataclasses.field(default_factory=dict)
 
     def route(self, endpoint: str | None, method: str) -> RouteLines:
         """The (cached) line templates of one endpoint and method."""
@@ -82,16 +97,53 @@ class MetricsState:
                 self.routes[key] = lines
         return lines
 
+    def describe(self, key: RequestKey) -> RequestNames:
+        """The aggregated timer and status counter of a request key (cached)."""
+        names = self.request_names.get(key)
+        if names is None:
+            endpoint, method, status = key
+            route = self.route(endpoint, method)
+            code = status[:3] if status else "_"
+            if not code.isdigit():
+                code = "_"
+            tags = [("endpoint", route.endpoint), ("method", route.method)]
+            head, tail = self.dialect.key("request", tags)
+            counter = self.dialect.compose(
+                "response", [*tags, ("status", code)], "%s", "c", self.sample_rate
+            )
+            names = RequestNames(TimerSeries(head, tail, self.sample_rate), counter)
+            if len(self.request_names) < ROUTE_CACHE_SIZE:
+                self.request_names[key] = names
+        return names
+
     def emit(self, lines: list[str]) -> None:
         """Send *lines* (if a host is set) and record them on the current request."""
+        self.record_lines(lines)
+        if self.client is not None:
+            self.client.add(lines)
+
+    def record_lines(self, lines: list[str]) -> None:
+        """Keep *lines* on the current request's record, when recording is on."""
         if self.record:
             record = current_record()
             if record is not None:
                 if record.metric_lines is None:
                     record.metric_lines = []
                 record.metric_lines.extend(lines)
-        if self.client is not None:
-            self.client.add(lines)
+
+    def aggregate(
+        self, kind: str, name: str, tags: list[tuple[str, str]], value: float, rate: float
+    ) -> None:
+        """Add a counter (``c``) or timer (``ms``) value with clean *name* and *tags* to
+        the aggregator."""
+        aggregator = self.aggregator
+        assert aggregator is not None and self.client is not None
+        head, tail = self.dialect.key(name, tags)
+        if kind == "c":
+            aggregator.count(f"{head}:%s|c{format_rate(rate)}{tail}", value)
+        else:
+            aggregator.timing(TimerSeries(head, tail, rate), value)
+        self.client.start()
 
 
 def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
@@ -107,90 +159,195 @@ def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
     record = config.metrics_record
     if record is None:
         record = config.statsd_host is None and (app.debug or app.testing)
-    client = None
+    metrics = MetricsState(
+        dialect=Dialect(config.statsd_tags, config.statsd_prefix),
+        client=None,
+        record=record,
+        sample_rate=config.statsd_sample_rate,
+    )
     if config.statsd_host is not None:
-        client = StatsdClient(
+        if config.statsd_aggregate:
+            metrics.aggregator = Aggregator(config.statsd_timer_samples, metrics.describe)
+        metrics.client = StatsdClient(
             config.statsd_host,
             config.statsd_port,
             config.statsd_protocol,
             config.statsd_max_packet,
             config.statsd_flush_interval,
+            aggregator=metrics.aggregator,
         )
-    metrics = MetricsState(
-        dialect=Dialect(config.statsd_tags, config.statsd_prefix),
-        client=client,
-        record=record,
-        sample_rate=config.statsd_sample_rate,
-    )
     state.metrics = metrics
-    if client is not None or record:
-        return (_request_hook(metrics),)
+    if record:
+        return (_record_hook(metrics),)
     return ()
 
 
-def _request_hook(metrics: MetricsState) -> Callable[[RequestRecord], None]:
-    """The finish hook: builds this request's lines and hands them over in one call.
+def request_hook(state: ObserveState) -> RequestHook | None:
+    """The request hook of metrics for the middleware, set up by :func:`install`: hands
+    each request over without a record when a host is set and recording is off.
 
-    Runs once per request on the success path, so everything that can be prepared is
-    cached: per ``(endpoint, method, status line)`` one template that yields both the
-    timer and the status counter line from a single ``%`` operation.
+    .. versionadded:: 0.2.0
+    """
+    metrics = state.metrics
+    if not isinstance(metrics, MetricsState) or metrics.client is None or metrics.record:
+        return None
+    if metrics.aggregator is not None:
+        return _aggregating_hook(metrics, metrics.aggregator, metrics.client)
+    return _line_hook(metrics, metrics.client)
+
+
+def _request_lines(metrics: MetricsState) -> Callable[[str | None, str, str | None, float], str]:
+    """Builds one request's timer and status counter lines, from one template cached per
+    ``(endpoint, method, status line)`` filled by a single ``%`` operation."""
+    templates: dict[tuple[str | None, str, str | None], str] = {}
+    route = metrics.route
+
+    def request_lines(endpoint: str | None, method: str, status: str | None, seconds: float) -> str:
+        template = templates.get((endpoint, method, status))
+        if template is None:
+            names = route(endpoint, method)
+            code = status[:3] if status else "_"
+            if not code.isdigit():
+                code = "_"
+            template = names.timer + "\n" + names.response % code
+            if len(templates) < ROUTE_CACHE_SIZE:
+                templates[(endpoint, method, status)] = template
+        return template % (seconds * 1000.0)
+
+    return request_lines
+
+
+def _extra_lines(metrics: MetricsState, record: RequestRecord) -> list[str]:
+    """The rare lines of a request: the exception counter and named ``timed`` timers."""
+    dialect = metrics.dialect
+    rate = metrics.sample_rate
+    lines = []
+    if record.exception is not None:
+        endpoint = metrics.route(record.endpoint, record.method).endpoint
+        lines.append(exception_line(dialect, endpoint, record.exception, rate))
+    for timer in record.timers:
+        if timer.metric:
+            ms = "%0.6f" % (timer.seconds * 1000.0)
+            lines.append(dialect.compose(clean_part(timer.name), [], ms, "ms", rate))
+    return lines
+
+
+def _aggregate_extras(metrics: MetricsState, record: RequestRecord) -> None:
+    """Add the exception counter and named ``timed`` timers of *record* to the
+    aggregator."""
+    rate = metrics.sample_rate
+    if record.exception is not None:
+        endpoint = metrics.route(record.endpoint, record.method).endpoint
+        exception = record.exception
+        tags = [("endpoint", endpoint), ("exception", clean_part(type(exception).__name__))]
+        metrics.aggregate("c", "exception", tags, 1, rate)
+    for timer in record.timers:
+        if timer.metric:
+            metrics.aggregate("ms", clean_part(timer.name), [], timer.seconds * 1000.0, rate)
+
+
+def _aggregating_hook(
+    metrics: MetricsState, aggregator: Aggregator, client: StatsdClient
+) -> RequestHook:
+    """The request hook with aggregation: one dictionary look-up and one list append.
+
+    A request whose key (endpoint, method, status line) is already in the aggregator's
+    table appends its duration there; a new key, a full list (more requests than kept
+    samples this interval) and the rare extras go through the aggregator's lock.
     """
     rate = metrics.sample_rate
     sampled = rate < 1.0
     rand = random.random
-    templates: dict[tuple[str | None, str, str | None], str] = {}
-    route = metrics.route
-    client = metrics.client
-    add = client.add_chunk if client is not None else None
-    recording = metrics.record
-    dialect = metrics.dialect
+    get = aggregator.requests.get
+    limit = aggregator.collected
+    add_request = aggregator.add_request
+    start = client.start
 
-    def template_for(endpoint: str | None, method: str, status: str | None) -> str:
-        names = route(endpoint, method)
-        code = status[:3] if status else "_"
-        if not code.isdigit():
-            code = "_"
-        template = names.timer + "\n" + names.response % code
-        if len(templates) < ROUTE_CACHE_SIZE:
-            templates[(endpoint, method, status)] = template
-        return template
-
-    def extra_lines(record: RequestRecord) -> str:
-        """The rare lines: the exception counter and named ``timed`` timers."""
-        lines = []
-        if record.exception is not None:
-            endpoint = route(record.endpoint, record.method).endpoint
-            lines.append(exception_line(dialect, endpoint, record.exception, rate))
-        for timer in record.timers:
-            if timer.metric:
-                ms = "%0.6f" % (timer.seconds * 1000.0)
-                lines.append(dialect.compose(clean_part(timer.name), [], ms, "ms", rate))
-        return "".join("\n" + line for line in lines)
-
-    def emit_request_metrics(record: RequestRecord) -> None:
+    def aggregate_request(
+        endpoint: str | None,
+        method: str,
+        status: str | None,
+        seconds: float,
+        record: RequestRecord | None,
+    ) -> None:
         if sampled and rand() >= rate:
             return
-        endpoint = record.endpoint
-        method = record.method
-        status = record.status_line
-        template = templates.get((endpoint, method, status))
-        if template is None:
-            template = template_for(endpoint, method, status)
+        key = (endpoint, method, status)
+        samples = get(key)
+        if samples is not None and len(samples) < limit:
+            samples.append(seconds * 1000.0)
+        else:
+            add_request(key, seconds * 1000.0)
+            start()
+        if record is not None and (record.exception is not None or record.timers):
+            _aggregate_extras(metrics, record)
+
+    return aggregate_request
+
+
+def _line_hook(metrics: MetricsState, client: StatsdClient) -> RequestHook:
+    """The request hook without aggregation (``OBSERVE_STATSD_AGGREGATE = False``): the
+    request's lines, buffered in one call."""
+    rate = metrics.sample_rate
+    sampled = rate < 1.0
+    rand = random.random
+    request_lines = _request_lines(metrics)
+    add = client.add_chunk
+
+    def send_request_lines(
+        endpoint: str | None,
+        method: str,
+        status: str | None,
+        seconds: float,
+        record: RequestRecord | None,
+    ) -> None:
+        if sampled and rand() >= rate:
+            return
+        chunk = request_lines(endpoint, method, status, seconds)
+        if record is not None and (record.exception is not None or record.timers):
+            chunk += "".join("\n" + line for line in _extra_lines(metrics, record))
+        add(chunk)
+
+    return send_request_lines
+
+
+def _record_hook(metrics: MetricsState) -> Callable[[RequestRecord], None]:
+    """The finish hook when recording: each request's lines go on its record (for the
+    toolbar and tests) and, with a host, to statsd (aggregated or as they are)."""
+    rate = metrics.sample_rate
+    sampled = rate < 1.0
+    rand = random.random
+    request_lines = _request_lines(metrics)
+    client = metrics.client
+    aggregator = metrics.aggregator
+
+    def record_request_metrics(record: RequestRecord) -> None:
+        if sampled and rand() >= rate:
+            return
         end = record.end
         if end is None:  # pragma: no cover - the middleware sets it before the hooks
             end = perf_counter()
-        chunk = template % ((end - record.start) * 1000.0)
+        seconds = end - record.start
+        lines = request_lines(record.endpoint, record.method, record.status_line, seconds)
+        lines_list = lines.split("\n")
         if record.exception is not None or record.timers:
-            chunk += extra_lines(record)
-        if recording:
-            if record.metric_lines is None:
-                record.metric_lines = chunk.split("\n")
-            else:
-                record.metric_lines.extend(chunk.split("\n"))
-        if add is not None:
-            add(chunk)
+            lines_list += _extra_lines(metrics, record)
+        if record.metric_lines is None:
+            record.metric_lines = lines_list
+        else:
+            record.metric_lines.extend(lines_list)
+        if client is None:
+            return
+        if aggregator is not None:
+            key = (record.endpoint, record.method, record.status_line)
+            aggregator.add_request(key, seconds * 1000.0)
+            client.start()
+            if record.exception is not None or record.timers:
+                _aggregate_extras(metrics, record)
+        else:
+            client.add_chunk("\n".join(lines_list))
 
-    return emit_request_metrics
+    return record_request_metrics
 
 
 # -- the app-facing API ------------------------------------------------------------------
@@ -213,8 +370,16 @@ def _send(kind: str, name: str, value: object, tags: Tags, rate: float = 1.0) ->
             text = "%0.6f" % value
         else:
             text = format_number(value)
-        line = metrics.dialect.line(name, text, kind, tags, rate)
-        metrics.emit([line])
+        if metrics.aggregator is None:
+            metrics.emit([metrics.dialect.line(name, text, kind, tags, rate)])
+            return
+        clean_name = clean_part(name)
+        clean_tags = normalise_tags(tags)
+        if metrics.record:
+            metrics.record_lines(
+                [metrics.dialect.compose(clean_name, clean_tags, text, kind, rate)]
+            )
+        metrics.aggregate(kind, clean_name, clean_tags, t.cast("float", value), rate)
     except Exception:
         warn_limited(f"metric:{kind}", "Flask-Observe: metric %r not sent", name, exc_info=True)
 

@@ -29,6 +29,10 @@ EXTENSION_KEY = "observe"
 
 #: A callable run with each finished :class:`~flask_observe.RequestRecord`.
 FinishHook = t.Callable[["RequestRecord"], None]
+#: A callable run once per finished request with its endpoint (``None`` when no route
+#: matched), method, status line, duration in seconds and record (``None`` when the
+#: request made none).
+RequestHook = t.Callable[[str | None, str, str | None, float, "RequestRecord | None"], None]
 
 
 @dataclasses.dataclass(eq=False)

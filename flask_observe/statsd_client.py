@@ -1,11 +1,13 @@
 """A buffered statsd transport that never blocks, resolves or raises on the request path.
 
 Requests hand finished metric lines to :meth:`StatsdClient.add`, which only appends
-them to a buffer under a lock. Whenever the buffer reaches ``OBSERVE_STATSD_MAX_PACKET``
+them to a buffer under a lock, or (with an :class:`~flask_observe.aggregation.Aggregator`)
+their values to the aggregator. Whenever the buffer reaches ``OBSERVE_STATSD_MAX_PACKET``
 bytes the packet is queued for a sender thread, which also sends whatever is buffered
-every ``OBSERVE_STATSD_FLUSH_INTERVAL`` seconds. Host resolution happens on that thread
-and is retried there until it succeeds. Buffers are flushed at interpreter exit and
-dropped in a forked child (the parent sends them), so each gunicorn worker sends its own.
+or aggregated every ``OBSERVE_STATSD_FLUSH_INTERVAL`` seconds. Host resolution happens on
+that thread and is retried there until it succeeds. Buffers are flushed at interpreter
+exit and dropped in a forked child (the parent sends them), so each gunicorn worker
+sends its own.
 
 pystatsd's clients resolve the host in their constructor, send one datagram per call and
 do not clean names; the line format here is the same as theirs (``name:1|c``,
@@ -30,6 +32,8 @@ from .containment import warn_limited
 
 if t.TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from .aggregation import Aggregator
 
 logger = logging.getLogger("flask_observe")
 
@@ -77,8 +81,12 @@ class StatsdClient:
     :param max_packet: the largest packet in bytes; a longer single line is dropped.
     :param flush_interval: longest wait in seconds before a buffered line is sent.
     :param resolve_interval: seconds between two attempts to resolve or connect.
+    :param aggregator: counters and timers summed between flushes; each flush sends
+        its lines.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+        The *aggregator* parameter.
     """
 
     def __init__(
@@ -89,6 +97,7 @@ class StatsdClient:
         max_packet: int = 1432,
         flush_interval: float = 0.5,
         resolve_interval: float = 10.0,
+        aggregator: Aggregator | None = None,
     ) -> None:
         if protocol not in ("udp", "tcp", "unix"):
             raise ValueError(f"unknown statsd protocol {protocol!r}")
@@ -98,13 +107,15 @@ class StatsdClient:
         self.max_packet = max_packet
         self.flush_interval = flush_interval
         self.resolve_interval = resolve_interval
+        #: Sums counters and samples timers between flushes, if set.
+        self.aggregator = aggregator
         #: Lines dropped: longer than a packet, queue overflow, or unsendable.
         self.dropped_lines = 0
         #: Packets handed to the socket.
         self.sent_packets = 0
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
-        self._wake = threading.Event()
+        self._wake = self._new_wake()
         self._buffer: list[str] = []
         self._size = 0
         self._packets: collections.deque[str] = collections.deque()
@@ -169,7 +180,7 @@ class StatsdClient:
         does every resolution, connection and TCP send)."""
         sock = self._sock
         if sock is None or self.protocol == "tcp" or not self._send_lock.acquire(False):
-            self._wake.set()
+            self._wake_up()
             return
         try:
             packets = self._packets
@@ -205,6 +216,29 @@ class StatsdClient:
             self.dropped_lines += dropped.count("\n") + 1
         self._packets.append("\n".join(lines))
 
+    def start(self) -> None:
+        """Start the sender thread of this process, if it is not running yet. Cheap when
+        it is: callers that add to the aggregator call it on their rare paths.
+
+        .. versionadded:: 0.2.0
+        """
+        if self._thread is None:
+            self._start()
+
+    @staticmethod
+    def _new_wake() -> threading.Lock:
+        """The sender thread sleeps on this held lock between flushes; releasing it
+        wakes the thread (cheaper per flush than a :class:`threading.Event`)."""
+        wake = threading.Lock()
+        wake.acquire()
+        return wake
+
+    def _wake_up(self) -> None:
+        try:
+            self._wake.release()
+        except RuntimeError:  # already released: the thread will not sleep
+            pass
+
     def _start(self) -> None:
         with self._lock:
             if self._thread is not None or self._closed:
@@ -219,8 +253,7 @@ class StatsdClient:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(self.flush_interval)
-            self._wake.clear()
+            self._wake.acquire(timeout=self.flush_interval)
             stopping = self._stopping
             try:
                 self.flush()
@@ -230,16 +263,43 @@ class StatsdClient:
                 return
 
     def flush(self) -> None:
-        """Send everything buffered now, from the calling thread (tests, exit, CLI)."""
+        """Send everything buffered or aggregated now, from the calling thread (tests,
+        exit, CLI)."""
+        lines = self.aggregator.drain() if self.aggregator is not None else []
         with self._lock:
             packets = list(self._packets)
             self._packets.clear()
             if self._buffer:
-                packets.append("\n".join(self._buffer))
+                lines += self._buffer
                 self._buffer = []
                 self._size = 0
+        packets += self._pack(lines)
         if packets:
             self._send(packets)
+
+    def _pack(self, lines: list[str]) -> list[str]:
+        """Join *lines* into packets of at most ``max_packet`` bytes (a chunk of lines
+        buffered together stays whole); drop and count a longer line."""
+        limit = self.max_packet
+        if sum(map(len, lines)) + len(lines) - 1 <= limit:  # all in one packet
+            return ["\n".join(lines)] if lines else []
+        packets: list[str] = []
+        current: list[str] = []
+        size = -1
+        for line in lines:
+            length = len(line)
+            if length > limit:  # only an aggregated line: buffered chunks fit
+                self._add_oversize([line])
+                continue
+            if size + 1 + length > limit and current:
+                packets.append("\n".join(current))
+                current = []
+                size = -1
+            current.append(line)
+            size += 1 + length
+        if current:
+            packets.append("\n".join(current))
+        return packets
 
     def _send(self, packets: list[str]) -> None:
         with self._send_lock:
@@ -333,7 +393,7 @@ class StatsdClient:
             return
         self._closed = True
         self._stopping = True
-        self._wake.set()
+        self._wake_up()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5.0)
@@ -348,10 +408,12 @@ class StatsdClient:
         """In a forked child: fresh locks, no thread, and none of the parent's lines."""
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
-        self._wake = threading.Event()
+        self._wake = self._new_wake()
         self._buffer = []
         self._size = 0
         self._packets = collections.deque()
         self._thread = None
         self._disconnect()
         self._next_attempt = 0.0
+        if self.aggregator is not None:
+            self.aggregator.reset()

@@ -46,6 +46,7 @@ if t.TYPE_CHECKING:
     from flask import Response
 
     from .state import FinishHook
+    from .state import RequestHook
 
 
 P = t.ParamSpec("P")
@@ -65,26 +66,43 @@ def format_server_timing(app_seconds: float, timers: t.Iterable[Timer]) -> str:
     return value
 
 
+#: Lengths and lower-case names of the headers the middleware adds; a view that set one
+#: of them sends the response through the general (merging) path.
+_OUR_LENGTHS = frozenset({9, 13})
+_OUR_NAMES = frozenset({"x-runtime", "server-timing"})
+
+
 class ObserveMiddleware:
     """WSGI middleware that owns the request clock of one app.
 
     Installed by :meth:`~flask_observe.Observe.init_app` as ``app.wsgi_app``, with the
-    app's settings and the finish hooks of every feature; it knows nothing else of the
+    app's settings and the hooks of every feature; it knows nothing else of the
     extension. It never raises into the request: a failure while adding headers is
     logged and the response goes out unchanged. ::
 
         app.wsgi_app = ObserveMiddleware(app.wsgi_app, exclude_paths=("/health",))
 
+    A request gets a :class:`~flask_observe.RequestRecord` only when something asks for
+    one (:func:`~flask_observe.current_record`: a ``timed`` view, a user timer, the
+    error path) or when a finish hook must see every request. Otherwise the request
+    path is a clock, the headers and, with a *request_hook*, one call handing over what
+    the response was.
+
     :param wsgi_app: the wrapped WSGI callable (Flask's ``app.wsgi_app``).
     :param runtime_header: add ``X-Runtime``.
     :param server_timing: add ``Server-Timing``.
     :param exclude_paths: paths (``*`` suffix: prefixes) that bypass the middleware.
-    :param finish_hooks: called with each finished record; with none, no record is made
-        unless something asks for one.
+    :param finish_hooks: called with the record of every finished request; each one
+        makes every request keep a record.
+    :param request_hook: called once per finished request, before the finish hooks,
+        with its endpoint, method, status line, duration in seconds and record (``None``
+        when the request made none).
     :param startup_checks: called before the first request is served; one that raises
         refuses the request (and the next ones, until it passes).
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+        The *request_hook* parameter; records only on demand with it.
     """
 
     def __init__(
@@ -95,6 +113,7 @@ class ObserveMiddleware:
         server_timing: bool = True,
         exclude_paths: t.Iterable[str] = (),
         finish_hooks: t.Iterable[FinishHook] = (),
+        request_hook: RequestHook | None = None,
         startup_checks: t.Iterable[t.Callable[[], None]] = (),
     ) -> None:
         self.wsgi_app = wsgi_app
@@ -106,39 +125,63 @@ class ObserveMiddleware:
         self._check_paths = bool(paths)
         #: The finish hooks, run in order by :meth:`finish`.
         self.finish_hooks: tuple[FinishHook, ...] = tuple(finish_hooks)
-        #: Note status, method and endpoint as the response starts (needed by the
-        #: finish hooks); otherwise only the raw status line is kept.
-        self._details = bool(self.finish_hooks)
+        #: The request hook, run by :meth:`finish` and on the record-less path.
+        self.request_hook = request_hook
         self._startup_checks = tuple(startup_checks)
         self._pending_checks = bool(self._startup_checks)
+        self._update()
+
+    def _update(self) -> None:
+        #: Something other than the plain path may apply: startup checks to run,
+        #: excluded paths to match, or hooks that need every request's record.
+        self._special = self._pending_checks or self._check_paths or bool(self.finish_hooks)
+
+    @property
+    def entry(self) -> WSGIApplication:
+        """The WSGI callable to install as ``app.wsgi_app``: the bound method of the
+        request path for this configuration, one call less than :meth:`__call__`.
+
+        .. versionadded:: 0.2.0
+        """
+        return self._measured if self.request_hook is not None else self._timed
 
     def add_finish_hook(self, hook: FinishHook) -> None:
         """Also run *hook* for each finished request (see
         :meth:`ObserveState.add_finish_hook <flask_observe.state.ObserveState.add_finish_hook>`).
         """
         self.finish_hooks = (*self.finish_hooks, hook)
-        self._details = True
+        self._update()
 
     def is_excluded(self, path: str) -> bool:
         """Whether requests for *path* bypass Flask-Observe entirely."""
         return path in self._excluded or (bool(self._prefixes) and path.startswith(self._prefixes))
 
-    def _run_startup_checks(self) -> None:
-        for check in self._startup_checks:
-            check()
-        self._pending_checks = False
-
-    # The request path: kept flat on purpose (benchmarks/overhead.py measures it against
-    # bare Flask; each attribute look-up and call shows there). Without finish hooks
-    # (timing headers only) no record is made unless something asks for one.
+    def _route(self, environ: WSGIEnvironment) -> int:
+        """The rare cases of the request path: 0 the plain path, 1 excluded (bypass),
+        2 a record for every request."""
+        if self._pending_checks:
+            for check in self._startup_checks:
+                check()
+            self._pending_checks = False
+            self._update()
+        if self._check_paths and self.is_excluded(environ.get("PATH_INFO", "")):
+            return 1
+        return 2 if self.finish_hooks else 0
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if self._pending_checks:
-            self._run_startup_checks()
-        if self._check_paths and self.is_excluded(environ.get("PATH_INFO", "")):
-            return self.wsgi_app(environ, start_response)
-        if self._details:
-            return self._observe(environ, start_response)
+        return self.entry(environ, start_response)
+
+    # The request paths: kept flat on purpose (benchmarks/overhead.py measures them
+    # against bare Flask and a floor; each attribute look-up and call shows there).
+
+    def _timed(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Timing headers only: no record unless something asks for one."""
+        if self._special:
+            route = self._route(environ)
+            if route == 1:
+                return self.wsgi_app(environ, start_response)
+            if route == 2:
+                return self._observe(environ, start_response)
         start = perf_counter()
         environ[START_KEY] = start
         runtime_on = self._runtime
@@ -151,56 +194,159 @@ class ObserveMiddleware:
             try:
                 record = environ.get(ENVIRON_KEY)  # made on demand by current_record()
                 if record is None:
-                    if runtime_on or timing_on:
-                        _add_timing_headers((), now - start, headers, runtime_on, timing_on)
+                    elapsed = now - start
+                    for name, _ in headers:
+                        if len(name) in _OUR_LENGTHS and name.lower() in _OUR_NAMES:
+                            _add_timing_headers((), elapsed, headers, runtime_on, timing_on)
+                            break
+                    else:
+                        if runtime_on:
+                            headers.append(("X-Runtime", "%0.6f" % elapsed))
+                        if timing_on:
+                            headers.append(("Server-Timing", "app;dur=%.3f" % (elapsed * 1000.0)))
                 elif record.headers_at is None:  # not again when called with exc_info
-                    record.headers_at = now
-                    record.status_line = status
-                    if runtime_on or timing_on:
-                        record.server_timing = _add_timing_headers(
-                            record.timers, now - start, headers, runtime_on, timing_on
-                        )
+                    self._start_record(record, environ, status, headers, now)
             except Exception:
                 warn_limited("headers", "Flask-Observe could not add its headers", exc_info=True)
             return start_response(status, headers, exc_info)
 
         return self.wsgi_app(environ, timed_start_response)
 
+    def _measured(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Timing headers and the request hook: a response with a ``Content-Length`` is
+        complete as it starts and is handed over then, with no record; a stream, a
+        request that made a record, or a response whose headers we must merge takes
+        the record path and ends when its body is closed."""
+        if self._special:
+            route = self._route(environ)
+            if route == 1:
+                return self.wsgi_app(environ, start_response)
+            if route == 2:
+                return self._observe(environ, start_response)
+        start = perf_counter()
+        environ[START_KEY] = start
+        hook = self.request_hook
+        #: None: not started; False: handed over; a record: ends when the body closes.
+        outcome: RequestRecord | t.Literal[False] | None = None
+
+        def measured_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+        ) -> t.Callable[[bytes], object]:
+            nonlocal outcome
+            now = perf_counter()
+            if outcome is None:
+                try:
+                    record = environ.get(ENVIRON_KEY)  # made on demand by current_record()
+                    if record is None:
+                        sized = False
+                        for name, _ in headers:
+                            size = len(name)
+                            if size == 14:
+                                sized = name == "Content-Length" or name.lower() == "content-length"
+                            elif size in _OUR_LENGTHS and name.lower() in _OUR_NAMES:
+                                sized = False
+                                break
+                        request = environ.get("werkzeug.request")
+                        if sized and request is not None and hook is not None:
+                            rule = request.url_rule
+                            endpoint = rule.endpoint if rule is not None else None
+                            elapsed = now - start
+                            if self._runtime:
+                                headers.append(("X-Runtime", "%0.6f" % elapsed))
+                            if self._server_timing:
+                                value = "app;dur=%.3f" % (elapsed * 1000.0)
+                                headers.append(("Server-Timing", value))
+                            outcome = False
+                            hook(endpoint, request.method, status, elapsed, None)
+                            return start_response(status, headers, exc_info)
+                        record = environ[ENVIRON_KEY] = RequestRecord()
+                        record.start = start
+                    outcome = record
+                    if self._start_record(record, environ, status, headers, now):
+                        outcome = False
+                        record.end = now
+                        self.finish(record)
+                except Exception:
+                    warn_limited(
+                        "headers", "Flask-Observe could not add its headers", exc_info=True
+                    )
+            elif outcome is not False and outcome.headers_at is None:  # a lazy start
+                self._start_record(outcome, environ, status, headers, now)
+            return start_response(status, headers, exc_info)
+
+        try:
+            body = self.wsgi_app(environ, measured_start_response)
+        except BaseException:
+            # Only with PROPAGATE_EXCEPTIONS (testing, debug): the server answers 500.
+            if outcome is not False:
+                record = outcome if outcome is not None else self._record(environ, start)
+                if record.status_line is None:
+                    record.status_line = "500 INTERNAL SERVER ERROR"
+                self.finish(record)
+            raise
+        if outcome is False:
+            return body
+        if outcome is None:  # the app starts the response while its body is iterated
+            outcome = self._record(environ, start)
+        return _ObservedBody(body, self.finish, outcome)
+
+    def _record(self, environ: WSGIEnvironment, start: float) -> RequestRecord:
+        """The request's record, made now if nothing asked for one yet."""
+        record = environ.get(ENVIRON_KEY)
+        if not isinstance(record, RequestRecord):
+            record = environ[ENVIRON_KEY] = RequestRecord()
+            record.start = start
+        return record
+
+    def _start_record(
+        self,
+        record: RequestRecord,
+        environ: WSGIEnvironment,
+        status: str,
+        headers: list[tuple[str, str]],
+        now: float,
+    ) -> bool:
+        """Note status, method and endpoint as the response starts, add the headers
+        with the record's timers.
+
+        :return: whether the response has a ``Content-Length`` (is complete now).
+        """
+        record.headers_at = now
+        record.status_line = status
+        # Flask's request is still alive while the response starts.
+        flask_request = environ.get("werkzeug.request")
+        if flask_request is not None:
+            record.method = flask_request.method
+            rule = getattr(flask_request, "url_rule", None)  # a plain Werkzeug request
+            if rule is not None:
+                record.endpoint = rule.endpoint
+        sized = False
+        for name, _ in headers:
+            if len(name) == 14 and name.lower() == "content-length":
+                sized = True
+                break
+        if self._runtime or self._server_timing:
+            record.server_timing = _add_timing_headers(
+                record.timers, now - record.start, headers, self._runtime, self._server_timing
+            )
+        return sized
+
     def _observe(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        """The request path when finish hooks need the record: method, endpoint and
+        """The request path when finish hooks need every record: method, endpoint and
         status as the response starts, then the end. A response with a
         ``Content-Length`` is complete when it starts (its body is already built), so it
         ends there; any other body (a stream) ends when the server closes it."""
         record = RequestRecord()
-        record.start = start = perf_counter()
+        record.start = perf_counter()
         environ[ENVIRON_KEY] = record
-        runtime_on = self._runtime
-        timing_on = self._server_timing
 
         def observed_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
         ) -> t.Callable[[bytes], object]:
             now = perf_counter()
             if record.headers_at is None:  # not again when called with exc_info
-                record.headers_at = now
-                record.status_line = status
                 try:
-                    # Flask's request is still alive while the response starts.
-                    flask_request = environ.get("werkzeug.request")
-                    if flask_request is not None:
-                        record.method = flask_request.method
-                        rule = flask_request.url_rule
-                        if rule is not None:
-                            record.endpoint = rule.endpoint
-                    sized = False
-                    for name, _ in headers:
-                        if len(name) == 14 and name.lower() == "content-length":
-                            sized = True
-                            break
-                    if runtime_on or timing_on:
-                        record.server_timing = _add_timing_headers(
-                            record.timers, now - start, headers, runtime_on, timing_on
-                        )
+                    sized = self._start_record(record, environ, status, headers, now)
                 except Exception:
                     sized = False
                     warn_limited(
@@ -225,9 +371,23 @@ class ObserveMiddleware:
         return _ObservedBody(body, self.finish, record)
 
     def finish(self, record: RequestRecord) -> None:
-        """Stop the clock and run the finish hooks (metrics, toolbar), each contained."""
+        """Stop the clock and run the request hook and the finish hooks (metrics,
+        toolbar), each contained."""
         if record.end is None:
             record.end = perf_counter()
+        if self.request_hook is not None:
+            try:
+                self.request_hook(
+                    record.endpoint,
+                    record.method,
+                    record.status_line,
+                    record.end - record.start,
+                    record,
+                )
+            except Exception:
+                warn_limited(
+                    "finish:request", "Flask-Observe: the request hook failed", exc_info=True
+                )
         for hook in self.finish_hooks:
             try:
                 hook(record)

@@ -7,10 +7,12 @@ import typing as t
 import pytest
 from flask import Flask
 
+from flask_observe import metrics
 from flask_observe import Observe
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
+    from collections.abc import Iterator
 
     from flask.testing import FlaskClient
 
@@ -18,8 +20,10 @@ AppFactory = t.Callable[..., Flask]
 
 
 @pytest.fixture
-def make_app() -> Callable[..., Flask]:
-    """Build a testing app with the given config and Flask-Observe initialised."""
+def make_app() -> Iterator[Callable[..., Flask]]:
+    """Build a testing app with the given config and Flask-Observe initialised; statsd
+    clients are closed after the test."""
+    apps: list[Flask] = []
 
     def factory(observe: bool = True, **config: object) -> Flask:
         app = Flask("test_app")
@@ -27,9 +31,14 @@ def make_app() -> Callable[..., Flask]:
         app.config.update(config)
         if observe:
             Observe(app)
+            apps.append(app)
         return app
 
-    return factory
+    yield factory
+    for app in apps:
+        client = metrics.client(app)
+        if client is not None:
+            client.close()
 
 
 @pytest.fixture

@@ -93,6 +93,38 @@ def udp_config(receiver: UdpReceiver, **extra: object) -> dict[str, object]:
     }
 
 
+def line_config(receiver: UdpReceiver, **extra: object) -> dict[str, object]:
+    """As :func:`udp_config`, with one line per metric (no aggregation)."""
+    return udp_config(receiver, OBSERVE_STATSD_AGGREGATE=False, **extra)
+
+
+def _rate(fields: list[str]) -> float:
+    for field in fields[2:]:
+        if field.startswith("@"):
+            return float(field[1:])
+    return 1.0
+
+
+def counter_total(lines: list[str], name: str) -> float:
+    """What statsd adds up for the counter *name*: each value times ``1/rate``."""
+    total = 0.0
+    for line in lines:
+        key, _, rest = line.partition(":")
+        fields = rest.split("|")
+        if key == name and fields[1:2] == ["c"]:
+            total += float(fields[0]) / _rate(fields)
+    return total
+
+
+def timer_count(lines: list[str], name: str) -> float:
+    """What statsd counts for the timer *name*: ``1/rate`` per value."""
+    return sum(
+        1.0 / _rate(line.partition(":")[2].split("|"))
+        for line in lines
+        if line.partition(":")[0] == name and line.partition(":")[2].split("|")[1:2] == ["ms"]
+    )
+
+
 def flush(app: Flask) -> None:
     """Send what the app's client buffered, now."""
     client = metrics.client(app)

@@ -32,9 +32,12 @@ from flask_observe import timed
 from flask_observe.extension import get_state
 from flask_observe.naming import clean_part
 from flask_observe.record import RequestRecord
+from tests.metrics_helpers import counter_total
 from tests.metrics_helpers import flush
+from tests.metrics_helpers import line_config
 from tests.metrics_helpers import metrics_app
 from tests.metrics_helpers import MetricsAppFactory
+from tests.metrics_helpers import timer_count
 from tests.metrics_helpers import udp
 from tests.metrics_helpers import udp_config
 from tests.metrics_helpers import UdpReceiver
@@ -112,8 +115,9 @@ EXPECTED = {
 def test_request_lines_on_the_wire(
     dialect: str, metrics_app: MetricsAppFactory, udp: UdpReceiver
 ) -> None:
+    """Without aggregation, each request's lines in order."""
     app = metrics_app(
-        **udp_config(udp, OBSERVE_STATSD_PREFIX="p", OBSERVE_STATSD_TAGS=dialect),
+        **line_config(udp, OBSERVE_STATSD_PREFIX="p", OBSERVE_STATSD_TAGS=dialect),
         PROPAGATE_EXCEPTIONS=False,
     )
     demo_routes(app)
@@ -130,10 +134,11 @@ def test_request_lines_on_the_wire(
     assert len(udp.packets) == 1
 
 
+@pytest.mark.parametrize("aggregate", [True, False], ids=["aggregated", "lines"])
 def test_timer_measures_until_the_streamed_body_closed(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver
+    aggregate: bool, metrics_app: MetricsAppFactory, udp: UdpReceiver
 ) -> None:
-    app = metrics_app(**udp_config(udp))
+    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_AGGREGATE=aggregate))
     pause = 0.05
 
     @app.get("/stream")
@@ -171,7 +176,7 @@ def test_lines_match_pystatsd(metrics_app: MetricsAppFactory, udp: UdpReceiver) 
         expected = udp.wait_for(9)
     finally:
         reference.close()
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_PREFIX="p"))
+    app = metrics_app(**line_config(udp, OBSERVE_STATSD_PREFIX="p"))
     with app.app_context():
         metrics.incr("jobs.sent")
         metrics.incr("jobs.sent", 3)
@@ -250,14 +255,15 @@ def test_timer_context_manager_decorator_and_server_timing(
     flush(app)
     lines = udp.wait_for(5)
     names = [line.split(":")[0] for line in lines]
-    assert names == [
+    assert sorted(names) == [
         "block",
-        "work.sync",
         "request.index.GET",
         "response.index.GET.200",
         "work.async",
+        "work.sync",
     ]
-    assert float(lines[1].split(":")[1].split("|")[0]) >= 10.0
+    sync = next(line for line in lines if line.startswith("work.sync:"))
+    assert float(sync.split(":")[1].split("|")[0]) >= 10.0
 
 
 def test_timed_view_emits_a_timer(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
@@ -333,7 +339,7 @@ HOSTILE = [
 def test_hostile_names_are_cleaned(
     name: str, metrics_app: MetricsAppFactory, udp: UdpReceiver
 ) -> None:
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_MAX_PACKET=8192))
+    app = metrics_app(**line_config(udp, OBSERVE_STATSD_MAX_PACKET=8192))
 
     def view() -> str:
         metrics.incr(name, tags={name: name})
@@ -464,14 +470,20 @@ def test_unresolvable_host_at_start_then_resolves(
     assert any("reachable again" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("aggregate", [True, False], ids=["aggregated", "lines"])
 @pytest.mark.parametrize("protocol", ["udp", "tcp"])
-def test_daemon_down_raises_nothing(protocol: str, metrics_app: MetricsAppFactory) -> None:
+def test_daemon_down_raises_nothing(
+    protocol: str, aggregate: bool, metrics_app: MetricsAppFactory
+) -> None:
     kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
     with socket.socket(socket.AF_INET, kind) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     app = metrics_app(
-        OBSERVE_STATSD_HOST="127.0.0.1", OBSERVE_STATSD_PORT=port, OBSERVE_STATSD_PROTOCOL=protocol
+        OBSERVE_STATSD_HOST="127.0.0.1",
+        OBSERVE_STATSD_PORT=port,
+        OBSERVE_STATSD_PROTOCOL=protocol,
+        OBSERVE_STATSD_AGGREGATE=aggregate,
     )
     app.add_url_rule("/", "index", lambda: "ok")
     client = app.test_client()
@@ -489,7 +501,14 @@ def test_daemon_down_raises_nothing(protocol: str, metrics_app: MetricsAppFactor
     flush(app)
     if protocol == "tcp":
         statsd_client = metrics.client(app)
-        assert statsd_client is not None and statsd_client.dropped_lines == 200
+        assert statsd_client is not None
+        # Without aggregation every line is lost; with it, a counter and the timer
+        # samples per flush.
+        assert (
+            statsd_client.dropped_lines == 200
+            if not aggregate
+            else 0 < statsd_client.dropped_lines < 200
+        )
 
 
 def test_tcp_transport(metrics_app: MetricsAppFactory) -> None:
@@ -530,7 +549,7 @@ def test_unix_transport(metrics_app: MetricsAppFactory, tmp_path: Path) -> None:
 def test_sampling_marks_lines_with_the_rate(
     metrics_app: MetricsAppFactory, udp: UdpReceiver
 ) -> None:
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_SAMPLE_RATE=0.25))
+    app = metrics_app(**line_config(udp, OBSERVE_STATSD_SAMPLE_RATE=0.25))
     app.add_url_rule("/", "index", lambda: "ok")
     client = app.test_client()
     for _ in range(400):
@@ -547,7 +566,7 @@ def test_sampling_marks_lines_with_the_rate(
 
 def test_thread_safe_under_many_threads(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
     udp.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-    app = metrics_app(**udp_config(udp))
+    app = metrics_app(**line_config(udp))
     app.add_url_rule("/", "index", lambda: "ok")
     received: list[str] = []
     done = threading.Event()
@@ -580,8 +599,13 @@ def test_thread_safe_under_many_threads(metrics_app: MetricsAppFactory, udp: Udp
     assert all(re.fullmatch(rf"request\.index\.GET:{MS}\|ms", line) for line in received[::2])
 
 
-def test_fork_child_sends_its_own_metrics(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=30.0))
+@pytest.mark.parametrize("aggregate", [True, False], ids=["aggregated", "lines"])
+def test_fork_child_sends_its_own_metrics(
+    aggregate: bool, metrics_app: MetricsAppFactory, udp: UdpReceiver
+) -> None:
+    app = metrics_app(
+        **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=30.0, OBSERVE_STATSD_AGGREGATE=aggregate)
+    )
     app.add_url_rule("/parent", "parent", lambda: "ok")
     app.add_url_rule("/child", "child", lambda: "ok")
     client = app.test_client()
@@ -604,10 +628,12 @@ def test_fork_child_sends_its_own_metrics(metrics_app: MetricsAppFactory, udp: U
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     flush(app)
-    lines = udp.wait_for(10)
-    assert lines.count("response.child.GET.200:1|c") == 3
-    assert lines.count("response.parent.GET.200:1|c") == 2
-    assert len(lines) == 10
+    lines = udp.wait_for(10 if not aggregate else 6)
+    assert counter_total(lines, "response.child.GET.200") == 3
+    assert counter_total(lines, "response.parent.GET.200") == 2
+    assert timer_count(lines, "request.child.GET") == 3
+    assert timer_count(lines, "request.parent.GET") == 2
+    assert len(lines) == (10 if not aggregate else 7)  # aggregated: 2 counters, 5 timer values
 
 
 def test_buffer_is_flushed_at_interpreter_exit(udp: UdpReceiver, tmp_path: Path) -> None:
@@ -637,8 +663,9 @@ def test_buffer_is_flushed_at_interpreter_exit(udp: UdpReceiver, tmp_path: Path)
         timeout=30,
     )
     assert done.returncode == 0, done.stderr
-    lines = udp.wait_for(10)
-    assert lines.count("response.index.GET.200:1|c") == 5
+    lines = udp.wait_for(6)
+    assert counter_total(lines, "response.index.GET.200") == 5
+    assert timer_count(lines, "request.index.GET") == 5
 
 
 def test_many_apps_keep_their_own_configuration(udp: UdpReceiver) -> None:
@@ -803,7 +830,8 @@ def test_gunicorn_workers_each_send_their_own(udp: UdpReceiver) -> None:
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=30)
     assert len(served) == 60, stderr
-    lines = udp.wait_for(180)
+    lines = udp.wait_for(40)
     for pid in set(served):
-        assert lines.count(f"served.{pid}:1|c") == served.count(pid)
-    assert lines.count("response.index.GET.200:1|c") == 60
+        assert counter_total(lines, f"served.{pid}") == served.count(pid)
+    assert counter_total(lines, "response.index.GET.200") == 60
+    assert timer_count(lines, "request.index.GET") == 60

@@ -251,11 +251,26 @@ def test_a_failing_finish_hook_is_contained(
 
 
 # With TESTING the metrics recording adds a finish hook (the full-record path); without
-# it, only timing headers are on (the lean path, where the record is made on demand).
+# it, only timing headers are on (the lean path, where the record is made on demand);
+# with a statsd host, metrics hand each request over without a record (request hook).
 PATHS = [
     pytest.param({}, id="with-finish-hooks"),
     pytest.param({"TESTING": False}, id="timing-only"),
+    pytest.param(
+        {"TESTING": False, "OBSERVE_STATSD_HOST": "127.0.0.1", "OBSERVE_STATSD_PORT": 9},
+        id="request-hook",
+    ),
 ]
+
+
+class Broken:
+    """Stands in for anything the request path consults; fails when it does."""
+
+    def __contains__(self, item: object) -> bool:
+        raise RuntimeError("header bug")
+
+    def __call__(self, *args: object) -> None:
+        raise RuntimeError("header bug")
 
 
 @pytest.mark.parametrize("config", PATHS)
@@ -268,10 +283,8 @@ def test_a_failure_while_adding_headers_never_breaks_the_response(
     import flask_observe.containment
     import flask_observe.timing
 
-    def broken(*args: object) -> None:
-        raise RuntimeError("header bug")
-
-    monkeypatch.setattr(flask_observe.timing, "_add_timing_headers", broken)
+    monkeypatch.setattr(flask_observe.timing, "_add_timing_headers", Broken())
+    monkeypatch.setattr(flask_observe.timing, "_OUR_LENGTHS", Broken())
     monkeypatch.setattr(flask_observe.containment, "_last_warned", {})
     app = make_app(**config)
     assert bool(app.extensions["observe"].finish_hooks) is not ("TESTING" in config)
@@ -571,3 +584,118 @@ def test_mypy_understands_timed(tmp_path: t.Any) -> None:
 )
 def test_server_timing_names_are_tokens(name: str, token: str) -> None:
     assert clean_token(name) == token
+
+
+# --- the request hook (the path metrics use without recording) ----------------------
+
+
+class Handed(t.NamedTuple):
+    endpoint: str | None
+    method: str
+    status: str | None
+    seconds: float
+    record: RequestRecord | None
+
+
+def hooked_app(**config: object) -> tuple[Flask, list[Handed]]:
+    """A plain Flask app behind the middleware with a request hook and no finish hook."""
+    from flask_observe.timing import ObserveMiddleware
+
+    app = Flask("hooked")
+    app.config.update(config)
+    handed: list[Handed] = []
+    middleware = ObserveMiddleware(
+        app.wsgi_app, request_hook=lambda *args: handed.append(Handed(*args))
+    )
+    app.wsgi_app = middleware.entry  # type: ignore[method-assign,assignment]
+    add_routes(app)
+    return app, handed
+
+
+def test_request_hook_gets_each_plain_request_without_a_record() -> None:
+    app, handed = hooked_app()
+    response = app.test_client().get("/")
+    assert RUNTIME.match(response.headers["X-Runtime"])
+    assert entries(response) == ["app"]
+    assert len(handed) == 1
+    assert handed[0][:3] == ("index", "GET", "200 OK")
+    assert handed[0].record is None
+    assert abs(handed[0].seconds - float(response.headers["X-Runtime"])) < 1e-6
+    app.test_client().post("/")
+    assert handed[1][:3] == (None, "POST", "405 METHOD NOT ALLOWED")
+
+
+def test_request_hook_gets_the_record_when_one_was_made() -> None:
+    app, handed = hooked_app()
+
+    @app.get("/timed")
+    @timed("work")
+    def work() -> str:
+        return "done"
+
+    response = app.test_client().get("/timed")
+    assert entries(response) == ["app", "work"]
+    record = handed[0].record
+    assert record is not None and record.end is not None
+    assert [timer.name for timer in record.timers] == ["work"]
+    assert (record.endpoint, record.method, record.status) == ("work", "GET", 200)
+
+
+def test_request_hook_times_a_stream_until_it_is_closed() -> None:
+    app, handed = hooked_app()
+
+    @app.get("/stream")
+    def stream() -> Response:
+        def generate() -> Iterator[str]:
+            yield "first\n"
+            time.sleep(0.1)
+            yield "second\n"
+
+        return Response(stream_with_context(generate()))
+
+    response = app.test_client().get("/stream", buffered=False)
+    assert float(response.headers["X-Runtime"]) < 0.1
+    assert handed == []  # the body is still open
+    assert response.get_data() == b"first\nsecond\n"
+    response.close()
+    assert len(handed) == 1
+    assert handed[0].seconds >= 0.1
+    assert handed[0][:3] == ("stream", "GET", "200 OK")
+
+
+def test_request_hook_on_a_propagated_exception() -> None:
+    app, handed = hooked_app(TESTING=True)
+    with pytest.raises(RuntimeError):
+        app.test_client().get("/raise")
+    assert len(handed) == 1
+    assert handed[0].status == "500 INTERNAL SERVER ERROR"
+
+
+def test_request_hook_merges_headers_the_view_set() -> None:
+    app, handed = hooked_app()
+    response = app.test_client().get("/own")
+    assert response.headers["X-Runtime"] == "view-set"
+    assert response.headers["Server-Timing"].startswith("db;dur=5.5, app;dur=")
+    assert len(handed) == 1 and handed[0].status == "200 OK"
+
+
+def test_request_hook_with_a_lazy_start_response() -> None:
+    """A wrapped app may start the response while its body is iterated (PEP 3333)."""
+    from flask_observe.timing import ObserveMiddleware
+
+    handed: list[Handed] = []
+
+    def lazy_app(environ: dict[str, t.Any], start_response: t.Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"late"
+
+    middleware = ObserveMiddleware(
+        lazy_app, request_hook=lambda *args: handed.append(Handed(*args))
+    )
+    from werkzeug.test import Client
+
+    response = Client(middleware.entry).get("/")
+    assert response.get_data() == b"late"
+    assert RUNTIME.match(response.headers["X-Runtime"])
+    response.close()
+    assert len(handed) == 1 and handed[0].status == "200 OK"

@@ -1,0 +1,224 @@
+"""Client-side aggregation: statsd counters summed per name and timers kept as bounded
+samples per name, sent as one batch per flush interval instead of one line per event.
+
+The request path hands over one request with a dictionary look-up and a list append
+(no lock: both are atomic, and a flush takes only the samples it saw). Counters from
+the app (:func:`flask_observe.metrics.incr`) and timers from the app are added under a
+lock. Each flush (:meth:`Aggregator.drain`) turns what accumulated into lines:
+
+``name:<sum>|c``
+    one line per counter name; with a sample rate, the sum of the sampled increments
+    with ``|@rate``, so the daemon still multiplies by ``1/rate``.
+
+``name:<ms>|ms``
+    one line per kept sample. Up to :data:`COLLECTED` values per timer name (and
+    status, for the request timer) are collected per interval, and more are counted;
+    at most *max_samples* of them, evenly spread over the interval, are sent. When fewer are
+    sent than were counted, each one stands for a power of two of them, written as
+    ``|@0.5``, ``|@0.25``..., chosen so that they add up to the exact number: statsd
+    counts a timer value with rate *r* as ``1/r`` values, and these rates and their sums
+    are exact in floating point, so the timer's ``count`` stays exact.
+
+.. versionadded:: 0.2.0
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import typing as t
+from decimal import Decimal
+
+from .naming import format_number
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable
+
+#: Most timer values collected per timer name (and request key) per flush interval;
+#: later ones are only counted. Bounds the memory between two flushes.
+COLLECTED = 4096
+
+#: A request as the request path hands it over: endpoint, method and status line.
+RequestKey = tuple[str | None, str, str | None]
+
+
+class TimerSeries(t.NamedTuple):
+    """How to write the lines of one timer: ``{head}:{ms}|ms{|@rate}{tail}``."""
+
+    #: The name (with any Graphite or InfluxDB tags).
+    head: str
+    #: After the type and rate: DogStatsD tags (``|#k:v``) or nothing.
+    tail: str
+    #: The rate its values were sampled at (1.0: every value).
+    rate: float = 1.0
+
+
+class RequestNames(t.NamedTuple):
+    """The metrics of one request key: its timer and its status counter template."""
+
+    timer: TimerSeries
+    #: A ``%s`` template for the counter line, e.g. ``response.index.GET.200:%s|c``.
+    counter: str
+
+
+def power_weights(total: int, parts: int) -> list[tuple[int, int]]:
+    """Powers of two adding up to *total*, as many as *parts* where possible.
+
+    Each kept timer sample is sent with the rate ``1/weight``; powers of two make both
+    the rate's decimal text and the daemon's sum of ``1/rate`` exact.
+
+    :param total: how many values the samples stand for.
+    :param parts: how many samples were kept (at most *total*).
+    :return: ``(weight, how many)`` pairs, the counts adding up to *parts*, or to more
+        (one per set bit of *total*) when *parts* is smaller than that.
+    """
+    counts = [total >> bit & 1 for bit in range(total.bit_length())]
+    missing = parts - sum(counts)
+    bit = len(counts) - 1
+    while missing > 0 and bit > 0:
+        split = min(counts[bit], missing)
+        counts[bit] -= split
+        counts[bit - 1] += 2 * split
+        missing -= split
+        if counts[bit] == 0:
+            bit -= 1
+    return [(1 << bit, count) for bit, count in enumerate(counts) if count]
+
+
+@functools.lru_cache(maxsize=256)
+def format_exact_rate(rate: float) -> str:
+    """The ``|@rate`` suffix, written so that it parses back to the same float (empty
+    for 1): ``0.5``, ``0.00000095367431640625``, never an exponent."""
+    if rate >= 1.0:
+        return ""
+    return "|@" + format(Decimal(repr(rate)), "f")
+
+
+class Aggregator:
+    """Counters and timer samples of one statsd client, accumulated between flushes.
+
+    Thread-safe. :attr:`requests` is the request path's table: a request whose key is
+    already there appends its duration to the list (when the list is shorter than
+    :data:`COLLECTED`) without taking the lock; anything else goes through
+    :meth:`add_request`.
+
+    :param max_samples: the most timer values sent per timer (and request key) per flush.
+    :param describe: the metric names of a request key.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, max_samples: int, describe: Callable[[RequestKey], RequestNames]) -> None:
+        if max_samples < 1:
+            raise ValueError("max_samples must be at least 1")
+        self.max_samples = max_samples
+        #: Values collected per list before they are only counted.
+        self.collected = max(COLLECTED, max_samples)
+        self.describe = describe
+        #: Request durations in milliseconds per request key, since the last flush.
+        #: Lists are emptied in place by a flush, never replaced, so that the request
+        #: path can append without the lock.
+        self.requests: dict[RequestKey, list[float]] = {}
+        self._lock = threading.Lock()
+        self._request_extra: dict[RequestKey, int] = {}
+        self._counters: dict[str, float] = {}
+        self._timers: dict[TimerSeries, list[float]] = {}
+        self._timer_extra: dict[TimerSeries, int] = {}
+
+    def add_request(self, key: RequestKey, ms: float) -> None:
+        """Add one request's duration: a new key, or a full list (then only counted)."""
+        with self._lock:
+            samples = self.requests.get(key)
+            if samples is None:
+                self.requests[key] = [ms]
+            else:
+                self._sample(samples, ms, self._request_extra, key)
+
+    def count(self, template: str, value: float) -> None:
+        """Add *value* to the counter whose line is ``template % value``."""
+        with self._lock:
+            self._counters[template] = self._counters.get(template, 0) + value
+
+    def timing(self, series: TimerSeries, ms: float) -> None:
+        """Add a timer value of *ms* milliseconds to *series*."""
+        with self._lock:
+            samples = self._timers.get(series)
+            if samples is None:
+                self._timers[series] = [ms]
+            else:
+                self._sample(samples, ms, self._timer_extra, series)
+
+    def _sample(
+        self, samples: list[float], value: float, extra: dict[t.Any, int], key: object
+    ) -> None:
+        """Keep *value* in *samples* or, when they are full, count it (lock held)."""
+        if len(samples) < self.collected:
+            samples.append(value)
+        else:
+            extra[key] = extra.get(key, 0) + 1
+
+    def drain(self) -> list[str]:
+        """Take everything accumulated since the last call and return it as lines."""
+        with self._lock:
+            taken: list[tuple[RequestKey, list[float]]] = []
+            for key, samples in self.requests.copy().items():
+                size = len(samples)
+                if size:
+                    taken.append((key, samples[:size]))
+                    del samples[:size]  # appends made meanwhile stay for the next flush
+            request_extra, self._request_extra = self._request_extra, {}
+            counters, self._counters = self._counters, {}
+            timers, self._timers = self._timers, {}
+            timer_extra, self._timer_extra = self._timer_extra, {}
+        grouped: dict[TimerSeries, dict[int, list[float]]] = {}
+        for key, ms in taken:
+            names = self.describe(key)
+            total = len(ms) + request_extra.get(key, 0)
+            counters[names.counter] = counters.get(names.counter, 0) + total
+            self._weigh(ms, total, grouped.setdefault(names.timer, {}))
+        for series, ms in timers.items():
+            total = len(ms) + timer_extra.get(series, 0)
+            self._weigh(ms, total, grouped.setdefault(series, {}))
+        lines = [template % format_number(value) for template, value in counters.items()]
+        for series, groups in grouped.items():
+            for weight, values in groups.items():
+                lines += _timer_lines(series, weight, values)
+        return lines
+
+    def _weigh(self, values: list[float], total: int, groups: dict[int, list[float]]) -> None:
+        """Add at most *max_samples* of *values*, spread evenly over the interval, to
+        *groups* by the number of values each stands for (adding up to *total*)."""
+        size = len(values)
+        if size > self.max_samples:
+            step = size / self.max_samples
+            values = [values[int(index * step)] for index in range(self.max_samples)]
+            size = self.max_samples
+        if total == size:
+            groups.setdefault(1, []).extend(values)
+            return
+        taken = 0
+        for weight, count in power_weights(total, size):
+            group = groups.setdefault(weight, [])
+            while count > 0:  # more weights than values only when *size* is tiny
+                part = values[taken : taken + count]
+                group += part
+                count -= len(part)
+                taken = (taken + len(part)) % size
+
+    def reset(self) -> None:
+        """Forget everything (in a forked child: the parent sends what it had)."""
+        self._lock = threading.Lock()
+        self.requests.clear()
+        self._request_extra = {}
+        self._counters = {}
+        self._timers = {}
+        self._timer_extra = {}
+
+
+def _timer_lines(series: TimerSeries, weight: int, values: list[float]) -> list[str]:
+    """The lines of *values* (milliseconds) of one timer, each standing for *weight*
+    values, formatted in one ``%`` operation."""
+    suffix = "|ms" + format_exact_rate(series.rate / weight) + series.tail
+    start = series.head + ":"
+    template = start + (suffix + "\n" + start).join(["%0.6f"] * len(values)) + suffix
+    return (template % tuple(values)).split("\n")
