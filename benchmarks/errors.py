@@ -53,7 +53,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 import typing as t
 from pathlib import Path
 
@@ -64,10 +63,11 @@ if str(ROOT) not in sys.path:
 from flask import Flask  # noqa: E402
 from werkzeug.test import EnvironBuilder  # noqa: E402
 
+from benchmarks.overhead import run_once  # noqa: E402
+
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse
     from _typeshed.wsgi import WSGIApplication
     from _typeshed.wsgi import WSGIEnvironment
@@ -309,33 +309,10 @@ class NullStream:
         return None
 
 
-def _write(data: bytes) -> None:
-    return None
-
-
-def _start_response(
-    status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
-) -> t.Callable[[bytes], object]:
-    return _write
-
-
 def error_environ(path: str = "/order") -> dict[str, t.Any]:
     environ = EnvironBuilder(path=path).get_environ()
     environ["wsgi.errors"] = NullStream()
     return environ
-
-
-def run_once(app: WSGIApplication, environ: dict[str, t.Any], requests: int) -> float:
-    """Seconds per request over *requests* calls of the WSGI callable."""
-    start = time.perf_counter()
-    for _ in range(requests):
-        body = app(environ.copy(), _start_response)
-        for _chunk in body:
-            pass
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
-    return (time.perf_counter() - start) / requests
 
 
 def measure(apps: dict[str, WSGIApplication], rounds: int, requests: int) -> dict[str, float]:
