@@ -4,6 +4,7 @@ clients are closed after each test (an open socket would fail the run)."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
 import typing as t
 
@@ -130,3 +131,38 @@ def flush(app: Flask) -> None:
     client = metrics.client(app)
     assert client is not None
     client.flush()
+
+
+def requests_from_threads(
+    app: Flask, udp: UdpReceiver, *, threads: int = 8, requests: int = 250
+) -> list[str]:
+    """GET ``/`` *requests* times from each of *threads* threads while a reader thread
+    collects what arrives; flush the app's client, read until the socket is quiet and
+    return every line received."""
+    received: list[str] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        while True:
+            got = udp.receive(0.2)
+            received.extend(got)
+            if done.is_set() and not got:
+                return
+
+    reading = threading.Thread(target=reader)
+    reading.start()
+
+    def worker() -> None:
+        client = app.test_client()
+        for _ in range(requests):
+            client.get("/", buffered=True)
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    flush(app)
+    done.set()
+    reading.join()
+    return received

@@ -37,6 +37,7 @@ from tests.metrics_helpers import flush
 from tests.metrics_helpers import line_config
 from tests.metrics_helpers import metrics_app
 from tests.metrics_helpers import MetricsAppFactory
+from tests.metrics_helpers import requests_from_threads
 from tests.metrics_helpers import timer_count
 from tests.metrics_helpers import udp
 from tests.metrics_helpers import udp_config
@@ -568,32 +569,7 @@ def test_thread_safe_under_many_threads(metrics_app: MetricsAppFactory, udp: Udp
     udp.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
     app = metrics_app(**line_config(udp))
     app.add_url_rule("/", "index", lambda: "ok")
-    received: list[str] = []
-    done = threading.Event()
-
-    def reader() -> None:
-        while not done.is_set() or len(received) < 4000:
-            got = udp.receive(0.2)
-            received.extend(got)
-            if done.is_set() and not got:
-                return
-
-    reading = threading.Thread(target=reader)
-    reading.start()
-
-    def worker() -> None:
-        client = app.test_client()
-        for _ in range(250):
-            client.get("/", buffered=True)
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    flush(app)
-    done.set()
-    reading.join()
+    received = requests_from_threads(app, udp)
     assert received.count("response.index.GET.200:1|c") == 2000
     assert len(received) == 4000
     assert all(re.fullmatch(rf"request\.index\.GET:{MS}\|ms", line) for line in received[::2])

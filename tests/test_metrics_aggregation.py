@@ -5,7 +5,6 @@ flushed at close, sampling, threads, and the request path's table."""
 from __future__ import annotations
 
 import re
-import threading
 import time
 from decimal import Decimal
 
@@ -24,6 +23,7 @@ from tests.metrics_helpers import counter_total
 from tests.metrics_helpers import flush
 from tests.metrics_helpers import metrics_app
 from tests.metrics_helpers import MetricsAppFactory
+from tests.metrics_helpers import requests_from_threads
 from tests.metrics_helpers import timer_count
 from tests.metrics_helpers import udp
 from tests.metrics_helpers import udp_config
@@ -206,32 +206,7 @@ def test_exact_counts_under_many_threads_while_flushing(
     every request is counted once, in the counter and in the timer's count."""
     app = metrics_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=0.01))
     app.add_url_rule("/", "index", lambda: "ok")
-    received: list[str] = []
-    done = threading.Event()
-
-    def reader() -> None:
-        while True:
-            got = udp.receive(0.2)
-            received.extend(got)
-            if done.is_set() and not got:
-                return
-
-    reading = threading.Thread(target=reader)
-    reading.start()
-
-    def worker() -> None:
-        client = app.test_client()
-        for _ in range(250):
-            client.get("/", buffered=True)
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    flush(app)
-    done.set()
-    reading.join()
+    received = requests_from_threads(app, udp)
     assert counter_total(received, "response.index.GET.200") == 2000
     assert timer_count(received, "request.index.GET") == 2000
     assert len(udp.packets) > 1
