@@ -123,10 +123,12 @@ class Hold:
 
     def __init__(self) -> None:
         self.gate = threading.Event()
+        self.entered = threading.Event()  # the worker is stalled here
         self.pid = os.getpid()
 
     def __call__(self, event: t.Any, hint: t.Any) -> t.Any:
         if event.get("transaction") == "blocker" and os.getpid() == self.pid:
+            self.entered.set()
             self.gate.wait(30)
         return event
 
@@ -173,7 +175,7 @@ def test_event_built_on_the_worker_equals_the_one_built_in_the_request(
     sentry_state(inline).synchronous = True  # the 0.1 path: built in the request
 
     build_app().test_client().get("/blocker")  # the worker stalls on this one...
-    wait_until(lambda: sentry_worker.stats().pending == 1)
+    wait_until(hold.entered.is_set)  # the worker holds it
     responses: list[TestResponse] = []
     for app in (deferred, inline):
         if propagate:
@@ -393,7 +395,9 @@ def test_stalled_worker_drops_the_oldest_and_never_blocks(
     monkeypatch.setattr(app.logger, "disabled", True)
     client = app.test_client()
     first = event_id_of(client.get("/blocker"))
-    wait_until(lambda: sentry_worker.stats().pending == 1)  # the worker holds it
+    # The worker holds it (taken off the queue: otherwise it is the oldest to drop).
+    wait_until(hold.entered.is_set)
+    assert sentry_worker.stats().pending == 1
     before = sentry_worker.stats()
     RAISED.clear()
     slowest = 0.0
@@ -429,7 +433,7 @@ def test_forked_child_never_sends_the_parents_pending_events(
     init_sentry(receiver.dsn, before_send=hold)
     app = build_app(OBSERVE_SENTRY_ERROR_RATE=None)
     parent_ids = [event_id_of(app.test_client().get("/blocker"))]
-    wait_until(lambda: sentry_worker.stats().pending == 1)
+    wait_until(hold.entered.is_set)  # the worker holds it
     parent_ids += [event_id_of(app.test_client().get("/boom")) for _ in range(2)]
     assert sentry_worker.stats().pending == 3
     read_end, write_end = os.pipe()
