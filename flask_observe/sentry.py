@@ -26,12 +26,15 @@ Usage in a gunicorn config file, to initialise the SDK once per worker::
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import os
+import sys
 import time
 import typing as t
 import uuid
 
+from flask import after_this_request
 from flask import current_app
 from flask import got_request_exception
 from flask import has_request_context
@@ -60,7 +63,9 @@ if t.TYPE_CHECKING:
 
     from flask import Flask
     from flask import Request
+    from flask import Response
     from sentry_sdk.client import BaseClient
+    from sentry_sdk.scope import Scope
 
     from .config import ObserveConfig
     from .state import ObserveState
@@ -75,6 +80,10 @@ UNHANDLED_KEY = "flask_observe.unhandled"
 #: WSGI environ key holding the exception Flask-Observe captured (or suppressed) in
 #: this request: another capture of it in the request is a duplicate.
 CAPTURED_KEY = "flask_observe.captured"
+
+#: WSGI environ key holding the token that gives the thread its own Sentry isolation
+#: scope back once the response of a request with a captured error is processed.
+ISOLATION_TOKEN_KEY = "flask_observe.sentry_isolation"
 
 #: The longest request body (bytes) copied into an event.
 MAX_EVENT_BODY = 10_000
@@ -107,7 +116,15 @@ def init_sentry(dsn: str, **options: t.Any) -> BaseClient:
     :return: the new client (also bound to the global scope).
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+        Runs in a copy of the caller's context: importing sentry-sdk sets its scope
+        variables in the importing thread's context, which makes Flask's own context
+        changes dearer for every request later served on that thread.
     """
+    return contextvars.copy_context().run(_init_sentry, dsn, options)
+
+
+def _init_sentry(dsn: str, options: dict[str, t.Any]) -> BaseClient:
     import sentry_sdk
     from sentry_sdk.integrations.atexit import AtexitIntegration
     from sentry_sdk.integrations.dedupe import DedupeIntegration
@@ -148,15 +165,19 @@ def setup_from_config(dsn: str | None) -> None:
     place (the SDK is process-global) with a warning. An active client the app set up
     itself gets Flask-Observe's scrubbing in front of its ``before_send``.
     """
+    if dsn is None:
+        # Only adopt: importing the SDK to learn that it is inactive would also set its
+        # context variables in this thread's context, which makes each of Flask's own
+        # context variable changes dearer for every request served on this thread.
+        sdk = sys.modules.get("sentry_sdk")
+        if sdk is not None and sdk.get_client().is_active():
+            install_scrubber(sdk.get_client())
+        return
     try:
         import sentry_sdk
     except ImportError:
         return
     client = sentry_sdk.get_client()
-    if dsn is None:
-        if client.is_active():
-            install_scrubber(client)
-        return
     if client.is_active():
         active = client.options.get("dsn")
         if active != dsn:
@@ -182,11 +203,10 @@ def active_client() -> BaseClient | None:
     made by :func:`init_sentry` (its queue holds the parent's events: sending them from
     the child would duplicate them). ``None`` when the SDK is missing or inactive.
     """
-    try:
-        import sentry_sdk
-    except ImportError:
+    sentry_sdk = sys.modules.get("sentry_sdk")  # an SDK never imported is not active
+    if sentry_sdk is None:
         return None
-    client = sentry_sdk.get_client()
+    client: BaseClient = sentry_sdk.get_client()
     if not client.is_active():
         return None
     owned = _owned.get(id(client))
@@ -220,6 +240,7 @@ def capture_event(
     transaction: str | None,
     tags: Mapping[str, str],
     suppressed: int = 0,
+    scopes: tuple[Scope, Scope] | None = None,
 ) -> str | None:
     """Build and capture an event for *exception* right here, in the request thread;
     return the event id or ``None``.
@@ -228,28 +249,49 @@ def capture_event(
     (the stack to add is the request thread's) or ``SentryState.synchronous``. The
     event goes through the client's event processors (``DedupeIntegration`` drops a
     second capture of the same exception object) and ``before_send`` (scrubbing).
-    Capture only enqueues: the transport sends from a background thread.
+    Capture only enqueues: the transport sends from a background thread. It runs in a
+    copy of the caller's context, so sentry-sdk's scopes are not left set in it.
 
     :param suppressed: repeats the throttle suppressed before this one (extra data).
+    :param scopes: the isolation and current scope to capture in (forks of the
+        caller's, by default).
     """
-    import sentry_sdk
+    if scopes is None:
+        scopes = forked_scopes()
+    return contextvars.copy_context().run(
+        _capture_here, exception, handled, request_data, transaction, tags, suppressed, scopes
+    )
+
+
+def _capture_here(
+    exception: BaseException,
+    handled: bool,
+    request_data: Mapping[str, t.Any] | None,
+    transaction: str | None,
+    tags: Mapping[str, str],
+    suppressed: int,
+    scopes: tuple[Scope, Scope],
+) -> str | None:
+    from sentry_sdk.scope import use_isolation_scope
+    from sentry_sdk.scope import use_scope
     from sentry_sdk.utils import event_from_exception
 
-    client = sentry_sdk.get_client()
-    event, hint = event_from_exception(
-        exception,
-        client_options=client.options,
-        mechanism={"type": "flask_observe", "handled": handled},
-    )
-    hint[HINT_KEY] = True
-    if request_data is not None:
-        event["request"] = dict(request_data)
-    if transaction:
-        event["transaction"] = transaction
-        event["transaction_info"] = {"source": "component"}
-    if suppressed:
-        event.setdefault("extra", {})[SUPPRESSED_EXTRA] = suppressed
-    with sentry_sdk.new_scope() as scope:
+    isolation, scope = scopes
+    with use_isolation_scope(isolation), use_scope(scope):
+        client = scope.get_client()
+        event, hint = event_from_exception(
+            exception,
+            client_options=client.options,
+            mechanism={"type": "flask_observe", "handled": handled},
+        )
+        hint[HINT_KEY] = True
+        if request_data is not None:
+            event["request"] = dict(request_data)
+        if transaction:
+            event["transaction"] = transaction
+            event["transaction_info"] = {"source": "component"}
+        if suppressed:
+            event.setdefault("extra", {})[SUPPRESSED_EXTRA] = suppressed
         for key, value in tags.items():
             scope.set_tag(key, value)
         if suppressed:
@@ -257,6 +299,20 @@ def capture_event(
         if transaction:
             scope.set_transaction_name(transaction, source="component")
         return scope.capture_event(event, hint=hint)
+
+
+def forked_scopes() -> tuple[Scope, Scope]:
+    """Forks of the caller's sentry-sdk isolation and current scope, made without
+    setting either in the caller's context (sentry-sdk sets a scope it creates on first
+    use; each variable set in a thread's context makes Flask's own context changes
+    dearer for every later request on that thread)."""
+
+    def fork() -> tuple[Scope, Scope]:
+        import sentry_sdk
+
+        return sentry_sdk.get_isolation_scope().fork(), sentry_sdk.get_current_scope().fork()
+
+    return contextvars.copy_context().run(fork)
 
 
 def flush(timeout: float = 2.0) -> bool:
@@ -315,7 +371,8 @@ def check(config: ObserveConfig) -> None:
         sentry-sdk is not installed.
     """
     if config.sentry_dsn is not None:
-        reason = validate_dsn(config.sentry_dsn)
+        # In a copy of this context: the first import of sentry-sdk (see init_sentry).
+        reason = contextvars.copy_context().run(validate_dsn, config.sentry_dsn)
         if reason is not None:
             raise ConfigError("OBSERVE_SENTRY_DSN", reason)
 
@@ -325,11 +382,8 @@ def may_capture(config: ObserveConfig) -> bool:
     sentry-sdk is already initialised when ``init_app`` runs."""
     if config.sentry_dsn is not None:
         return True
-    try:
-        import sentry_sdk
-    except ImportError:
-        return False
-    return bool(sentry_sdk.get_client().is_active())
+    sentry_sdk = sys.modules.get("sentry_sdk")  # an SDK never imported is not active
+    return sentry_sdk is not None and bool(sentry_sdk.get_client().is_active())
 
 
 def install(app: Flask, state: ObserveState) -> None:
@@ -348,7 +402,8 @@ def install(app: Flask, state: ObserveState) -> None:
         throttle=ErrorThrottle(*rate) if rate is not None else None,
     )
     try:
-        setup_from_config(config.sentry_dsn)
+        # In a copy of this context: see init_sentry.
+        contextvars.copy_context().run(setup_from_config, config.sentry_dsn)
     except Exception:
         warn_limited("sentry-init", "Flask-Observe could not set up sentry-sdk", exc_info=True)
     got_request_exception.connect(on_unhandled, app, weak=False)
@@ -455,43 +510,79 @@ def capture(exception: BaseException, *, handled: bool) -> str | None:
             tags["endpoint"] = endpoint
         scrubber = sentry.scrubber if sentry else default_scrubber
         data = request_data(scrubber, req)
+        isolation, current = forked_scopes()
         if (sentry is not None and sentry.synchronous) or client.options.get("add_full_stack"):
-            return capture_event(
+            event_id = capture_event(
                 exception,
                 handled=handled,
                 request_data=data,
                 transaction=endpoint,
                 tags=tags,
                 suppressed=suppressed,
+                scopes=(isolation, current),
             )
-        import sentry_sdk
-
-        event_id = uuid.uuid4().hex
-        isolation = sentry_sdk.get_isolation_scope()
-        submit(
-            PendingEvent(
-                exc_info=(type(exception), exception, tb),
-                handled=handled,
-                event_id=event_id,
-                request_data=data,
-                transaction=endpoint,
-                tags=tags,
-                suppressed=suppressed,
-                client=client,
-                isolation_scope=isolation.fork(),
-                current_scope=sentry_sdk.get_current_scope().fork(),
-                scrubber=scrubber,
-                head_locals=head_locals(tb),
+        else:
+            event_id = uuid.uuid4().hex
+            submit(
+                PendingEvent(
+                    exc_info=(type(exception), exception, tb),
+                    handled=handled,
+                    event_id=event_id,
+                    request_data=data,
+                    transaction=endpoint,
+                    tags=tags,
+                    suppressed=suppressed,
+                    client=client,
+                    isolation_scope=isolation.fork(),
+                    current_scope=current,
+                    scrubber=scrubber,
+                    head_locals=head_locals(tb),
+                )
             )
-        )
-        # sentry_sdk.last_event_id() keeps answering in the request, as when the capture
-        # ran here (sentry-sdk has no public setter for it).
-        if hasattr(isolation, "_last_event_id"):
-            isolation._last_event_id = event_id
+        if event_id is not None:
+            _answer_last_event_id(req.environ, isolation, event_id)
         return event_id
     except Exception:
         warn_limited("sentry-capture", "Flask-Observe could not capture an error", exc_info=True)
         return None
+
+
+def _answer_last_event_id(environ: dict[str, t.Any], isolation: Scope, event_id: str) -> None:
+    """Make ``sentry_sdk.last_event_id()`` answer *event_id* for the rest of the request
+    (an app's own 500 page may show it, Sentry's user feedback pattern), as when the
+    capture ran in the request.
+
+    *isolation* (a fork of the thread's isolation scope, noting the id) is this
+    request's isolation scope until its response is processed, then the thread's own is
+    back, or none if it had none: as with sentry-sdk's ``FlaskIntegration``, an id does
+    not leak into the next request, and the thread's context does not keep a scope
+    only the error path needed. sentry-sdk has no public setter for either; without the
+    private names this falls back to noting the id on the thread's isolation scope.
+    """
+    import sentry_sdk.scope
+
+    if hasattr(isolation, "_last_event_id"):
+        isolation._last_event_id = event_id
+    variable = getattr(sentry_sdk.scope, "_isolation_scope", None)
+    if not isinstance(variable, contextvars.ContextVar):
+        thread_scope = sentry_sdk.get_isolation_scope()
+        if hasattr(thread_scope, "_last_event_id"):
+            thread_scope._last_event_id = event_id
+        return
+    first = ISOLATION_TOKEN_KEY not in environ
+    token = variable.set(isolation)
+    if not first:  # the first token restores the thread's scope
+        return
+    environ[ISOLATION_TOKEN_KEY] = token
+
+    def restore(response: Response) -> Response:
+        try:
+            variable.reset(environ.pop(ISOLATION_TOKEN_KEY))
+        except Exception:
+            warn_limited("sentry-scope", "Flask-Observe could not restore the Sentry scope")
+        return response
+
+    after_this_request(restore)
 
 
 #: Whether :func:`_drop_second_capture` is registered (once per process: sentry-sdk's
