@@ -16,6 +16,8 @@ import socket
 from flask import Flask
 
 from benchmarks.overhead import FloorMiddleware
+from benchmarks.overhead import serve_one_error
+from benchmarks.overhead import statsd_config
 from benchmarks.overhead import trivial_app as trivial
 
 #: name -> one-line description, in table order.
@@ -71,12 +73,14 @@ def build(name: str) -> Flask:
         from flask_observe import Observe
 
         app = trivial(
-            OBSERVE_STATSD_HOST="127.0.0.1",
-            OBSERVE_STATSD_PORT=statsd_sink(),
-            OBSERVE_STATSD_PREFIX="bench",
-            OBSERVE_SENTRY_DSN=f"http://public@127.0.0.1:{closed_port()}/1",
+            **statsd_config(
+                statsd_sink(),
+                OBSERVE_STATSD_PREFIX="bench",
+                OBSERVE_SENTRY_DSN=f"http://public@127.0.0.1:{closed_port()}/1",
+            )
         )
         Observe(app)
+        serve_one_error(app)  # the steady state of a process that has captured errors
         return app
     if name == "prometheus":
         from prometheus_flask_exporter import PrometheusMetrics

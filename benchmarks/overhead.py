@@ -32,6 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import layout  # noqa: E402
+
+layout.shift()  # before Flask is imported (see benchmarks/layout.py)
+
 from flask import Flask  # noqa: E402
 from werkzeug.test import EnvironBuilder  # noqa: E402
 
@@ -54,7 +58,8 @@ def configuration(name: str, description: str) -> t.Callable[[AppFactory], AppFa
 
 
 def trivial_app(**config: object) -> Flask:
-    """A Flask app with one trivial view and no SECRET_KEY (no session cost)."""
+    """A Flask app with one trivial view (the one measured) and no SECRET_KEY (no
+    session cost), plus a view that raises, for :func:`serve_one_error`."""
     app = Flask("bench")
     app.config.update(config)
 
@@ -62,7 +67,28 @@ def trivial_app(**config: object) -> Flask:
     def hello() -> str:
         return "Hello, World!"
 
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("boom")
+
     return app
+
+
+def serve_one_error(app: Flask) -> None:
+    """Serve one unhandled error (unlogged) and wait until its event is handed to the
+    transport: a production process has captured errors before, so what a capture
+    leaves behind (threads, the SDK's state, what it set in the serving thread's
+    context) is part of what each later request pays for."""
+    from flask_observe.sentry import flush
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    app.logger.disabled = True
+    try:
+        response = app.test_client().get("/boom")
+    finally:
+        app.logger.disabled = False
+    assert response.status_code == 500, response.status_code
+    flush(timeout=10)
 
 
 @configuration("bare", "bare Flask")
@@ -165,13 +191,37 @@ def _udp_receiver() -> tuple[int, t.Callable[[], None]]:
 #: Closers of the benchmark's UDP receivers, called when the run ends.
 RECEIVERS: list[t.Callable[[], None]] = []
 
+#: Environment variable: how many times slower than at full speed this process runs
+#: (:func:`instructions` sets it for valgrind). The statsd flush interval is stretched
+#: by it, so that one flush covers as many requests as it would at full speed: the
+#: sender thread's share per request is then what it is in production (a few
+#: instructions), not a hundred times that.
+TIME_SCALE_KEY = "OBSERVE_BENCH_TIME_SCALE"
+
+#: About how many times slower callgrind runs these apps than the bare interpreter.
+VALGRIND_SLOWDOWN = 100
+
+
+def statsd_config(port: int, **config: object) -> dict[str, object]:
+    """The app settings of a statsd configuration sending to *port*, its flush interval
+    (0.5 s, the default) stretched by :data:`TIME_SCALE_KEY`."""
+    import os
+
+    scale = float(os.environ.get(TIME_SCALE_KEY) or 1.0)
+    return {
+        "OBSERVE_STATSD_HOST": "127.0.0.1",
+        "OBSERVE_STATSD_PORT": port,
+        "OBSERVE_STATSD_FLUSH_INTERVAL": 0.5 * scale,
+        **config,
+    }
+
 
 @configuration("metrics", "timing + statsd timer and status counter, UDP to 127.0.0.1")
 def metrics_udp() -> WSGIApplication:
     from flask_observe import Observe
 
     port, _ = _udp_receiver()
-    app = trivial_app(OBSERVE_STATSD_HOST="127.0.0.1", OBSERVE_STATSD_PORT=port)
+    app = trivial_app(**statsd_config(port))
     Observe(app)
     return app
 
@@ -182,10 +232,7 @@ def metrics_tags() -> WSGIApplication:
 
     port, _ = _udp_receiver()
     app = trivial_app(
-        OBSERVE_STATSD_HOST="127.0.0.1",
-        OBSERVE_STATSD_PORT=port,
-        OBSERVE_STATSD_TAGS="dogstatsd",
-        OBSERVE_STATSD_SAMPLE_RATE=0.5,
+        **statsd_config(port, OBSERVE_STATSD_TAGS="dogstatsd", OBSERVE_STATSD_SAMPLE_RATE=0.5)
     )
     Observe(app)
     return app
@@ -226,12 +273,13 @@ def errors_armed() -> WSGIApplication:
     """Flask-Observe with JSON errors on and sentry-sdk initialised by the extension
     (``OBSERVE_SENTRY_DSN``, lean: no FlaskIntegration). The client is the process's
     global one, as in production; the success path must not touch it at all."""
-    import sentry_sdk
-
     from flask_observe import Observe
 
     app = trivial_app(OBSERVE_SENTRY_DSN=_closed_port_dsn())
     Observe(app)
+    serve_one_error(app)
+    import sentry_sdk  # imported by Observe: its module-level set-up has run
+
     client = sentry_sdk.get_client()
 
     def unbind() -> None:
@@ -369,16 +417,16 @@ def instructions(
     makes the interpreter's own start-up repeatable.
 
     One run is repeatable to the instruction, but where objects land in memory still
-    moves a configuration by up to about 0.5 % (``contextvars`` hashes its variables
-    by address, so the shape of the context's tree changes, and so does the allocator's
-    work). So each configuration is counted in *layouts* memory layouts, shifted by an
-    environment variable of a different size, and the median is printed with the
-    spread (largest minus smallest).
+    moves a configuration by up to about 1 % (see :mod:`benchmarks.layout`). So each
+    configuration is counted in *layouts* memory layouts (the same ones for every
+    configuration), and the median is printed with the spread (largest minus
+    smallest).
 
     Threads are counted apart (``--separate-threads``): the last columns are the main
     thread's alone, the request path. Background threads (the statsd sender) work once
-    per flush interval; under valgrind an interval holds about a hundredth of the
-    requests it holds at full speed, so their share per request is overstated here.
+    per flush interval; under valgrind an interval would hold about a hundredth of the
+    requests it holds at full speed, so the children run with :data:`TIME_SCALE_KEY`
+    set and the flush interval stretched to match.
 
     :param script: the benchmark script, run as ``script --run-only NAME REQUESTS``.
     :param describe: the one-line description of a configuration.
@@ -395,9 +443,14 @@ def instructions(
         print("--instructions needs valgrind (apt-get install valgrind)", file=sys.stderr)
         return 2
 
-    def count(name: str, requests: int, layout: int) -> tuple[int, int]:
+    def count(name: str, requests: int, index: int) -> tuple[int, int]:
         """All instructions of the run, and those of its main (request) thread."""
-        env = {**os.environ, "PYTHONHASHSEED": "0", "OBSERVE_BENCH_LAYOUT": "x" * 700 * layout}
+        env = {
+            **os.environ,
+            "PYTHONHASHSEED": "0",
+            layout.ENVIRON_KEY: str(index),
+            TIME_SCALE_KEY: str(VALGRIND_SLOWDOWN),
+        }
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "callgrind.out")
             command = [valgrind, "--tool=callgrind", "--separate-threads=yes",
@@ -413,21 +466,21 @@ def instructions(
                 raise RuntimeError(f"no main-thread count for {name}")
         return int(match.group(1)), int(totals.group(1))
 
-    jobs = [(name, n, layout) for name in names for layout in range(layouts) for n in (low, high)]
+    jobs = [(name, n, index) for name in names for index in range(layouts) for n in (low, high)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         counts = dict(zip(jobs, pool.map(lambda job: count(*job), jobs), strict=True))
     samples = {
         name: [
-            (counts[(name, high, layout)][0] - counts[(name, low, layout)][0]) / (high - low)
-            for layout in range(layouts)
+            (counts[(name, high, index)][0] - counts[(name, low, index)][0]) / (high - low)
+            for index in range(layouts)
         ]
         for name in names
     }
     per_request = {name: statistics.median(values) for name, values in samples.items()}
     request_thread = {
         name: statistics.median(
-            (counts[(name, high, layout)][1] - counts[(name, low, layout)][1]) / (high - low)
-            for layout in range(layouts)
+            (counts[(name, high, index)][1] - counts[(name, low, index)][1]) / (high - low)
+            for index in range(layouts)
         )
         for name in names
     }
@@ -453,8 +506,8 @@ def instructions(
     print(
         f"median of {layouts} memory layout(s); {high} minus {low} requests each; "
         "spread: largest minus smallest; request thread: the main thread alone (without "
-        "background threads such as the statsd sender, whose work per flush interval is "
-        "spread over the few requests valgrind serves in an interval)"
+        f"background threads such as the statsd sender, whose flush interval is stretched "
+        f"{VALGRIND_SLOWDOWN}x to cover as many requests as at full speed)"
     )
     return 0
 

@@ -39,6 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import layout  # noqa: E402
+
+layout.shift()  # before Flask is imported (see benchmarks/layout.py)
+
 from benchmarks import apps  # noqa: E402
 from benchmarks.overhead import instructions  # noqa: E402
 from benchmarks.overhead import run_once  # noqa: E402

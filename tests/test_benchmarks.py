@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +59,48 @@ def test_peers_over_http_with_gunicorn_and_wrk(capsys: pytest.CaptureFixture[str
     rows = [line.split() for line in out.splitlines() if line.startswith(("bare ", "observe_"))]
     assert [row[0] for row in rows] == ["bare", "observe_timing"]
     assert all(float(row[1]) > 0 for row in rows)  # requests/s measured
+
+
+def test_instruction_mode_counts_each_configuration_under_valgrind() -> None:
+    """The --instructions mode (valgrind, installed by make services) prints a row per
+    configuration with its count and ratio; timing costs more than bare Flask."""
+    code = (
+        "import sys; from benchmarks.overhead import instructions; "
+        "sys.exit(instructions(['bare', 'timing'], low=20, high=120, layouts=2))"
+    )
+    out = run_script("-c", code)
+    ratios = {
+        line.split()[0]: float(match.group(1))
+        for line in out.splitlines()[1:3]
+        if (match := re.search(r" (\d+\.\d{3})x ", line))
+    }
+    assert ratios.keys() == {"bare", "timing"}, out
+    assert ratios["bare"] == 1.0
+    assert 1.0 < ratios["timing"] < 1.2, out  # the headers cost something, not much
+    assert "median of 2 memory layout(s)" in out
+
+
+def test_layouts_move_later_objects() -> None:
+    """Each layout keeps a different set of objects alive before Flask is imported."""
+    sizes = []
+    for layout in ("1", "2"):
+        code = "from benchmarks import layout; n = layout.shift(); print(n, len(layout._ballast))"
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env={**os.environ, "OBSERVE_BENCH_LAYOUT": layout},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        sizes.append(result.stdout.split())
+    assert sizes[0][0] == "1" and sizes[1][0] == "2"
+    assert sizes[0][1] != sizes[1][1] and int(sizes[0][1]) > 0
+
+
+def test_statsd_flush_interval_is_stretched_under_the_time_scale(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert overhead.statsd_config(1)["OBSERVE_STATSD_FLUSH_INTERVAL"] == 0.5
+    monkeypatch.setenv(overhead.TIME_SCALE_KEY, str(overhead.VALGRIND_SLOWDOWN))
+    assert overhead.statsd_config(1)["OBSERVE_STATSD_FLUSH_INTERVAL"] == 50.0
