@@ -1,8 +1,9 @@
 """Client-side aggregation: statsd counters summed per name and timers kept as bounded
 samples per name, sent as one batch per flush interval instead of one line per event.
 
-The request path hands over one request with a dictionary look-up and a list append
-(no lock: both are atomic, and a flush takes only the samples it saw). Counters from
+The request path hands over one request with a dictionary look-up and a list append,
+done by the middleware itself (:attr:`Aggregator.requests`; no lock: both are atomic,
+and a flush takes only the samples it saw). Counters from
 the app (:func:`flask_observe.metrics.incr`) and timers from the app are added under a
 lock. Each flush (:meth:`Aggregator.drain`) turns what accumulated into lines:
 
@@ -115,9 +116,9 @@ class Aggregator:
         #: Values collected per list before they are only counted.
         self.collected = max(COLLECTED, max_samples)
         self.describe = describe
-        #: Request durations in milliseconds per request key, since the last flush.
-        #: Lists are emptied in place by a flush, never replaced, so that the request
-        #: path can append without the lock.
+        #: Request durations in seconds per request key, since the last flush. Lists
+        #: are emptied in place by a flush, never replaced, so that the request path
+        #: can append without the lock.
         self.requests: dict[RequestKey, list[float]] = {}
         self._lock = threading.Lock()
         self._request_extra: dict[RequestKey, int] = {}
@@ -125,14 +126,14 @@ class Aggregator:
         self._timers: dict[TimerSeries, list[float]] = {}
         self._timer_extra: dict[TimerSeries, int] = {}
 
-    def add_request(self, key: RequestKey, ms: float) -> None:
+    def add_request(self, key: RequestKey, seconds: float) -> None:
         """Add one request's duration: a new key, or a full list (then only counted)."""
         with self._lock:
             samples = self.requests.get(key)
             if samples is None:
-                self.requests[key] = [ms]
+                self.requests[key] = [seconds]
             else:
-                self._sample(samples, ms, self._request_extra, key)
+                self._sample(samples, seconds, self._request_extra, key)
 
     def count(self, template: str, value: float) -> None:
         """Add *value* to the counter whose line is ``template % value``."""
@@ -171,11 +172,11 @@ class Aggregator:
             timers, self._timers = self._timers, {}
             timer_extra, self._timer_extra = self._timer_extra, {}
         grouped: dict[TimerSeries, dict[int, list[float]]] = {}
-        for key, ms in taken:
+        for key, seconds in taken:
             names = self.describe(key)
-            total = len(ms) + request_extra.get(key, 0)
+            total = len(seconds) + request_extra.get(key, 0)
             counters[names.counter] = counters.get(names.counter, 0) + total
-            self._weigh(ms, total, grouped.setdefault(names.timer, {}))
+            self._weigh(seconds, total, grouped.setdefault(names.timer, {}), 1000.0)
         for series, ms in timers.items():
             total = len(ms) + timer_extra.get(series, 0)
             self._weigh(ms, total, grouped.setdefault(series, {}))
@@ -185,14 +186,23 @@ class Aggregator:
                 lines += _timer_lines(series, weight, values)
         return lines
 
-    def _weigh(self, values: list[float], total: int, groups: dict[int, list[float]]) -> None:
-        """Add at most *max_samples* of *values*, spread evenly over the interval, to
-        *groups* by the number of values each stands for (adding up to *total*)."""
+    def _weigh(
+        self,
+        values: list[float],
+        total: int,
+        groups: dict[int, list[float]],
+        scale: float = 1.0,
+    ) -> None:
+        """Add at most *max_samples* of *values* (times *scale*: milliseconds), spread
+        evenly over the interval, to *groups* by the number of values each stands for
+        (adding up to *total*)."""
         size = len(values)
         if size > self.max_samples:
             step = size / self.max_samples
             values = [values[int(index * step)] for index in range(self.max_samples)]
             size = self.max_samples
+        if scale != 1.0:
+            values = [value * scale for value in values]
         if total == size:
             groups.setdefault(1, []).extend(values)
             return

@@ -100,6 +100,8 @@ class Observe:
             exclude_paths=config.exclude_paths,
             finish_hooks=finish,
             request_hook=metrics.request_hook(state),
+            request_table=metrics.request_table(state),
+            table_size=metrics.table_size(state),
             startup_checks=(panels.startup_check(app),),
         )
         # The request path's bound method, not the instance: a call through __call__

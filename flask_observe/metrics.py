@@ -196,6 +196,30 @@ def request_hook(state: ObserveState) -> RequestHook | None:
     return _line_hook(metrics, metrics.client)
 
 
+def request_table(state: ObserveState) -> dict[RequestKey, list[float]] | None:
+    """The aggregator's per-key table, for the middleware to append a record-less
+    request's duration to itself (a key already there, a list not full) instead of
+    calling the request hook: when requests are aggregated with every one counted (no
+    sample rate). ``None`` when the hook must see each request.
+
+    .. versionadded:: 0.2.0
+    """
+    metrics = state.metrics
+    if request_hook(state) is None or not isinstance(metrics, MetricsState):
+        return None
+    if metrics.aggregator is None or metrics.sample_rate < 1.0:
+        return None
+    return metrics.aggregator.requests
+
+
+def table_size(state: ObserveState) -> int:
+    """The most durations a list of :func:`request_table` holds between two flushes."""
+    metrics = state.metrics
+    if not isinstance(metrics, MetricsState) or metrics.aggregator is None:
+        return 0
+    return metrics.aggregator.collected
+
+
 def _request_lines(metrics: MetricsState) -> Callable[[str | None, str, str | None, float], str]:
     """Builds one request's timer and status counter lines, from one template cached per
     ``(endpoint, method, status line)`` filled by a single ``%`` operation."""
@@ -275,9 +299,9 @@ def _aggregating_hook(
         key = (endpoint, method, status)
         samples = get(key)
         if samples is not None and len(samples) < limit:
-            samples.append(seconds * 1000.0)
+            samples.append(seconds)
         else:
-            add_request(key, seconds * 1000.0)
+            add_request(key, seconds)
             start()
         if record is not None and (record.exception is not None or record.timers):
             _aggregate_extras(metrics, record)
@@ -340,7 +364,7 @@ def _record_hook(metrics: MetricsState) -> Callable[[RequestRecord], None]:
             return
         if aggregator is not None:
             key = (record.endpoint, record.method, record.status_line)
-            aggregator.add_request(key, seconds * 1000.0)
+            aggregator.add_request(key, seconds)
             client.start()
             if record.exception is not None or record.timers:
                 _aggregate_extras(metrics, record)

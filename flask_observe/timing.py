@@ -70,6 +70,8 @@ def format_server_timing(app_seconds: float, timers: t.Iterable[Timer]) -> str:
 #: of them sends the response through the general (merging) path.
 _OUR_LENGTHS = frozenset({9, 13})
 _OUR_NAMES = frozenset({"x-runtime", "server-timing"})
+#: Lengths of the headers the measured path looks at: ours and ``Content-Length``.
+_WATCHED_LENGTHS = frozenset({9, 13, 14})
 
 
 class ObserveMiddleware:
@@ -97,12 +99,20 @@ class ObserveMiddleware:
     :param request_hook: called once per finished request, before the finish hooks,
         with its endpoint, method, status line, duration in seconds and record (``None``
         when the request made none).
+    :param request_table: with *request_hook*, a table of lists keyed by ``(endpoint,
+        method, status line)``: a request that made no record and whose key is there
+        appends its duration in seconds to the list itself, while the list holds fewer
+        than *table_size*; any other request goes to the hook. The table's owner empties
+        the lists in place.
+    :param table_size: the most durations the middleware leaves in a list of
+        *request_table*.
     :param startup_checks: called before the first request is served; one that raises
         refuses the request (and the next ones, until it passes).
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0
-        The *request_hook* parameter; records only on demand with it.
+        The *request_hook*, *request_table* and *table_size* parameters; records only
+        on demand with a request hook.
     """
 
     def __init__(
@@ -114,6 +124,8 @@ class ObserveMiddleware:
         exclude_paths: t.Iterable[str] = (),
         finish_hooks: t.Iterable[FinishHook] = (),
         request_hook: RequestHook | None = None,
+        request_table: dict[tuple[str | None, str, str | None], list[float]] | None = None,
+        table_size: int = 0,
         startup_checks: t.Iterable[t.Callable[[], None]] = (),
     ) -> None:
         self.wsgi_app = wsgi_app
@@ -127,6 +139,9 @@ class ObserveMiddleware:
         self.finish_hooks: tuple[FinishHook, ...] = tuple(finish_hooks)
         #: The request hook, run by :meth:`finish` and on the record-less path.
         self.request_hook = request_hook
+        #: Where the record-less path appends durations itself (see *request_table*).
+        self.request_table = request_table if request_hook is not None else None
+        self._table_size = table_size
         self._startup_checks = tuple(startup_checks)
         self._pending_checks = bool(self._startup_checks)
         self._update()
@@ -240,12 +255,12 @@ class ObserveMiddleware:
                     if record is None:
                         sized = False
                         for name, _ in headers:
-                            size = len(name)
-                            if size == 14:
-                                sized = name == "Content-Length" or name.lower() == "content-length"
-                            elif size in _OUR_LENGTHS and name.lower() in _OUR_NAMES:
-                                sized = False
-                                break
+                            if len(name) in _WATCHED_LENGTHS:
+                                if name == "Content-Length" or name.lower() == "content-length":
+                                    sized = True
+                                elif name.lower() in _OUR_NAMES:
+                                    sized = False
+                                    break
                         request = environ.get("werkzeug.request")
                         if sized and request is not None and hook is not None:
                             rule = request.url_rule
@@ -257,7 +272,14 @@ class ObserveMiddleware:
                                 value = "app;dur=%.3f" % (elapsed * 1000.0)
                                 headers.append(("Server-Timing", value))
                             outcome = False
-                            hook(endpoint, request.method, status, elapsed, None)
+                            method = request.method
+                            table = self.request_table
+                            if table is not None:
+                                samples = table.get((endpoint, method, status))
+                                if samples is not None and len(samples) < self._table_size:
+                                    samples.append(elapsed)
+                                    return start_response(status, headers, exc_info)
+                            hook(endpoint, method, status, elapsed, None)
                             return start_response(status, headers, exc_info)
                         record = environ[ENVIRON_KEY] = RequestRecord()
                         record.start = start

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+import typing as t
 from decimal import Decimal
 
 import pytest
@@ -113,8 +114,8 @@ def test_samples_are_spread_over_the_interval(
     )
     aggregator = get_state(app).metrics.aggregator  # type: ignore[union-attr]
     assert aggregator is not None
-    for ms in range(1, 33):
-        aggregator.add_request(("index", "GET", "200 OK"), float(ms))
+    for ms in range(1, 33):  # the table holds seconds; lines carry milliseconds
+        aggregator.add_request(("index", "GET", "200 OK"), ms / 1000.0)
     flush(app)
     values = sorted(
         float(line.split(":")[1].split("|")[0])
@@ -305,3 +306,73 @@ def test_invalid_aggregation_settings_name_the_key(key: str, value: object) -> N
     app.config[key] = value
     with pytest.raises(ConfigError, match=key):
         Observe(app)
+
+
+# --- the middleware's own hand-over ------------------------------------------------------
+
+
+def _counting_hook(app: Flask) -> list[tuple[object, ...]]:
+    """Wrap the middleware's request hook; return the list of the calls it gets."""
+    middleware = get_state(app).middleware
+    assert middleware is not None and middleware.request_hook is not None
+    hook = middleware.request_hook
+    calls: list[tuple[object, ...]] = []
+
+    def counting(*args: t.Any) -> None:
+        calls.append(args[:3])
+        hook(*args)
+
+    middleware.request_hook = counting
+    return calls
+
+
+def test_known_keys_are_appended_by_the_middleware_without_the_hook(
+    metrics_app: MetricsAppFactory, udp: UdpReceiver
+) -> None:
+    """A record-less request whose key is already in the table is one look-up and one
+    append done by the middleware; only a new key calls the request hook."""
+    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
+    app.add_url_rule("/", "index", lambda: "ok")
+    calls = _counting_hook(app)
+    client = app.test_client()
+    for _ in range(5):
+        client.get("/", buffered=True)
+    assert calls == [("index", "GET", "200 OK")]
+    aggregator = get_state(app).metrics.aggregator  # type: ignore[union-attr]
+    assert aggregator is not None
+    assert [len(samples) for samples in aggregator.requests.values()] == [5]
+    flush(app)
+    lines = udp.wait_for(6)
+    assert counter_total(lines, "response.index.GET.200") == 5
+    assert timer_count(lines, "request.index.GET") == 5
+
+
+def test_a_full_list_sends_requests_to_the_hook_and_all_are_counted(
+    metrics_app: MetricsAppFactory, udp: UdpReceiver
+) -> None:
+    app = metrics_app(
+        **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0, OBSERVE_STATSD_TIMER_SAMPLES=2)
+    )
+    app.add_url_rule("/", "index", lambda: "ok")
+    state = get_state(app)
+    assert state.middleware is not None
+    state.middleware._table_size = 3
+    calls = _counting_hook(app)
+    client = app.test_client()
+    for _ in range(7):
+        client.get("/", buffered=True)
+    assert len(calls) == 1 + 4  # the new key, then each request beyond the list's size
+    flush(app)
+    lines = udp.wait_for(3)
+    assert counter_total(lines, "response.index.GET.200") == 7
+    assert timer_count(lines, "request.index.GET") == 7
+    client.get("/", buffered=True)  # emptied by the flush: appended again
+    assert len(calls) == 5
+
+
+def test_sampled_requests_always_take_the_hook(
+    metrics_app: MetricsAppFactory, udp: UdpReceiver
+) -> None:
+    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_SAMPLE_RATE=0.5))
+    state = get_state(app)
+    assert state.middleware is not None and state.middleware.request_table is None

@@ -285,6 +285,7 @@ def test_a_failure_while_adding_headers_never_breaks_the_response(
 
     monkeypatch.setattr(flask_observe.timing, "_add_timing_headers", Broken())
     monkeypatch.setattr(flask_observe.timing, "_OUR_LENGTHS", Broken())
+    monkeypatch.setattr(flask_observe.timing, "_WATCHED_LENGTHS", Broken())
     monkeypatch.setattr(flask_observe.containment, "_last_warned", {})
     app = make_app(**config)
     assert bool(app.extensions["observe"].finish_hooks) is not ("TESTING" in config)
