@@ -240,7 +240,7 @@ def capture_event(
     transaction: str | None,
     tags: Mapping[str, str],
     suppressed: int = 0,
-    scopes: tuple[Scope, Scope] | None = None,
+    scopes: tuple[Scope | None, Scope | None] | None = None,
 ) -> str | None:
     """Build and capture an event for *exception* right here, in the request thread;
     return the event id or ``None``.
@@ -254,10 +254,14 @@ def capture_event(
 
     :param suppressed: repeats the throttle suppressed before this one (extra data).
     :param scopes: the isolation and current scope to capture in (forks of the
-        caller's, by default).
+        caller's, by default; ``None`` for a fresh one).
     """
     if scopes is None:
-        scopes = forked_scopes()
+        isolation, current = thread_scopes()
+        scopes = (
+            isolation.fork() if isolation is not None else None,
+            current.fork() if current is not None else None,
+        )
     return contextvars.copy_context().run(
         _capture_here, exception, handled, request_data, transaction, tags, suppressed, scopes
     )
@@ -270,13 +274,16 @@ def _capture_here(
     transaction: str | None,
     tags: Mapping[str, str],
     suppressed: int,
-    scopes: tuple[Scope, Scope],
+    scopes: tuple[Scope | None, Scope | None],
 ) -> str | None:
+    from sentry_sdk.scope import Scope
+    from sentry_sdk.scope import ScopeType
     from sentry_sdk.scope import use_isolation_scope
     from sentry_sdk.scope import use_scope
     from sentry_sdk.utils import event_from_exception
 
-    isolation, scope = scopes
+    isolation = scopes[0] if scopes[0] is not None else Scope(ty=ScopeType.ISOLATION)
+    scope = scopes[1] if scopes[1] is not None else Scope(ty=ScopeType.CURRENT)
     with use_isolation_scope(isolation), use_scope(scope):
         client = scope.get_client()
         event, hint = event_from_exception(
@@ -301,18 +308,27 @@ def _capture_here(
         return scope.capture_event(event, hint=hint)
 
 
-def forked_scopes() -> tuple[Scope, Scope]:
-    """Forks of the caller's sentry-sdk isolation and current scope, made without
-    setting either in the caller's context (sentry-sdk sets a scope it creates on first
-    use; each variable set in a thread's context makes Flask's own context changes
-    dearer for every later request on that thread)."""
+def thread_scopes() -> tuple[Scope | None, Scope | None]:
+    """The caller's sentry-sdk isolation and current scope, ``None`` for one its context
+    has none of, read without creating or setting one: sentry-sdk's own getters set a
+    scope they create, and each variable set in a thread's context makes Flask's own
+    context changes dearer for every later request on that thread. An event captured
+    with no scope gets fresh ones, made where it is built (a fresh scope costs several
+    microseconds: no need on the request thread). Without sentry-sdk's private names,
+    the getters run in a copy of the context instead."""
+    import sentry_sdk.scope
 
-    def fork() -> tuple[Scope, Scope]:
-        import sentry_sdk
+    isolation_var = getattr(sentry_sdk.scope, "_isolation_scope", None)
+    current_var = getattr(sentry_sdk.scope, "_current_scope", None)
+    if isinstance(isolation_var, contextvars.ContextVar) and isinstance(
+        current_var, contextvars.ContextVar
+    ):
+        return isolation_var.get(None), current_var.get(None)
 
-        return sentry_sdk.get_isolation_scope().fork(), sentry_sdk.get_current_scope().fork()
+    def made() -> tuple[Scope | None, Scope | None]:
+        return sentry_sdk.get_isolation_scope(), sentry_sdk.get_current_scope()
 
-    return contextvars.copy_context().run(fork)
+    return contextvars.copy_context().run(made)
 
 
 def flush(timeout: float = 2.0) -> bool:
@@ -510,7 +526,13 @@ def capture(exception: BaseException, *, handled: bool) -> str | None:
             tags["endpoint"] = endpoint
         scrubber = sentry.scrubber if sentry else default_scrubber
         data = request_data(scrubber, req)
-        isolation, current = forked_scopes()
+        # Forks: what the app set in its scopes so far goes with the event, and nothing
+        # it sets later in the request.
+        isolation, current = thread_scopes()
+        scopes = (
+            isolation.fork() if isolation is not None else None,
+            current.fork() if current is not None else None,
+        )
         if (sentry is not None and sentry.synchronous) or client.options.get("add_full_stack"):
             event_id = capture_event(
                 exception,
@@ -519,7 +541,7 @@ def capture(exception: BaseException, *, handled: bool) -> str | None:
                 transaction=endpoint,
                 tags=tags,
                 suppressed=suppressed,
-                scopes=(isolation, current),
+                scopes=scopes,
             )
         else:
             event_id = uuid.uuid4().hex
@@ -533,8 +555,8 @@ def capture(exception: BaseException, *, handled: bool) -> str | None:
                     tags=tags,
                     suppressed=suppressed,
                     client=client,
-                    isolation_scope=isolation.fork(),
-                    current_scope=current,
+                    isolation_scope=scopes[0],
+                    current_scope=scopes[1],
                     scrubber=scrubber,
                     head_locals=head_locals(tb),
                 )
@@ -547,20 +569,27 @@ def capture(exception: BaseException, *, handled: bool) -> str | None:
         return None
 
 
-def _answer_last_event_id(environ: dict[str, t.Any], isolation: Scope, event_id: str) -> None:
+def _answer_last_event_id(
+    environ: dict[str, t.Any], thread_isolation: Scope | None, event_id: str
+) -> None:
     """Make ``sentry_sdk.last_event_id()`` answer *event_id* for the rest of the request
     (an app's own 500 page may show it, Sentry's user feedback pattern), as when the
     capture ran in the request.
 
-    *isolation* (a fork of the thread's isolation scope, noting the id) is this
-    request's isolation scope until its response is processed, then the thread's own is
-    back, or none if it had none: as with sentry-sdk's ``FlaskIntegration``, an id does
+    A fork of the thread's isolation scope *thread_isolation* (a fresh scope if it has
+    none), noting the id, is this request's isolation scope until its response is
+    processed, then the thread's own is back, or none if it had none: as with
+    sentry-sdk's ``FlaskIntegration``, an id does
     not leak into the next request, and the thread's context does not keep a scope
     only the error path needed. sentry-sdk has no public setter for either; without the
     private names this falls back to noting the id on the thread's isolation scope.
     """
     import sentry_sdk.scope
 
+    if thread_isolation is not None:
+        isolation = thread_isolation.fork()
+    else:
+        isolation = sentry_sdk.scope.Scope(ty=sentry_sdk.scope.ScopeType.ISOLATION)
     if hasattr(isolation, "_last_event_id"):
         isolation._last_event_id = event_id
     variable = getattr(sentry_sdk.scope, "_isolation_scope", None)

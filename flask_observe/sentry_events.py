@@ -68,9 +68,10 @@ class PendingEvent:
     #: The client active in the request (fork-checked).
     client: BaseClient
     #: Forks of the request's isolation and current scopes (user, tags, breadcrumbs the
-    #: app set in the request).
-    isolation_scope: Scope
-    current_scope: Scope
+    #: app set in the request); ``None`` where the request thread had none (the worker
+    #: makes a fresh one).
+    isolation_scope: Scope | None
+    current_scope: Scope | None
     #: The app's scrubber, for ``before_send`` outside the app context.
     scrubber: Scrubber
     #: The locals of the traceback's first frame when noted (it may still be running).
@@ -146,15 +147,22 @@ def _apply_head_locals(event: t.Any, pending: PendingEvent, client: BaseClient) 
 def deliver(pending: PendingEvent) -> str | None:
     """Build *pending*'s event and capture it in its scopes; the event id, or ``None``
     when the SDK dropped it (or its client was closed meanwhile)."""
+    from sentry_sdk.scope import Scope
+    from sentry_sdk.scope import ScopeType
     from sentry_sdk.scope import use_isolation_scope
     from sentry_sdk.scope import use_scope
 
     client = pending.client
     if not client.is_active():
         return None
+    isolation = pending.isolation_scope
+    if isolation is None:
+        isolation = Scope(ty=ScopeType.ISOLATION)
     scope = pending.current_scope
+    if scope is None:
+        scope = Scope(ty=ScopeType.CURRENT)
     scope.set_client(client)
-    with use_isolation_scope(pending.isolation_scope), use_scope(scope):
+    with use_isolation_scope(isolation), use_scope(scope):
         with scrubbing_for(pending.scrubber):
             event, hint = build_event(pending)
             for key, value in pending.tags.items():

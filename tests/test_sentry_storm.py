@@ -261,6 +261,31 @@ def test_last_event_id_still_answers_in_the_request(receiver: EnvelopeReceiver) 
     assert [e["event_id"] for e in receiver.wait_for_events(1)] == [response.json["sentry"]]  # type: ignore[index]
 
 
+def test_the_apps_scope_data_goes_with_the_event_and_nothing_set_after(
+    receiver: EnvelopeReceiver,
+) -> None:
+    """Tags and user the app set in the request before the error are in the event built
+    on the worker; a tag set after the capture (in the app's own 500 handler) is not."""
+    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn)
+
+    @app.get("/tagged")
+    def tagged() -> str:
+        sentry_sdk.set_tag("tenant", "acme")
+        sentry_sdk.set_user({"id": "42"})
+        raise RuntimeError("tagged")
+
+    @app.errorhandler(500)
+    def own_500(error: Exception) -> tuple[str, int]:
+        sentry_sdk.set_tag("late", "yes")
+        return "sorry", 500
+
+    assert app.test_client().get("/tagged").status_code == 500
+    flush()
+    event = receiver.wait_for_events(1)[0]
+    assert event["tags"]["tenant"] == "acme" and event["user"] == {"id": "42"}
+    assert "late" not in event["tags"]
+
+
 # --- throttle ----------------------------------------------------------------------------
 
 
