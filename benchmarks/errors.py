@@ -64,6 +64,7 @@ from flask import Flask  # noqa: E402
 from werkzeug.test import EnvironBuilder  # noqa: E402
 
 from benchmarks.overhead import run_once  # noqa: E402
+from benchmarks.overhead import serving_process  # noqa: E402
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -168,18 +169,7 @@ def receiver_dsn() -> str:
     """The DSN of a Sentry stand-in in its own process (started once per run): its work
     is not this process's."""
     if not _receiver:
-        command = [sys.executable, "-c", RECEIVER_SCRIPT]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        assert process.stdout is not None
-        port = int(process.stdout.readline())
-
-        def close() -> None:
-            process.terminate()
-            process.wait()
-            assert process.stdout is not None
-            process.stdout.close()
-
-        CLOSERS.append(close)
+        port = serving_process(RECEIVER_SCRIPT, CLOSERS)
         _receiver.append(f"http://public@127.0.0.1:{port}/1")
     return _receiver[0]
 

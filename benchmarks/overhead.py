@@ -158,23 +158,14 @@ def runtime_only() -> WSGIApplication:
 # --- metrics configurations (Metrics issue): add below this line ---
 
 
-def _udp_receiver() -> tuple[int, t.Callable[[], None]]:
-    """A loopback UDP receiver in its own process, draining what it gets, as a statsd
-    daemon would (the kernel wakes it; the sender pays for that). Returns its port and
-    a function that stops it."""
+def serving_process(script: str, closers: list[t.Callable[[], None]]) -> int:
+    """Run ``python -c script`` in its own process, so that its work is not this
+    process's; the script prints the port it serves on, then serves. Returns the port
+    and adds a function that stops the process to *closers*."""
     import subprocess
 
-    drain = (
-        "import socket, sys\n"
-        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-        "s.bind(('127.0.0.1', 0))\n"
-        "print(s.getsockname()[1], flush=True)\n"
-        "while True:\n"
-        "    s.recv(65535)\n"
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-c", drain], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
-    )
+    command = [sys.executable, "-c", script]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
     assert process.stdout is not None
     port = int(process.stdout.readline())
 
@@ -184,8 +175,20 @@ def _udp_receiver() -> tuple[int, t.Callable[[], None]]:
         assert process.stdout is not None
         process.stdout.close()
 
-    RECEIVERS.append(close)
-    return port, close
+    closers.append(close)
+    return port
+
+
+#: A loopback UDP receiver draining what it gets, as a statsd daemon would (the kernel
+#: wakes it; the sender pays for that).
+UDP_DRAIN_SCRIPT = (
+    "import socket, sys\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "s.bind(('127.0.0.1', 0))\n"
+    "print(s.getsockname()[1], flush=True)\n"
+    "while True:\n"
+    "    s.recv(65535)\n"
+)
 
 
 #: Closers of the benchmark's UDP receivers, called when the run ends.
@@ -220,7 +223,7 @@ def statsd_config(port: int, **config: object) -> dict[str, object]:
 def metrics_udp() -> WSGIApplication:
     from flask_observe import Observe
 
-    port, _ = _udp_receiver()
+    port = serving_process(UDP_DRAIN_SCRIPT, RECEIVERS)
     app = trivial_app(**statsd_config(port))
     Observe(app)
     return app
@@ -230,7 +233,7 @@ def metrics_udp() -> WSGIApplication:
 def metrics_tags() -> WSGIApplication:
     from flask_observe import Observe
 
-    port, _ = _udp_receiver()
+    port = serving_process(UDP_DRAIN_SCRIPT, RECEIVERS)
     app = trivial_app(
         **statsd_config(port, OBSERVE_STATSD_TAGS="dogstatsd", OBSERVE_STATSD_SAMPLE_RATE=0.5)
     )
