@@ -63,6 +63,7 @@ if str(ROOT) not in sys.path:
 from flask import Flask  # noqa: E402
 from werkzeug.test import EnvironBuilder  # noqa: E402
 
+from benchmarks.overhead import confine_flask_integration  # noqa: E402
 from benchmarks.overhead import run_once  # noqa: E402
 from benchmarks.overhead import serving_process  # noqa: E402
 
@@ -245,9 +246,6 @@ def sentry_flask() -> WSGIApplication:
     import logging
 
     import sentry_sdk
-    from flask import got_request_exception
-    from flask import request_started
-    from sentry_sdk.integrations import flask as sentry_flask_module
     from sentry_sdk.scope import use_isolation_scope
 
     original_call = Flask.__call__
@@ -265,12 +263,7 @@ def sentry_flask() -> WSGIApplication:
         logging.Logger.callHandlers = original_handlers  # type: ignore[method-assign]
     patched_call, patched_handlers = _PATCHED["call"], _PATCHED["handlers"]
     app = raising_app()
-    for signal, receiver in (
-        (request_started, sentry_flask_module._request_started),
-        (got_request_exception, sentry_flask_module._capture_exception),
-    ):
-        signal.disconnect(receiver)
-        signal.connect(receiver, app)
+    confine_flask_integration(app)
     scope = sentry_sdk.get_isolation_scope().fork()
     scope.set_client(client)
     SETTLERS["sentry_flask"] = lambda: client.flush(timeout=30)
@@ -403,17 +396,6 @@ def instructions(names: list[str], low: int, high: int) -> dict[str, float]:
 
 # --- load (gunicorn + wrk) ---------------------------------------------------------------
 
-RAISE_ONE_IN_TEN_LUA = """
-counter = 0
-request = function()
-  counter = counter + 1
-  if counter % 10 == 0 then
-    return wrk.format("GET", "/order")
-  end
-  return wrk.format("GET", "/ok")
-end
-"""
-
 
 def load_app(mode: str = "sentry-off") -> Flask:
     """The app gunicorn serves in ``--load`` (``benchmarks.errors:load_app("...")``):
@@ -460,6 +442,7 @@ def load(seconds: int, rounds: int = 1) -> dict[str, t.Any]:
     from tests.sentry_receiver import EnvelopeReceiver
 
     results: dict[str, list[load_bench.WrkResult]] = {mode: [] for mode in LOAD_MODES}
+    script = load_bench.raise_one_in_ten("/ok", "/order")
     with EnvelopeReceiver() as receiver:
         os.environ["BENCH_SENTRY_DSN"] = receiver.dsn
         try:
@@ -468,9 +451,7 @@ def load(seconds: int, rounds: int = 1) -> dict[str, t.Any]:
                     with load_bench.gunicorn(
                         {}, workers=4, preload=True, app=f'benchmarks.errors:load_app("{mode}")'
                     ) as url:
-                        results[mode].append(
-                            load_bench.run_wrk(f"{url}/", seconds, script=RAISE_ONE_IN_TEN_LUA)
-                        )
+                        results[mode].append(load_bench.run_wrk(f"{url}/", seconds, script=script))
             before = len(receiver.events)
             with load_bench.gunicorn(
                 {}, workers=4, preload=True, app='benchmarks.errors:load_app("sentry")'

@@ -65,16 +65,22 @@ PREFIX = "load"
 #: The demo's list endpoint, as the statsd daemon names its response counter.
 ITEMS_COUNTER = f"{PREFIX}.response.api.list_items.GET.200"
 
-RAISE_SHARE_LUA = """
+
+def raise_one_in_ten(ok_path: str, error_path: str) -> str:
+    """A wrk Lua script requesting *error_path* every tenth request, *ok_path* else."""
+    return f"""
 counter = 0
 request = function()
   counter = counter + 1
   if counter % 10 == 0 then
-    return wrk.format("GET", "/api/boom")
+    return wrk.format("GET", "{error_path}")
   end
-  return wrk.format("GET", "/api/items")
+  return wrk.format("GET", "{ok_path}")
 end
 """
+
+
+RAISE_SHARE_LUA = raise_one_in_ten("/api/items", "/api/boom")
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
