@@ -1,9 +1,13 @@
 """Client-side aggregation: statsd counters summed per name and timers kept as bounded
 samples per name, sent as one batch per flush interval instead of one line per event.
 
-The request path hands over one request with a dictionary look-up and a list append,
-done by the middleware itself (:attr:`Aggregator.requests`; no lock: both are atomic,
-and a flush takes only the samples it saw). Counters from
+The request path hands over one request with a dictionary look-up by endpoint, a scan
+of that endpoint's few (method, status line) slots and a list append, done by the
+middleware itself (:attr:`Aggregator.requests`; no lock: each step is atomic, and a
+flush takes only the samples it saw). The table is bounded: at most
+:data:`TABLE_ENDPOINTS` endpoints with :data:`ENDPOINT_SLOTS` slots each; requests
+beyond it (a client inventing methods, an app inventing status lines) are aggregated
+under their metric names, which are bounded too. Counters from
 the app (:func:`flask_observe.metrics.incr`) and timers from the app are added under a
 lock. Each flush (:meth:`Aggregator.drain`) turns what accumulated into lines:
 
@@ -39,8 +43,34 @@ if t.TYPE_CHECKING:
 #: later ones are only counted. Bounds the memory between two flushes.
 COLLECTED = 4096
 
+#: Most endpoints in :attr:`Aggregator.requests` (an app has as many as its rules).
+TABLE_ENDPOINTS = 1024
+
+#: Most (method, status line) slots per endpoint in :attr:`Aggregator.requests`.
+ENDPOINT_SLOTS = 16
+
 #: A request as the request path hands it over: endpoint, method and status line.
 RequestKey = tuple[str | None, str, str | None]
+
+#: One slot of an endpoint in :attr:`Aggregator.requests`: method, status line and the
+#: durations in seconds since the last flush.
+RequestSlot = tuple[str, str | None, list[float]]
+
+
+def find_samples(
+    slots: list[RequestSlot] | None, method: str, status: str | None
+) -> list[float] | None:
+    """The durations list of (*method*, *status*) among an endpoint's *slots*, if any.
+
+    Comparing a request's method and status line with the few slots of its endpoint
+    costs less than hashing them: both are new strings on every request, while the
+    endpoint is the rule's own string, whose hash is kept.
+    """
+    if slots is not None:
+        for slot_method, slot_status, samples in slots:
+            if slot_status == status and slot_method == method:
+                return samples
+    return None
 
 
 class TimerSeries(t.NamedTuple):
@@ -98,10 +128,10 @@ def format_exact_rate(rate: float) -> str:
 class Aggregator:
     """Counters and timer samples of one statsd client, accumulated between flushes.
 
-    Thread-safe. :attr:`requests` is the request path's table: a request whose key is
-    already there appends its duration to the list (when the list is shorter than
-    :data:`COLLECTED`) without taking the lock; anything else goes through
-    :meth:`add_request`.
+    Thread-safe. :attr:`requests` is the request path's table: a request whose
+    endpoint, method and status line are already there appends its duration to that
+    slot's list (when the list is shorter than :attr:`collected`) without taking the
+    lock (see :func:`find_samples`); anything else goes through :meth:`add_request`.
 
     :param max_samples: the most timer values sent per timer (and request key) per flush.
     :param describe: the metric names of a request key.
@@ -116,24 +146,41 @@ class Aggregator:
         #: Values collected per list before they are only counted.
         self.collected = max(COLLECTED, max_samples)
         self.describe = describe
-        #: Request durations in seconds per request key, since the last flush. Lists
-        #: are emptied in place by a flush, never replaced, so that the request path
-        #: can append without the lock.
-        self.requests: dict[RequestKey, list[float]] = {}
+        #: Request durations in seconds since the last flush: per endpoint, a list of
+        #: (method, status line, durations) slots. Slots are only ever added (under
+        #: the lock) and their lists are emptied in place by a flush, never replaced,
+        #: so that the request path can read and append without the lock.
+        self.requests: dict[str | None, list[RequestSlot]] = {}
         self._lock = threading.Lock()
         self._request_extra: dict[RequestKey, int] = {}
+        #: Requests that found no room in :attr:`requests`, by metric names.
+        self._overflow: dict[RequestNames, list[float]] = {}
+        self._overflow_extra: dict[RequestNames, int] = {}
         self._counters: dict[str, float] = {}
         self._timers: dict[TimerSeries, list[float]] = {}
         self._timer_extra: dict[TimerSeries, int] = {}
 
     def add_request(self, key: RequestKey, seconds: float) -> None:
-        """Add one request's duration: a new key, or a full list (then only counted)."""
+        """Add one request's duration: a new key (a new slot while the table has room,
+        else under its metric names), or a full list (then only counted)."""
+        endpoint, method, status = key
         with self._lock:
-            samples = self.requests.get(key)
-            if samples is None:
-                self.requests[key] = [seconds]
-            else:
+            slots = self.requests.get(endpoint)
+            samples = find_samples(slots, method, status)
+            if samples is not None:
                 self._sample(samples, seconds, self._request_extra, key)
+                return
+            if slots is None and len(self.requests) < TABLE_ENDPOINTS:
+                slots = self.requests[endpoint] = []
+            if slots is not None and len(slots) < ENDPOINT_SLOTS:
+                slots.append((method, status, [seconds]))
+                return
+            names = self.describe(key)
+            samples = self._overflow.get(names)
+            if samples is None:
+                self._overflow[names] = [seconds]
+            else:
+                self._sample(samples, seconds, self._overflow_extra, names)
 
     def count(self, template: str, value: float) -> None:
         """Add *value* to the counter whose line is ``template % value``."""
@@ -162,19 +209,27 @@ class Aggregator:
         """Take everything accumulated since the last call and return it as lines."""
         with self._lock:
             taken: list[tuple[RequestKey, list[float]]] = []
-            for key, samples in self.requests.copy().items():
-                size = len(samples)
-                if size:
-                    taken.append((key, samples[:size]))
-                    del samples[:size]  # appends made meanwhile stay for the next flush
+            for endpoint, slots in self.requests.items():
+                for method, status, samples in slots:
+                    size = len(samples)
+                    if size:
+                        taken.append(((endpoint, method, status), samples[:size]))
+                        del samples[:size]  # appends made meanwhile stay for the next flush
             request_extra, self._request_extra = self._request_extra, {}
+            overflow, self._overflow = self._overflow, {}
+            overflow_extra, self._overflow_extra = self._overflow_extra, {}
             counters, self._counters = self._counters, {}
             timers, self._timers = self._timers, {}
             timer_extra, self._timer_extra = self._timer_extra, {}
+        requests = [
+            (self.describe(key), seconds, request_extra.get(key, 0)) for key, seconds in taken
+        ]
+        requests += [
+            (names, seconds, overflow_extra.get(names, 0)) for names, seconds in overflow.items()
+        ]
         grouped: dict[TimerSeries, dict[int, list[float]]] = {}
-        for key, seconds in taken:
-            names = self.describe(key)
-            total = len(seconds) + request_extra.get(key, 0)
+        for names, seconds, extra in requests:
+            total = len(seconds) + extra
             counters[names.counter] = counters.get(names.counter, 0) + total
             self._weigh(seconds, total, grouped.setdefault(names.timer, {}), 1000.0)
         for series, ms in timers.items():
@@ -220,6 +275,8 @@ class Aggregator:
         self._lock = threading.Lock()
         self.requests.clear()
         self._request_extra = {}
+        self._overflow = {}
+        self._overflow_extra = {}
         self._counters = {}
         self._timers = {}
         self._timer_extra = {}

@@ -27,6 +27,7 @@ import typing as t
 from time import perf_counter
 
 from .aggregation import Aggregator
+from .aggregation import find_samples
 from .aggregation import RequestNames
 from .aggregation import TimerSeries
 from .containment import warn_limited
@@ -51,6 +52,7 @@ if t.TYPE_CHECKING:
     from flask import Flask
 
     from .aggregation import RequestKey
+    from .aggregation import RequestSlot
     from .naming import Tags
     from .record import RequestRecord
     from .state import FinishHook
@@ -196,8 +198,8 @@ def request_hook(state: ObserveState) -> RequestHook | None:
     return _line_hook(metrics, metrics.client)
 
 
-def request_table(state: ObserveState) -> dict[RequestKey, list[float]] | None:
-    """The aggregator's per-key table, for the middleware to append a record-less
+def request_table(state: ObserveState) -> dict[str | None, list[RequestSlot]] | None:
+    """The aggregator's table of slots per endpoint, for the middleware to append a record-less
     request's duration to itself (a key already there, a list not full) instead of
     calling the request hook: when requests are aggregated with every one counted (no
     sample rate). ``None`` when the hook must see each request.
@@ -296,12 +298,11 @@ def _aggregating_hook(
     ) -> None:
         if sampled and rand() >= rate:
             return
-        key = (endpoint, method, status)
-        samples = get(key)
+        samples = find_samples(get(endpoint), method, status)
         if samples is not None and len(samples) < limit:
             samples.append(seconds)
         else:
-            add_request(key, seconds)
+            add_request((endpoint, method, status), seconds)
             start()
         if record is not None and (record.exception is not None or record.timers):
             _aggregate_extras(metrics, record)

@@ -45,6 +45,7 @@ if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
     from flask import Response
 
+    from .aggregation import RequestSlot
     from .state import FinishHook
     from .state import RequestHook
 
@@ -99,11 +100,12 @@ class ObserveMiddleware:
     :param request_hook: called once per finished request, before the finish hooks,
         with its endpoint, method, status line, duration in seconds and record (``None``
         when the request made none).
-    :param request_table: with *request_hook*, a table of lists keyed by ``(endpoint,
-        method, status line)``: a request that made no record and whose key is there
-        appends its duration in seconds to the list itself, while the list holds fewer
-        than *table_size*; any other request goes to the hook. The table's owner empties
-        the lists in place.
+    :param request_table: with *request_hook*, a table of (method, status line,
+        durations) slots per endpoint (:attr:`Aggregator.requests
+        <flask_observe.aggregation.Aggregator.requests>`): a request that made no record
+        and whose slot is there appends its duration in seconds to the slot's list
+        itself, while the list holds fewer than *table_size*; any other request goes to
+        the hook. The table's owner adds the slots and empties the lists in place.
     :param table_size: the most durations the middleware leaves in a list of
         *request_table*.
     :param startup_checks: called before the first request is served; one that raises
@@ -124,7 +126,7 @@ class ObserveMiddleware:
         exclude_paths: t.Iterable[str] = (),
         finish_hooks: t.Iterable[FinishHook] = (),
         request_hook: RequestHook | None = None,
-        request_table: dict[tuple[str | None, str, str | None], list[float]] | None = None,
+        request_table: dict[str | None, list[RequestSlot]] | None = None,
         table_size: int = 0,
         startup_checks: t.Iterable[t.Callable[[], None]] = (),
     ) -> None:
@@ -274,11 +276,15 @@ class ObserveMiddleware:
                             outcome = False
                             method = request.method
                             table = self.request_table
-                            if table is not None:
-                                samples = table.get((endpoint, method, status))
-                                if samples is not None and len(samples) < self._table_size:
-                                    samples.append(elapsed)
-                                    return start_response(status, headers, exc_info)
+                            if table is not None:  # find_samples(), inlined
+                                slots = table.get(endpoint)
+                                if slots is not None:
+                                    for slot_method, slot_status, samples in slots:
+                                        if slot_status == status and slot_method == method:
+                                            if len(samples) < self._table_size:
+                                                samples.append(elapsed)
+                                                return start_response(status, headers, exc_info)
+                                            break
                             hook(endpoint, method, status, elapsed, None)
                             return start_response(status, headers, exc_info)
                         record = environ[ENVIRON_KEY] = RequestRecord()

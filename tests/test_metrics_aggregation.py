@@ -11,11 +11,15 @@ from decimal import Decimal
 
 import pytest
 from flask import Flask
+from flask import request
 
+from flask_observe import aggregation
 from flask_observe import ConfigError
 from flask_observe import metrics
 from flask_observe import Observe
 from flask_observe import timed
+from flask_observe.aggregation import Aggregator
+from flask_observe.aggregation import ENDPOINT_SLOTS
 from flask_observe.aggregation import format_exact_rate
 from flask_observe.aggregation import power_weights
 from flask_observe.extension import get_state
@@ -340,11 +344,107 @@ def test_known_keys_are_appended_by_the_middleware_without_the_hook(
     assert calls == [("index", "GET", "200 OK")]
     aggregator = get_state(app).metrics.aggregator  # type: ignore[union-attr]
     assert aggregator is not None
-    assert [len(samples) for samples in aggregator.requests.values()] == [5]
+    assert _slots(aggregator) == [("index", "GET", "200 OK", 5)]
     flush(app)
     lines = udp.wait_for(6)
     assert counter_total(lines, "response.index.GET.200") == 5
     assert timer_count(lines, "request.index.GET") == 5
+
+
+def _slots(aggregator: Aggregator) -> list[tuple[str | None, str, str | None, int]]:
+    """The request table as (endpoint, method, status line, durations held)."""
+    return [
+        (endpoint, method, status, len(samples))
+        for endpoint, slots in aggregator.requests.items()
+        for method, status, samples in slots
+    ]
+
+
+def test_every_slot_of_an_endpoint_is_found_by_the_middleware(
+    metrics_app: MetricsAppFactory, udp: UdpReceiver
+) -> None:
+    """An endpoint answering several methods and statuses has one slot per pair; the
+    middleware finds each of them, not only the first."""
+    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
+
+    @app.route("/", methods=["GET", "POST"])
+    def index() -> tuple[str, int]:
+        return "ok", 201 if request.method == "POST" else 200
+
+    @app.get("/other")
+    def other() -> str:
+        return "ok"
+
+    calls = _counting_hook(app)
+    client = app.test_client()
+    for _ in range(4):
+        client.get("/", buffered=True)
+        client.post("/", buffered=True)
+        client.get("/other", buffered=True)
+    assert calls == [("index", "GET", "200 OK"), ("index", "POST", "201 CREATED"),
+                     ("other", "GET", "200 OK")]  # fmt: skip
+    aggregator = get_state(app).metrics.aggregator  # type: ignore[union-attr]
+    assert aggregator is not None
+    assert _slots(aggregator) == [
+        ("index", "GET", "200 OK", 4), ("index", "POST", "201 CREATED", 4),
+        ("other", "GET", "200 OK", 4),
+    ]  # fmt: skip
+    flush(app)
+    lines = udp.wait_for(15)
+    assert counter_total(lines, "response.index.GET.200") == 4
+    assert counter_total(lines, "response.index.POST.201") == 4
+    assert timer_count(lines, "request.index.POST") == 4
+
+
+def test_invented_methods_and_status_lines_keep_the_table_bounded(
+    metrics_app: MetricsAppFactory, udp: UdpReceiver
+) -> None:
+    """Clients inventing methods (and an app inventing status lines) cannot grow the
+    table: past :data:`ENDPOINT_SLOTS` per endpoint, requests are aggregated under
+    their metric names, which are bounded, and every one is still counted."""
+    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
+
+    @app.get("/")
+    def index() -> tuple[str, str]:
+        return "ok", f"299 MADE UP {request.args['n']}"
+
+    client = app.test_client()
+    invented = 3 * ENDPOINT_SLOTS
+    for number in range(invented):
+        assert client.open("/", method=f"M{number}", buffered=True).status_code == 405
+        assert client.get(f"/?n={number}", buffered=True).status_code == 299
+    aggregator = get_state(app).metrics.aggregator  # type: ignore[union-attr]
+    assert aggregator is not None
+    slots = _slots(aggregator)
+    assert len([slot for slot in slots if slot[0] is None]) == ENDPOINT_SLOTS
+    assert len([slot for slot in slots if slot[0] == "index"]) == ENDPOINT_SLOTS
+    flush(app)
+    lines = udp.wait_for(2 * invented + 2)
+    assert counter_total(lines, "response._unmatched._OTHER.405") == invented
+    assert counter_total(lines, "response.index.GET.299") == invented
+    assert timer_count(lines, "request.index.GET") == invented
+    assert timer_count(lines, "request._unmatched._OTHER") == invented
+
+
+def test_a_full_table_sends_new_endpoints_to_the_overflow(
+    metrics_app: MetricsAppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aggregation, "TABLE_ENDPOINTS", 2)
+    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
+    for number in range(4):
+        app.add_url_rule(f"/{number}", f"page{number}", lambda: "ok")
+    client = app.test_client()
+    for _ in range(3):
+        for number in range(4):
+            client.get(f"/{number}", buffered=True)
+    aggregator = get_state(app).metrics.aggregator  # type: ignore[union-attr]
+    assert aggregator is not None
+    assert [slot[0] for slot in _slots(aggregator)] == ["page0", "page1"]
+    flush(app)
+    lines = udp.wait_for(16)
+    for number in range(4):
+        assert counter_total(lines, f"response.page{number}.GET.200") == 3
+        assert timer_count(lines, f"request.page{number}.GET") == 3
 
 
 def test_a_full_list_sends_requests_to_the_hook_and_all_are_counted(
