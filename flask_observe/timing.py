@@ -203,6 +203,7 @@ class ObserveMiddleware:
         environ[START_KEY] = start
         runtime_on = self._runtime
         timing_on = self._server_timing
+        wsgi_app = self.wsgi_app  # an instance attribute: self.wsgi_app() is not specialised
 
         def timed_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
@@ -227,7 +228,7 @@ class ObserveMiddleware:
                 warn_limited("headers", "Flask-Observe could not add its headers", exc_info=True)
             return start_response(status, headers, exc_info)
 
-        return self.wsgi_app(environ, timed_start_response)
+        return wsgi_app(environ, timed_start_response)
 
     def _measured(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Timing headers and the request hook: a response with a ``Content-Length`` is
@@ -242,7 +243,7 @@ class ObserveMiddleware:
                 return self._observe(environ, start_response)
         start = perf_counter()
         environ[START_KEY] = start
-        hook = self.request_hook
+        wsgi_app = self.wsgi_app  # an instance attribute: self.wsgi_app() is not specialised
         #: None: not started; False: handed over; a record: ends when the body closes.
         outcome: RequestRecord | t.Literal[False] | None = None
 
@@ -264,7 +265,7 @@ class ObserveMiddleware:
                                     sized = False
                                     break
                         request = environ.get("werkzeug.request")
-                        if sized and request is not None and hook is not None:
+                        if sized and request is not None:
                             rule = request.url_rule
                             endpoint = rule.endpoint if rule is not None else None
                             elapsed = now - start
@@ -285,7 +286,9 @@ class ObserveMiddleware:
                                                 samples.append(elapsed)
                                                 return start_response(status, headers, exc_info)
                                             break
-                            hook(endpoint, method, status, elapsed, None)
+                            hook = self.request_hook
+                            if hook is not None:
+                                hook(endpoint, method, status, elapsed, None)
                             return start_response(status, headers, exc_info)
                         record = environ[ENVIRON_KEY] = RequestRecord()
                         record.start = start
@@ -303,7 +306,7 @@ class ObserveMiddleware:
             return start_response(status, headers, exc_info)
 
         try:
-            body = self.wsgi_app(environ, measured_start_response)
+            body = wsgi_app(environ, measured_start_response)
         except BaseException:
             # Only with PROPAGATE_EXCEPTIONS (testing, debug): the server answers 500.
             if outcome is not False:
