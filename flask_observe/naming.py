@@ -57,7 +57,9 @@ def clean_part(part: str, *, limit: int = MAX_PART) -> str:
 
 
 def clean_method(method: str) -> str:
-    """The method name part: one of :data:`STANDARD_METHODS` or :data:`OTHER_METHOD`."""
+    """The method name part: one of :data:`STANDARD_METHODS` or :data:`OTHER_METHOD`,
+    upper-cased first, as Werkzeug does for ``request.method``."""
+    method = method.upper()
     return method if method in STANDARD_METHODS else OTHER_METHOD
 
 

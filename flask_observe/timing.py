@@ -275,7 +275,10 @@ class ObserveMiddleware:
                                 value = "app;dur=%.3f" % (elapsed * 1000.0)
                                 headers.append(("Server-Timing", value))
                             outcome = False
-                            method = request.method
+                            # What request.method is made of, without its attribute
+                            # look-up (not specialised: Werkzeug's cached properties
+                            # give the request a real __dict__); names upper-case it.
+                            method = environ.get("REQUEST_METHOD", "GET")
                             table = self.request_table
                             if table is not None:  # find_samples(), inlined
                                 slots = table.get(endpoint)

@@ -12,6 +12,8 @@ from decimal import Decimal
 import pytest
 from flask import Flask
 from flask import request
+from werkzeug.test import EnvironBuilder
+from werkzeug.test import run_wsgi_app
 
 from flask_observe import aggregation
 from flask_observe import ConfigError
@@ -424,6 +426,28 @@ def test_invented_methods_and_status_lines_keep_the_table_bounded(
     assert counter_total(lines, "response.index.GET.299") == invented
     assert timer_count(lines, "request.index.GET") == invented
     assert timer_count(lines, "request._unmatched._OTHER") == invented
+
+
+def test_a_method_sent_in_lower_case_is_named_as_werkzeug_reads_it(
+    metrics_app: MetricsAppFactory, udp: UdpReceiver
+) -> None:
+    """The middleware takes the method from the environ (as ``request.method`` does,
+    before Werkzeug upper-cases it); ``get`` and ``GET`` are one metric name."""
+    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
+    app.add_url_rule("/", "index", lambda: request.method)
+    bodies = []
+    for method in ("GET", "get", "get", "GET"):
+        environ = EnvironBuilder(path="/").get_environ()
+        environ["REQUEST_METHOD"] = method
+        body, status, _ = run_wsgi_app(app, environ, buffered=True)
+        assert status == "200 OK"
+        bodies.append(b"".join(body))
+    assert bodies == [b"GET"] * 4
+    flush(app)
+    lines = udp.wait_for(5)
+    assert counter_total(lines, "response.index.GET.200") == 4
+    assert timer_count(lines, "request.index.GET") == 4
+    assert not [line for line in lines if "_OTHER" in line]
 
 
 def test_a_full_table_sends_new_endpoints_to_the_overflow(
