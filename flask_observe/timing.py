@@ -136,6 +136,8 @@ class ObserveMiddleware:
         self._prefixes = tuple(p[:-1] for p in paths if p.endswith("*"))
         self._runtime = runtime_header
         self._server_timing = server_timing
+        #: Both headers: the common case, appended in one step.
+        self._both = runtime_header and server_timing
         self._check_paths = bool(paths)
         #: The finish hooks, run in order by :meth:`finish`.
         self.finish_hooks: tuple[FinishHook, ...] = tuple(finish_hooks)
@@ -143,6 +145,7 @@ class ObserveMiddleware:
         self.request_hook = request_hook
         #: Where the record-less path appends durations itself (see *request_table*).
         self.request_table = request_table if request_hook is not None else None
+        self._slots = self.request_table if self.request_table is not None else {}
         self._table_size = table_size
         self._startup_checks = tuple(startup_checks)
         self._pending_checks = bool(self._startup_checks)
@@ -201,8 +204,6 @@ class ObserveMiddleware:
                 return self._observe(environ, start_response)
         start = perf_counter()
         environ[START_KEY] = start
-        runtime_on = self._runtime
-        timing_on = self._server_timing
         wsgi_app = self.wsgi_app  # an instance attribute: self.wsgi_app() is not specialised
 
         def timed_start_response(
@@ -215,13 +216,16 @@ class ObserveMiddleware:
                     elapsed = now - start
                     for name, _ in headers:
                         if len(name) in _OUR_LENGTHS and name.lower() in _OUR_NAMES:
-                            _add_timing_headers((), elapsed, headers, runtime_on, timing_on)
+                            self._add_headers(headers, elapsed)  # merged with the view's
                             break
                     else:
-                        if runtime_on:
-                            headers.append(("X-Runtime", "%0.6f" % elapsed))
-                        if timing_on:
-                            headers.append(("Server-Timing", "app;dur=%.3f" % (elapsed * 1000.0)))
+                        if self._both:
+                            headers += (
+                                ("X-Runtime", "%0.6f" % elapsed),
+                                ("Server-Timing", "app;dur=%.3f" % (elapsed * 1000.0)),
+                            )
+                        else:
+                            self._add_headers(headers, elapsed)
                 elif record.headers_at is None:  # not again when called with exc_info
                     self._start_record(record, environ, status, headers, now)
             except Exception:
@@ -269,37 +273,37 @@ class ObserveMiddleware:
                             rule = request.url_rule
                             endpoint = rule.endpoint if rule is not None else None
                             elapsed = now - start
-                            if self._runtime:
-                                headers.append(("X-Runtime", "%0.6f" % elapsed))
-                            if self._server_timing:
-                                value = "app;dur=%.3f" % (elapsed * 1000.0)
-                                headers.append(("Server-Timing", value))
+                            if self._both:
+                                headers += (
+                                    ("X-Runtime", "%0.6f" % elapsed),
+                                    ("Server-Timing", "app;dur=%.3f" % (elapsed * 1000.0)),
+                                )
+                            else:
+                                self._add_headers(headers, elapsed)
                             outcome = False
                             # What request.method is made of, without its attribute
                             # look-up (not specialised: Werkzeug's cached properties
                             # give the request a real __dict__); names upper-case it.
                             method = environ.get("REQUEST_METHOD", "GET")
-                            table = self.request_table
-                            if table is not None:  # find_samples(), inlined
-                                slots = table.get(endpoint)
-                                if slots is not None:
-                                    for slot_method, slot_status, samples in slots:
-                                        if slot_status == status and slot_method == method:
-                                            if len(samples) < self._table_size:
-                                                samples.append(elapsed)
-                                                return start_response(status, headers, exc_info)
-                                            break
-                            hook = self.request_hook
-                            if hook is not None:
-                                hook(endpoint, method, status, elapsed, None)
-                            return start_response(status, headers, exc_info)
-                        record = environ[ENVIRON_KEY] = RequestRecord()
-                        record.start = start
-                    outcome = record
-                    if self._start_record(record, environ, status, headers, now):
-                        outcome = False
-                        record.end = now
-                        self.finish(record)
+                            samples = None  # find_samples(), inlined
+                            for slot_method, slot_status, slot_samples in self._slots.get(
+                                endpoint, ()
+                            ):
+                                if slot_status == status and slot_method == method:
+                                    samples = slot_samples
+                                    break
+                            if samples is not None and len(samples) < self._table_size:
+                                samples.append(elapsed)
+                            else:
+                                self._hand_over(endpoint, method, status, elapsed)
+                        else:
+                            outcome = self._start_new_record(environ, status, headers, now, start)
+                    else:
+                        outcome = record
+                        if self._start_record(record, environ, status, headers, now):
+                            outcome = False
+                            record.end = now
+                            self.finish(record)
                 except Exception:
                     warn_limited(
                         "headers", "Flask-Observe could not add its headers", exc_info=True
@@ -323,6 +327,35 @@ class ObserveMiddleware:
         if outcome is None:  # the app starts the response while its body is iterated
             outcome = self._record(environ, start)
         return _ObservedBody(body, self.finish, outcome)
+
+    def _hand_over(self, endpoint: str | None, method: str, status: str, seconds: float) -> None:
+        """Give a record-less request to the request hook (a new slot, a full list)."""
+        hook = self.request_hook
+        if hook is not None:
+            hook(endpoint, method, status, seconds, None)
+
+    def _start_new_record(
+        self,
+        environ: WSGIEnvironment,
+        status: str,
+        headers: list[tuple[str, str]],
+        now: float,
+        start: float,
+    ) -> RequestRecord | t.Literal[False]:
+        """Make the record of a response that the measured path cannot hand over as it
+        starts (a stream, headers to merge) and start it; ``False`` when it is complete
+        at once and has been finished."""
+        record = environ[ENVIRON_KEY] = RequestRecord()
+        record.start = start
+        if self._start_record(record, environ, status, headers, now):
+            record.end = now
+            self.finish(record)
+            return False
+        return record
+
+    def _add_headers(self, headers: list[tuple[str, str]], elapsed: float) -> None:
+        """Add the enabled timing headers, merged with any the view set itself."""
+        _add_timing_headers((), elapsed, headers, self._runtime, self._server_timing)
 
     def _record(self, environ: WSGIEnvironment, start: float) -> RequestRecord:
         """The request's record, made now if nothing asked for one yet."""

@@ -20,6 +20,7 @@ from flask import stream_with_context
 from flask.typing import ResponseReturnValue
 from flask.views import MethodView
 from flask.views import View
+from werkzeug.test import EnvironBuilder
 
 from flask_observe import current_record
 from flask_observe import RequestRecord
@@ -296,6 +297,31 @@ def test_a_failure_while_adding_headers_never_breaks_the_response(
     warnings = [r for r in caplog.records if "could not add its headers" in r.getMessage()]
     assert len(warnings) == 1  # rate-limited
     assert warnings[0].levelno == logging.WARNING
+
+
+@pytest.mark.parametrize("config", PATHS)
+@pytest.mark.parametrize("path", ["/", "/own"])
+def test_the_servers_start_response_is_called_once_and_its_error_propagates(
+    make_app: Callable[..., Flask],
+    caplog: pytest.LogCaptureFixture,
+    config: dict[str, object],
+    path: str,
+) -> None:
+    """Only our own work is contained: a server whose ``start_response`` refuses the
+    response sees its error raised, after one call, on every path of the middleware."""
+    app = make_app(**config)
+    add_routes(app)
+    calls = []
+
+    def refusing_start_response(status: str, headers: list[tuple[str, str]], *args: t.Any) -> None:
+        calls.append(status)
+        raise OSError("client went away")
+
+    environ = EnvironBuilder(path=path).get_environ()
+    with pytest.raises(OSError, match="client went away"):
+        app(environ, refusing_start_response)
+    assert calls == ["200 OK"]
+    assert not [r for r in caplog.records if "could not add its headers" in r.getMessage()]
 
 
 @pytest.mark.parametrize("config", PATHS)
