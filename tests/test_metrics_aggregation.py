@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from flask import Flask
 from flask import request
+from flask import Response
 from werkzeug.test import EnvironBuilder
 from werkzeug.test import run_wsgi_app
 
@@ -407,8 +408,8 @@ def test_invented_methods_and_status_lines_keep_the_table_bounded(
     app = metrics_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
 
     @app.get("/")
-    def index() -> tuple[str, str]:
-        return "ok", f"299 MADE UP {request.args['n']}"
+    def index() -> Response:
+        return Response("ok", status=f"299 MADE UP {request.args['n']}")
 
     client = app.test_client()
     invented = 3 * ENDPOINT_SLOTS

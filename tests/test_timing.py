@@ -313,7 +313,9 @@ def test_the_servers_start_response_is_called_once_and_its_error_propagates(
     add_routes(app)
     calls = []
 
-    def refusing_start_response(status: str, headers: list[tuple[str, str]], *args: t.Any) -> None:
+    def refusing_start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
+    ) -> t.Callable[[bytes], object]:
         calls.append(status)
         raise OSError("client went away")
 
