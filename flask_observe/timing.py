@@ -285,15 +285,15 @@ class ObserveMiddleware:
                             # look-up (not specialised: Werkzeug's cached properties
                             # give the request a real __dict__); names upper-case it.
                             method = environ.get("REQUEST_METHOD", "GET")
-                            samples = None  # find_samples(), inlined
-                            for slot_method, slot_status, slot_samples in self._slots.get(
-                                endpoint, ()
-                            ):
+                            # find_samples(), inlined; a new pair or a full list is
+                            # handed over.
+                            for slot_method, slot_status, samples in self._slots.get(endpoint, ()):
                                 if slot_status == status and slot_method == method:
-                                    samples = slot_samples
+                                    if len(samples) < self._table_size:
+                                        samples.append(elapsed)
+                                    else:
+                                        self._hand_over(endpoint, method, status, elapsed)
                                     break
-                            if samples is not None and len(samples) < self._table_size:
-                                samples.append(elapsed)
                             else:
                                 self._hand_over(endpoint, method, status, elapsed)
                         else:
