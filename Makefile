@@ -49,6 +49,7 @@ demo: venv
 bench: venv services
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/peers.py
+	$(BIN)/python benchmarks/opcodes.py
 	$(BIN)/python benchmarks/memory_panel.py
 	$(BIN)/python benchmarks/load.py
 

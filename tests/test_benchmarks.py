@@ -104,3 +104,15 @@ def test_statsd_flush_interval_is_stretched_under_the_time_scale(
     assert overhead.statsd_config(1)["OBSERVE_STATSD_FLUSH_INTERVAL"] == 0.5
     monkeypatch.setenv(overhead.TIME_SCALE_KEY, str(overhead.VALGRIND_SLOWDOWN))
     assert overhead.statsd_config(1)["OBSERVE_STATSD_FLUSH_INTERVAL"] == 50.0
+
+
+def test_opcode_counts_are_exact_and_name_the_request_path() -> None:
+    """Two runs give the same counts (no layout moves them), and the difference from
+    bare Flask is the middleware's own functions."""
+    first = run_script("benchmarks/opcodes.py", "observe_timing", "--requests", "3")
+    second = run_script("benchmarks/opcodes.py", "observe_timing", "--requests", "3")
+    assert first == second
+    totals = {line.split()[0]: float(line.split()[1]) for line in first.splitlines()[1:3]}
+    assert set(totals) == {"bare", "observe_timing"}
+    assert 0 < totals["bare"] < totals["observe_timing"]
+    assert "timing.py:ObserveMiddleware._timed.<locals>.timed_start_response" in first
