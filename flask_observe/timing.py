@@ -296,14 +296,11 @@ class ObserveMiddleware:
                                     break
                             else:
                                 self._hand_over(endpoint, method, status, elapsed)
-                        else:
-                            outcome = self._start_new_record(environ, status, headers, now, start)
+                        else:  # a stream, or headers to merge: the record path
+                            record = self._record(environ, start)
+                            outcome = self._begin_record(record, environ, status, headers, now)
                     else:
-                        outcome = record
-                        if self._start_record(record, environ, status, headers, now):
-                            outcome = False
-                            record.end = now
-                            self.finish(record)
+                        outcome = self._begin_record(record, environ, status, headers, now)
                 except Exception:
                     warn_limited(
                         "headers", "Flask-Observe could not add its headers", exc_info=True
@@ -334,19 +331,16 @@ class ObserveMiddleware:
         if hook is not None:
             hook(endpoint, method, status, seconds, None)
 
-    def _start_new_record(
+    def _begin_record(
         self,
+        record: RequestRecord,
         environ: WSGIEnvironment,
         status: str,
         headers: list[tuple[str, str]],
         now: float,
-        start: float,
     ) -> RequestRecord | t.Literal[False]:
-        """Make the record of a response that the measured path cannot hand over as it
-        starts (a stream, headers to merge) and start it; ``False`` when it is complete
-        at once and has been finished."""
-        record = environ[ENVIRON_KEY] = RequestRecord()
-        record.start = start
+        """Start *record* as its response starts; ``False`` when the response is
+        complete at once (it has a ``Content-Length``) and the record is finished."""
         if self._start_record(record, environ, status, headers, now):
             record.end = now
             self.finish(record)
