@@ -10,15 +10,16 @@
 
 from __future__ import annotations
 
-import socket
-
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
 from .metrics import MetricsState
 from .naming import UNMATCHED
+from .paths import ExcludedPaths
 from .state import get_state
+from .statsd_client import describe_target
+from .statsd_client import open_socket
 
 observe_cli = AppGroup("observe", help="Flask-Observe: metrics names and statsd check.")
 
@@ -41,11 +42,11 @@ def list_metrics() -> None:
         for method in sorted(rule.methods or ())
     ]
     rows.append(("(no route matched)", UNMATCHED, None))
-    excluded = get_state().config.exclude_paths
+    excluded = ExcludedPaths(get_state().config.exclude_paths)
     for rule, endpoint, method in rows:
         names = metrics.route(endpoint if method is not None else None, method or "GET")
         methods = [names.method] if method is not None else ["<METHOD>"]
-        if method is not None and rule_excluded(rule, excluded):
+        if method is not None and excluded.covers_rule(rule):
             click.echo(f"{method} {rule}  ->  {endpoint}  (not emitting: OBSERVE_EXCLUDE_PATHS)")
             continue
         click.echo(f"{method or '*'} {rule}  ->  {endpoint}")
@@ -67,21 +68,6 @@ def list_metrics() -> None:
         click.echo(f"OBSERVE_STATSD_HOST is not set: metrics are {where}.")
 
 
-def rule_excluded(rule: str, excluded: tuple[str, ...]) -> bool:
-    """Whether every path *rule* matches is in ``OBSERVE_EXCLUDE_PATHS`` (so requests
-    to it emit nothing): the path itself, or the part before its first variable under
-    a ``*`` prefix.
-
-    :param rule: a URL rule, e.g. ``/static/<path:filename>``.
-    :param excluded: the configured paths.
-    """
-    fixed, variable, _ = rule.partition("<")
-    prefixes = [path[:-1] for path in excluded if path.endswith("*")]
-    if not variable and rule in excluded:
-        return True
-    return any(fixed.startswith(prefix) for prefix in prefixes)
-
-
 def _static_prefix(rule: str) -> str:
     return rule.partition("<")[0] + "*"
 
@@ -96,7 +82,7 @@ def check() -> None:
     line = metrics.dialect.line("flask_observe.check", "1", "c")
     protocol = config.statsd_protocol
     host, port = config.statsd_host, config.statsd_port
-    target = f"unix://{host}" if protocol == "unix" else f"{protocol}://{host}:{port}"
+    target = describe_target(protocol, host, port)
     try:
         message = _send_check(protocol, host, port, line.encode("ascii"))
     except OSError as exc:
@@ -106,19 +92,15 @@ def check() -> None:
 
 def _send_check(protocol: str, host: str, port: int, data: bytes) -> str:
     """Send *data* once and describe what is known about its delivery."""
-    if protocol == "unix":
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.settimeout(2.0)
-            sock.sendto(data, host)
-        return "sent to the statsd socket"
-    kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
-    family, _, _, _, address = socket.getaddrinfo(host, port, 0, kind)[0]
-    with socket.socket(family, kind) as sock:
-        sock.settimeout(2.0)
-        sock.connect(address)
+    sock, address = open_socket(protocol, host, port, 2.0)
+    with sock:
+        if protocol == "unix":
+            sock.sendto(data, address)
+            return "sent to the statsd socket"
         if protocol == "tcp":
             sock.sendall(data + b"\n")
             return "statsd answered: TCP connection accepted and the metric sent"
+        sock.connect(address)
         sock.send(data)
         # A connected UDP socket learns of an ICMP "port unreachable" on its next call.
         sock.settimeout(0.3)

@@ -72,6 +72,44 @@ def _after_fork_in_child() -> None:
         client._reset_after_fork()
 
 
+def describe_target(protocol: str, host: str, port: int) -> str:
+    """A statsd target as messages name it: ``udp://host:port`` or ``unix:///path``."""
+    if protocol == "unix":
+        return f"unix://{host}"
+    return f"{protocol}://{host}:{port}"
+
+
+def open_socket(protocol: str, host: str, port: int, timeout: float) -> tuple[socket.socket, t.Any]:
+    """A socket to a statsd target and the address to send to, resolved now.
+
+    A TCP socket is connected (waiting *timeout* seconds at most, 1 s when *timeout* is
+    0); a UDP or Unix datagram socket is not. A *timeout* of 0 leaves the datagram
+    socket non-blocking.
+
+    :param protocol: ``udp``, ``tcp`` or ``unix``.
+    :param host: host name or address; for ``unix``, the socket path.
+    :param port: UDP or TCP port (ignored for ``unix``).
+    :raises OSError: the name does not resolve or the connection is refused.
+    """
+    if protocol == "unix":
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.settimeout(timeout)
+        return sock, host
+    kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
+    family, _, _, _, address = socket.getaddrinfo(host, port, 0, kind)[0]
+    sock = socket.socket(family, kind)
+    try:
+        if protocol == "tcp":
+            sock.settimeout(timeout or 1.0)
+            sock.connect(address)
+        else:
+            sock.settimeout(timeout)
+    except OSError:
+        sock.close()
+        raise
+    return sock, address
+
+
 class StatsdClient:
     """Buffered, thread-safe statsd sender for one app.
 
@@ -132,9 +170,7 @@ class StatsdClient:
     @property
     def target(self) -> str:
         """Where lines go, for messages: ``udp://host:port`` or ``unix:///path``."""
-        if self.protocol == "unix":
-            return f"unix://{self.host}"
-        return f"{self.protocol}://{self.host}:{self.port}"
+        return describe_target(self.protocol, self.host, self.port)
 
     # -- request path -------------------------------------------------------------------
 
@@ -341,23 +377,7 @@ class StatsdClient:
         if now < self._next_attempt:
             return None
         try:
-            if self.protocol == "unix":
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                sock.setblocking(False)
-                address: t.Any = self.host
-            else:
-                kind = socket.SOCK_STREAM if self.protocol == "tcp" else socket.SOCK_DGRAM
-                family, _, _, _, address = socket.getaddrinfo(self.host, self.port, 0, kind)[0]
-                sock = socket.socket(family, kind)
-                if self.protocol == "tcp":
-                    sock.settimeout(1.0)
-                    try:
-                        sock.connect(address)
-                    except OSError:
-                        sock.close()
-                        raise
-                else:
-                    sock.setblocking(False)
+            sock, address = open_socket(self.protocol, self.host, self.port, 0.0)
         except OSError as exc:
             self._next_attempt = now + self.resolve_interval
             if not self._failing:
