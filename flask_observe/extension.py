@@ -87,7 +87,7 @@ class Observe:
         state = ObserveState(extension=self, config=config)
         app.extensions[EXTENSION_KEY] = state
         finish: list[FinishHook] = []
-        finish += metrics.install(app, state)
+        sink = metrics.install(app, state)
         sentry.install(app, state)
         errors.install(app, state)
         if with_panels:
@@ -99,9 +99,7 @@ class Observe:
             server_timing=config.server_timing,
             exclude_paths=config.exclude_paths,
             finish_hooks=finish,
-            request_hook=metrics.request_hook(state),
-            request_table=metrics.request_table(state),
-            table_size=metrics.table_size(state),
+            sink=sink,
             startup_checks=(panels.startup_check(app),),
         )
         # The request path's bound method, not the instance: a call through __call__

@@ -27,20 +27,23 @@ import typing as t
 from time import perf_counter
 
 from .aggregation import Aggregator
-from .aggregation import find_samples
 from .aggregation import RequestNames
 from .aggregation import TimerSeries
 from .containment import warn_limited
 from .naming import clean_part
 from .naming import Dialect
-from .naming import exception_line
 from .naming import format_number
 from .naming import format_rate
 from .naming import normalise_tags
 from .naming import route_lines
 from .naming import RouteLines
+from .naming import status_code
 from .record import clean_token
 from .record import current_record
+from .sinks import AggregatingSink
+from .sinks import LineSink
+from .sinks import RecordingSink
+from .sinks import SampledSink
 from .state import get_state
 from .statsd_client import StatsdClient
 
@@ -52,12 +55,9 @@ if t.TYPE_CHECKING:
     from flask import Flask
 
     from .aggregation import RequestKey
-    from .aggregation import RequestSlot
     from .naming import Tags
-    from .record import RequestRecord
-    from .state import FinishHook
+    from .sinks import RequestSink
     from .state import ObserveState
-    from .state import RequestHook
 
 P = t.ParamSpec("P")
 R = t.TypeVar("R")
@@ -88,6 +88,8 @@ class MetricsState:
     routes: dict[tuple[str | None, str], RouteLines] = dataclasses.field(default_factory=dict)
     #: Aggregated metric names per request key, bounded by :data:`ROUTE_CACHE_SIZE`.
     request_names: dict[RequestKey, RequestNames] = dataclasses.field(default_factory=dict)
+    #: Request line templates per request key, bounded by :data:`ROUTE_CACHE_SIZE`.
+    line_templates: dict[RequestKey, str] = dataclasses.field(default_factory=dict)
 
     def route(self, endpoint: str | None, method: str) -> RouteLines:
         """The (cached) line templates of one endpoint and method."""
@@ -105,9 +107,7 @@ class MetricsState:
         if names is None:
             endpoint, method, status = key
             route = self.route(endpoint, method)
-            code = status[:3] if status else "_"
-            if not code.isdigit():
-                code = "_"
+            code = status_code(status)
             tags = [("endpoint", route.endpoint), ("method", route.method)]
             head, tail = self.dialect.key("request", tags)
             counter = self.dialect.compose(
@@ -117,6 +117,20 @@ class MetricsState:
             if len(self.request_names) < ROUTE_CACHE_SIZE:
                 self.request_names[key] = names
         return names
+
+    def request_lines(
+        self, endpoint: str | None, method: str, status: str | None, seconds: float
+    ) -> str:
+        """One request's timer and status counter lines, from a template cached per
+        (endpoint, method, status line) and filled by a single ``%`` operation."""
+        key = (endpoint, method, status)
+        template = self.line_templates.get(key)
+        if template is None:
+            names = self.route(endpoint, method)
+            template = names.timer + "\n" + names.response % status_code(status)
+            if len(self.line_templates) < ROUTE_CACHE_SIZE:
+                self.line_templates[key] = template
+        return template % (seconds * 1000.0)
 
     def emit(self, lines: list[str]) -> None:
         """Send *lines* (if a host is set) and record them on the current request."""
@@ -148,14 +162,14 @@ class MetricsState:
         self.client.start()
 
 
-def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
+def install(app: Flask, state: ObserveState) -> RequestSink | None:
     """Set up metrics for *app*: called by :meth:`~flask_observe.Observe.init_app`.
 
     Creates the app's statsd client when ``OBSERVE_STATSD_HOST`` is set (no socket is
     opened and no name is resolved yet: that happens on the sender thread).
 
-    :return: the finish hook that emits the request metrics, when recording or sending
-        is on; else nothing.
+    :return: the sink the middleware hands each finished request to
+        (:mod:`flask_observe.sinks`), ``None`` when neither sending nor recording is on.
     """
     config = state.config
     record = config.metrics_record
@@ -167,6 +181,8 @@ def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
         record=record,
         sample_rate=config.statsd_sample_rate,
     )
+    state.metrics = metrics
+    sender: AggregatingSink | LineSink | None = None
     if config.statsd_host is not None:
         if config.statsd_aggregate:
             metrics.aggregator = Aggregator(config.statsd_timer_samples, metrics.describe)
@@ -178,201 +194,16 @@ def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
             config.statsd_flush_interval,
             aggregator=metrics.aggregator,
         )
-    state.metrics = metrics
+        if metrics.aggregator is not None:
+            sender = AggregatingSink(metrics, metrics.aggregator, metrics.client)
+        else:
+            sender = LineSink(metrics, metrics.client)
+    sink: AggregatingSink | LineSink | RecordingSink | None = sender
     if record:
-        return (_record_hook(metrics),)
-    return ()
-
-
-def request_hook(state: ObserveState) -> RequestHook | None:
-    """The request hook of metrics for the middleware, set up by :func:`install`: hands
-    each request over without a record when a host is set and recording is off.
-
-    .. versionadded:: 0.2.0
-    """
-    metrics = state.metrics
-    if not isinstance(metrics, MetricsState) or metrics.client is None or metrics.record:
-        return None
-    if metrics.aggregator is not None:
-        return _aggregating_hook(metrics, metrics.aggregator, metrics.client)
-    return _line_hook(metrics, metrics.client)
-
-
-def request_table(state: ObserveState) -> dict[str | None, list[RequestSlot]] | None:
-    """The aggregator's table of slots per endpoint, for the middleware to append a record-less
-    request's duration to itself (a key already there, a list not full) instead of
-    calling the request hook: when requests are aggregated with every one counted (no
-    sample rate). ``None`` when the hook must see each request.
-
-    .. versionadded:: 0.2.0
-    """
-    metrics = state.metrics
-    if request_hook(state) is None or not isinstance(metrics, MetricsState):
-        return None
-    if metrics.aggregator is None or metrics.sample_rate < 1.0:
-        return None
-    return metrics.aggregator.requests
-
-
-def table_size(state: ObserveState) -> int:
-    """The most durations a list of :func:`request_table` holds between two flushes."""
-    metrics = state.metrics
-    if not isinstance(metrics, MetricsState) or metrics.aggregator is None:
-        return 0
-    return metrics.aggregator.collected
-
-
-def _request_lines(metrics: MetricsState) -> Callable[[str | None, str, str | None, float], str]:
-    """Builds one request's timer and status counter lines, from one template cached per
-    ``(endpoint, method, status line)`` filled by a single ``%`` operation."""
-    templates: dict[tuple[str | None, str, str | None], str] = {}
-    route = metrics.route
-
-    def request_lines(endpoint: str | None, method: str, status: str | None, seconds: float) -> str:
-        template = templates.get((endpoint, method, status))
-        if template is None:
-            names = route(endpoint, method)
-            code = status[:3] if status else "_"
-            if not code.isdigit():
-                code = "_"
-            template = names.timer + "\n" + names.response % code
-            if len(templates) < ROUTE_CACHE_SIZE:
-                templates[(endpoint, method, status)] = template
-        return template % (seconds * 1000.0)
-
-    return request_lines
-
-
-def _extra_lines(metrics: MetricsState, record: RequestRecord) -> list[str]:
-    """The rare lines of a request: the exception counter and named ``timed`` timers."""
-    dialect = metrics.dialect
-    rate = metrics.sample_rate
-    lines = []
-    if record.exception is not None:
-        endpoint = metrics.route(record.endpoint, record.method).endpoint
-        lines.append(exception_line(dialect, endpoint, record.exception, rate))
-    for timer in record.timers:
-        if timer.metric:
-            ms = "%0.6f" % (timer.seconds * 1000.0)
-            lines.append(dialect.compose(clean_part(timer.name), [], ms, "ms", rate))
-    return lines
-
-
-def _aggregate_extras(metrics: MetricsState, record: RequestRecord) -> None:
-    """Add the exception counter and named ``timed`` timers of *record* to the
-    aggregator."""
-    rate = metrics.sample_rate
-    if record.exception is not None:
-        endpoint = metrics.route(record.endpoint, record.method).endpoint
-        exception = record.exception
-        tags = [("endpoint", endpoint), ("exception", clean_part(type(exception).__name__))]
-        metrics.aggregate("c", "exception", tags, 1, rate)
-    for timer in record.timers:
-        if timer.metric:
-            metrics.aggregate("ms", clean_part(timer.name), [], timer.seconds * 1000.0, rate)
-
-
-def _aggregating_hook(
-    metrics: MetricsState, aggregator: Aggregator, client: StatsdClient
-) -> RequestHook:
-    """The request hook with aggregation: one dictionary look-up and one list append.
-
-    A request whose key (endpoint, method, status line) is already in the aggregator's
-    table appends its duration there; a new key, a full list (more requests than kept
-    samples this interval) and the rare extras go through the aggregator's lock.
-    """
-    rate = metrics.sample_rate
-    sampled = rate < 1.0
-    rand = random.random
-    get = aggregator.requests.get
-    limit = aggregator.collected
-    add_request = aggregator.add_request
-    start = client.start
-
-    def aggregate_request(
-        endpoint: str | None,
-        method: str,
-        status: str | None,
-        seconds: float,
-        record: RequestRecord | None,
-    ) -> None:
-        if sampled and rand() >= rate:
-            return
-        samples = find_samples(get(endpoint), method, status)
-        if samples is not None and len(samples) < limit:
-            samples.append(seconds)
-        else:
-            add_request((endpoint, method, status), seconds)
-            start()
-        if record is not None and (record.exception is not None or record.timers):
-            _aggregate_extras(metrics, record)
-
-    return aggregate_request
-
-
-def _line_hook(metrics: MetricsState, client: StatsdClient) -> RequestHook:
-    """The request hook without aggregation (``OBSERVE_STATSD_AGGREGATE = False``): the
-    request's lines, buffered in one call."""
-    rate = metrics.sample_rate
-    sampled = rate < 1.0
-    rand = random.random
-    request_lines = _request_lines(metrics)
-    add = client.add_chunk
-
-    def send_request_lines(
-        endpoint: str | None,
-        method: str,
-        status: str | None,
-        seconds: float,
-        record: RequestRecord | None,
-    ) -> None:
-        if sampled and rand() >= rate:
-            return
-        chunk = request_lines(endpoint, method, status, seconds)
-        if record is not None and (record.exception is not None or record.timers):
-            chunk += "".join("\n" + line for line in _extra_lines(metrics, record))
-        add(chunk)
-
-    return send_request_lines
-
-
-def _record_hook(metrics: MetricsState) -> Callable[[RequestRecord], None]:
-    """The finish hook when recording: each request's lines go on its record (for the
-    toolbar and tests) and, with a host, to statsd (aggregated or as they are)."""
-    rate = metrics.sample_rate
-    sampled = rate < 1.0
-    rand = random.random
-    request_lines = _request_lines(metrics)
-    client = metrics.client
-    aggregator = metrics.aggregator
-
-    def record_request_metrics(record: RequestRecord) -> None:
-        if sampled and rand() >= rate:
-            return
-        end = record.end
-        if end is None:  # pragma: no cover - the middleware sets it before the hooks
-            end = perf_counter()
-        seconds = end - record.start
-        lines = request_lines(record.endpoint, record.method, record.status_line, seconds)
-        lines_list = lines.split("\n")
-        if record.exception is not None or record.timers:
-            lines_list += _extra_lines(metrics, record)
-        if record.metric_lines is None:
-            record.metric_lines = lines_list
-        else:
-            record.metric_lines.extend(lines_list)
-        if client is None:
-            return
-        if aggregator is not None:
-            key = (record.endpoint, record.method, record.status_line)
-            aggregator.add_request(key, seconds)
-            client.start()
-            if record.exception is not None or record.timers:
-                _aggregate_extras(metrics, record)
-        else:
-            client.add_chunk("\n".join(lines_list))
-
-    return record_request_metrics
+        sink = RecordingSink(metrics, sender)
+    if sink is not None and metrics.sample_rate < 1.0:
+        return SampledSink(sink, metrics.sample_rate)
+    return sink
 
 
 # -- the app-facing API ------------------------------------------------------------------

@@ -168,6 +168,13 @@ class RouteLines(t.NamedTuple):
     method: str
 
 
+def status_code(status: str | None) -> str:
+    """The status code name part of a WSGI status line: ``"404 NOT FOUND"`` gives
+    ``404``; a missing or malformed line gives ``_``."""
+    code = status[:3] if status else "_"
+    return code if code.isdigit() else "_"
+
+
 def route_lines(dialect: Dialect, endpoint: str | None, method: str, rate: float) -> RouteLines:
     """Build the request timer and status counter templates of one route and method.
 
@@ -182,15 +189,3 @@ def route_lines(dialect: Dialect, endpoint: str | None, method: str, rate: float
     timer = dialect.compose("request", tags, "%0.6f", "ms", rate)
     response = dialect.compose("response", [*tags, ("status", "%s")], "1", "c", rate)
     return RouteLines(timer, response, clean_endpoint, clean_meth)
-
-
-def exception_line(
-    dialect: Dialect, endpoint: str, exception: BaseException | type[BaseException], rate: float
-) -> str:
-    """The ``exception.<endpoint>.<ExceptionClass>`` counter line.
-
-    :param endpoint: the clean endpoint name part.
-    """
-    cls = exception if isinstance(exception, type) else type(exception)
-    tags = [("endpoint", endpoint), ("exception", clean_part(cls.__name__))]
-    return dialect.compose("exception", tags, "1", "c", rate)

@@ -27,6 +27,7 @@ from flask import current_app
 from flask import make_response
 
 from .containment import warn_limited
+from .paths import ExcludedPaths
 from .record import clean_token
 from .record import current_record
 from .record import ENVIRON_KEY
@@ -45,9 +46,7 @@ if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
     from flask import Response
 
-    from .aggregation import RequestSlot
     from .state import FinishHook
-    from .state import RequestHook
 
 
 P = t.ParamSpec("P")
@@ -67,54 +66,63 @@ def format_server_timing(app_seconds: float, timers: t.Iterable[Timer]) -> str:
     return value
 
 
-#: Lengths and lower-case names of the headers the middleware adds; a view that set one
-#: of them sends the response through the general (merging) path.
-_OUR_LENGTHS = frozenset({9, 13})
+#: Lower-case names of the headers the middleware adds; a view that set one of them
+#: has its value merged with ours.
 _OUR_NAMES = frozenset({"x-runtime", "server-timing"})
-#: Lengths of the headers the measured path looks at: ours and ``Content-Length``.
+#: Their lengths and that of ``Content-Length``: a header of another length is skipped
+#: without lower-casing its name.
 _WATCHED_LENGTHS = frozenset({9, 13, 14})
+
+
+class RequestSink(t.Protocol):
+    """What the middleware hands each finished request to (metrics' sinks,
+    :mod:`flask_observe.sinks`).
+
+    .. versionadded:: 0.3.0
+    """
+
+    #: Whether every request must keep a :class:`~flask_observe.RequestRecord`.
+    every_record: bool
+
+    def add(self, endpoint: str | None, method: str, status: str | None, seconds: float) -> None:
+        """A finished request that made no record."""
+
+    def finish(self, record: RequestRecord) -> None:
+        """A finished request that made a record."""
 
 
 class ObserveMiddleware:
     """WSGI middleware that owns the request clock of one app.
 
     Installed by :meth:`~flask_observe.Observe.init_app` as ``app.wsgi_app``, with the
-    app's settings and the hooks of every feature; it knows nothing else of the
-    extension. It never raises into the request: a failure while adding headers is
-    logged and the response goes out unchanged. ::
+    app's settings, the metrics sink and the finish hooks of the other features; it
+    knows nothing else of the extension. It never raises into the request: a failure
+    while adding headers is logged and the response goes out unchanged. ::
 
         app.wsgi_app = ObserveMiddleware(app.wsgi_app, exclude_paths=("/health",))
 
-    A request gets a :class:`~flask_observe.RequestRecord` only when something asks for
-    one (:func:`~flask_observe.current_record`: a ``timed`` view, a user timer, the
-    error path) or when a finish hook must see every request. Otherwise the request
-    path is a clock, the headers and, with a *request_hook*, one call handing over what
-    the response was.
+    A request gets a :class:`~flask_observe.RequestRecord` only when something asks
+    for one (:func:`~flask_observe.current_record`: a ``timed`` view, a user timer,
+    the error path), when its body is a stream (it ends when the server closes it), or
+    when finish hooks or the sink need every request's record. Otherwise the request
+    path is a clock, the headers and, with a sink, one call handing over the endpoint,
+    method, status and duration.
 
     :param wsgi_app: the wrapped WSGI callable (Flask's ``app.wsgi_app``).
     :param runtime_header: add ``X-Runtime``.
     :param server_timing: add ``Server-Timing``.
-    :param exclude_paths: paths (``*`` suffix: prefixes) that bypass the middleware.
+    :param exclude_paths: paths that bypass the middleware
+        (:class:`~flask_observe.paths.ExcludedPaths`).
     :param finish_hooks: called with the record of every finished request; each one
         makes every request keep a record.
-    :param request_hook: called once per finished request, before the finish hooks,
-        with its endpoint, method, status line, duration in seconds and record (``None``
-        when the request made none).
-    :param request_table: with *request_hook*, a table of (method, status line,
-        durations) slots per endpoint (:attr:`Aggregator.requests
-        <flask_observe.aggregation.Aggregator.requests>`): a request that made no record
-        and whose slot is there appends its duration in seconds to the slot's list
-        itself, while the list holds fewer than *table_size*; any other request goes to
-        the hook. The table's owner adds the slots and empties the lists in place.
-    :param table_size: the most durations the middleware leaves in a list of
-        *request_table*.
+    :param sink: takes every finished request, with or without a record
+        (:class:`RequestSink`).
     :param startup_checks: called before the first request is served; one that raises
         refuses the request (and the next ones, until it passes).
 
     .. versionadded:: 0.1.0
-    .. versionchanged:: 0.2.0
-        The *request_hook*, *request_table* and *table_size* parameters; records only
-        on demand with a request hook.
+    .. versionchanged:: 0.3.0
+        The *sink* parameter replaces *request_hook*, *request_table* and *table_size*.
     """
 
     def __init__(
@@ -125,36 +133,31 @@ class ObserveMiddleware:
         server_timing: bool = True,
         exclude_paths: t.Iterable[str] = (),
         finish_hooks: t.Iterable[FinishHook] = (),
-        request_hook: RequestHook | None = None,
-        request_table: dict[str | None, list[RequestSlot]] | None = None,
-        table_size: int = 0,
+        sink: RequestSink | None = None,
         startup_checks: t.Iterable[t.Callable[[], None]] = (),
     ) -> None:
         self.wsgi_app = wsgi_app
-        paths = tuple(exclude_paths)
-        self._excluded = frozenset(p for p in paths if not p.endswith("*"))
-        self._prefixes = tuple(p[:-1] for p in paths if p.endswith("*"))
+        self.excluded = ExcludedPaths(exclude_paths)
         self._runtime = runtime_header
         self._server_timing = server_timing
         #: Both headers: the common case, appended in one step.
         self._both = runtime_header and server_timing
-        self._check_paths = bool(paths)
         #: The finish hooks, run in order by :meth:`finish`.
         self.finish_hooks: tuple[FinishHook, ...] = tuple(finish_hooks)
-        #: The request hook, run by :meth:`finish` and on the record-less path.
-        self.request_hook = request_hook
-        #: Where the record-less path appends durations itself (see *request_table*).
-        self.request_table = request_table if request_hook is not None else None
-        self._slots = self.request_table if self.request_table is not None else {}
-        self._table_size = table_size
+        #: Takes each finished request (metrics), if any.
+        self.sink = sink
+        self._sink_add = sink.add if sink is not None else None
         self._startup_checks = tuple(startup_checks)
-        self._pending_checks = bool(self._startup_checks)
         self._update()
 
     def _update(self) -> None:
-        #: Something other than the plain path may apply: startup checks to run,
-        #: excluded paths to match, or hooks that need every request's record.
-        self._special = self._pending_checks or self._check_paths or bool(self.finish_hooks)
+        #: Every request keeps a record until its body is closed.
+        self._every_record = bool(self.finish_hooks) or (
+            self.sink is not None and self.sink.every_record
+        )
+        #: A rare case may apply: startup checks to run, excluded paths to match, or
+        #: records to keep while the timing-only path is installed.
+        self._special = bool(self._startup_checks) or bool(self.excluded) or self._every_record
 
     @property
     def entry(self) -> WSGIApplication:
@@ -163,7 +166,9 @@ class ObserveMiddleware:
 
         .. versionadded:: 0.2.0
         """
-        return self._measured if self.request_hook is not None else self._timed
+        if self.sink is not None or self._every_record:
+            return self._measured
+        return self._timed
 
     def add_finish_hook(self, hook: FinishHook) -> None:
         """Also run *hook* for each finished request (see
@@ -172,36 +177,29 @@ class ObserveMiddleware:
         self.finish_hooks = (*self.finish_hooks, hook)
         self._update()
 
-    def is_excluded(self, path: str) -> bool:
-        """Whether requests for *path* bypass Flask-Observe entirely."""
-        return path in self._excluded or (bool(self._prefixes) and path.startswith(self._prefixes))
-
-    def _route(self, environ: WSGIEnvironment) -> int:
-        """The rare cases of the request path: 0 the plain path, 1 excluded (bypass),
-        2 a record for every request."""
-        if self._pending_checks:
-            for check in self._startup_checks:
-                check()
-            self._pending_checks = False
-            self._update()
-        if self._check_paths and self.is_excluded(environ.get("PATH_INFO", "")):
-            return 1
-        return 2 if self.finish_hooks else 0
-
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return self.entry(environ, start_response)
 
-    # The request paths: kept flat on purpose (benchmarks/overhead.py measures them
-    # against bare Flask and a floor; each attribute look-up and call shows there).
+    def _bypass(self, environ: WSGIEnvironment) -> bool:
+        """The rare cases before the clock starts: run the startup checks (once they
+        pass, never again), then tell whether the request's path is excluded."""
+        if self._startup_checks:
+            for check in self._startup_checks:
+                check()
+            self._startup_checks = ()
+            self._update()
+        return bool(self.excluded) and self.excluded.match(environ.get("PATH_INFO", ""))
+
+    # The two request paths: flat on purpose (benchmarks/opcodes.py counts each
+    # opcode they add to a request; a helper call costs about ten).
 
     def _timed(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Timing headers only: no record unless something asks for one."""
         if self._special:
-            route = self._route(environ)
-            if route == 1:
+            if self._every_record:  # a finish hook was added after init_app
+                return self._measured(environ, start_response)
+            if self._bypass(environ):
                 return self.wsgi_app(environ, start_response)
-            if route == 2:
-                return self._observe(environ, start_response)
         start = perf_counter()
         environ[START_KEY] = start
         wsgi_app = self.wsgi_app  # an instance attribute: self.wsgi_app() is not specialised
@@ -213,19 +211,7 @@ class ObserveMiddleware:
             try:
                 record = environ.get(ENVIRON_KEY)  # made on demand by current_record()
                 if record is None:
-                    elapsed = now - start
-                    for name, _ in headers:
-                        if len(name) in _OUR_LENGTHS and name.lower() in _OUR_NAMES:
-                            self._add_headers(headers, elapsed)  # merged with the view's
-                            break
-                    else:
-                        if self._both:
-                            headers += (
-                                ("X-Runtime", "%0.6f" % elapsed),
-                                ("Server-Timing", "app;dur=%.3f" % (elapsed * 1000.0)),
-                            )
-                        else:
-                            self._add_headers(headers, elapsed)
+                    self._add_headers(headers, now - start)
                 elif record.headers_at is None:  # not again when called with exc_info
                     self._start_record(record, environ, status, headers, now)
             except Exception:
@@ -235,20 +221,20 @@ class ObserveMiddleware:
         return wsgi_app(environ, timed_start_response)
 
     def _measured(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        """Timing headers and the request hook: a response with a ``Content-Length`` is
-        complete as it starts and is handed over then, with no record; a stream, a
-        request that made a record, or a response whose headers we must merge takes
-        the record path and ends when its body is closed."""
-        if self._special:
-            route = self._route(environ)
-            if route == 1:
-                return self.wsgi_app(environ, start_response)
-            if route == 2:
-                return self._observe(environ, start_response)
+        """Timing headers, and every request handed to the sink and the finish hooks.
+
+        A response with a ``Content-Length`` is complete as it starts: when nothing made
+        a record, it goes to the sink's ``add`` right there. Any other request (a
+        stream, a record made on demand, headers of ours to merge, records kept for
+        every request) takes the record path and ends when its body is closed.
+        """
+        if self._special and self._bypass(environ):
+            return self.wsgi_app(environ, start_response)
         start = perf_counter()
         environ[START_KEY] = start
         wsgi_app = self.wsgi_app  # an instance attribute: self.wsgi_app() is not specialised
-        #: None: not started; False: handed over; a record: ends when the body closes.
+        #: None: not started yet; False: complete and handed over; a record: ends when
+        #: the body is closed.
         outcome: RequestRecord | t.Literal[False] | None = None
 
         def measured_start_response(
@@ -258,49 +244,30 @@ class ObserveMiddleware:
             now = perf_counter()
             if outcome is None:
                 try:
-                    record = environ.get(ENVIRON_KEY)  # made on demand by current_record()
-                    if record is None:
-                        sized = False
-                        for name, _ in headers:
-                            if len(name) in _WATCHED_LENGTHS:
-                                if name == "Content-Length" or name.lower() == "content-length":
-                                    sized = True
-                                elif name.lower() in _OUR_NAMES:
-                                    sized = False
-                                    break
-                        request = environ.get("werkzeug.request")
-                        if sized and request is not None:
-                            rule = request.url_rule
-                            endpoint = rule.endpoint if rule is not None else None
-                            elapsed = now - start
-                            if self._both:
-                                headers += (
-                                    ("X-Runtime", "%0.6f" % elapsed),
-                                    ("Server-Timing", "app;dur=%.3f" % (elapsed * 1000.0)),
-                                )
-                            else:
-                                self._add_headers(headers, elapsed)
-                            outcome = False
-                            # What request.method is made of, without its attribute
-                            # look-up (not specialised: Werkzeug's cached properties
-                            # give the request a real __dict__); names upper-case it.
-                            method = environ.get("REQUEST_METHOD", "GET")
-                            # find_samples(), inlined; a new pair or a full list is
-                            # handed over.
-                            for slot_method, slot_status, samples in self._slots.get(endpoint, ()):
-                                if slot_status == status and slot_method == method:
-                                    if len(samples) < self._table_size:
-                                        samples.append(elapsed)
-                                    else:
-                                        self._hand_over(endpoint, method, status, elapsed)
-                                    break
-                            else:
-                                self._hand_over(endpoint, method, status, elapsed)
-                        else:  # a stream, or headers to merge: the record path
-                            record = self._record(environ, start)
-                            outcome = self._begin_record(record, environ, status, headers, now)
-                    else:
+                    request = environ.get("werkzeug.request")
+                    if (
+                        request is None
+                        or self._every_record
+                        or ENVIRON_KEY in environ  # made on demand by current_record()
+                    ):
+                        record = self._record(environ, start)
                         outcome = self._begin_record(record, environ, status, headers, now)
+                    else:
+                        elapsed = now - start
+                        if self._add_headers(headers, elapsed):  # complete: hand it over
+                            outcome = False
+                            rule = request.url_rule
+                            # The method as request.method reads it, without its (not
+                            # specialised) attribute look-up; names upper-case it.
+                            self._sink_add(  # type: ignore[misc]
+                                rule.endpoint if rule is not None else None,
+                                environ.get("REQUEST_METHOD", "GET"),
+                                status,
+                                elapsed,
+                            )
+                        else:  # a stream: handed over when its body is closed
+                            outcome = self._record(environ, start)
+                            self._note_start(outcome, environ, status, now)
                 except Exception:
                     warn_limited(
                         "headers", "Flask-Observe could not add its headers", exc_info=True
@@ -325,11 +292,29 @@ class ObserveMiddleware:
             outcome = self._record(environ, start)
         return _ObservedBody(body, self.finish, outcome)
 
-    def _hand_over(self, endpoint: str | None, method: str, status: str, seconds: float) -> None:
-        """Give a record-less request to the request hook (a new slot, a full list)."""
-        hook = self.request_hook
-        if hook is not None:
-            hook(endpoint, method, status, seconds, None)
+    def _add_headers(self, headers: list[tuple[str, str]], elapsed: float) -> bool:
+        """Add the enabled timing headers to the response of a request without a record,
+        merged with any the view set itself.
+
+        :return: whether the response is complete as it starts (has a
+            ``Content-Length``).
+        """
+        sized = merge = False
+        for name, _ in headers:
+            if len(name) in _WATCHED_LENGTHS:
+                # Werkzeug's spelling first: it needs no lower-casing.
+                if name == "Content-Length" or name.lower() == "content-length":
+                    sized = True
+                elif name.lower() in _OUR_NAMES:
+                    merge = True
+        if self._both and not merge:
+            headers += (
+                ("X-Runtime", "%0.6f" % elapsed),
+                ("Server-Timing", "app;dur=%.3f" % (elapsed * 1000.0)),
+            )
+        else:
+            _add_timing_headers((), elapsed, headers, self._runtime, self._server_timing)
+        return sized
 
     def _begin_record(
         self,
@@ -346,10 +331,6 @@ class ObserveMiddleware:
             self.finish(record)
             return False
         return record
-
-    def _add_headers(self, headers: list[tuple[str, str]], elapsed: float) -> None:
-        """Add the enabled timing headers, merged with any the view set itself."""
-        _add_timing_headers((), elapsed, headers, self._runtime, self._server_timing)
 
     def _record(self, environ: WSGIEnvironment, start: float) -> RequestRecord:
         """The request's record, made now if nothing asked for one yet."""
@@ -372,15 +353,7 @@ class ObserveMiddleware:
 
         :return: whether the response has a ``Content-Length`` (is complete now).
         """
-        record.headers_at = now
-        record.status_line = status
-        # Flask's request is still alive while the response starts.
-        flask_request = environ.get("werkzeug.request")
-        if flask_request is not None:
-            record.method = flask_request.method
-            rule = getattr(flask_request, "url_rule", None)  # a plain Werkzeug request
-            if rule is not None:
-                record.endpoint = rule.endpoint
+        self._note_start(record, environ, status, now)
         sized = False
         for name, _ in headers:
             if len(name) == 14 and name.lower() == "content-length":
@@ -392,63 +365,31 @@ class ObserveMiddleware:
             )
         return sized
 
-    def _observe(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        """The request path when finish hooks need every record: method, endpoint and
-        status as the response starts, then the end. A response with a
-        ``Content-Length`` is complete when it starts (its body is already built), so it
-        ends there; any other body (a stream) ends when the server closes it."""
-        record = RequestRecord()
-        record.start = perf_counter()
-        environ[ENVIRON_KEY] = record
-
-        def observed_start_response(
-            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
-        ) -> t.Callable[[bytes], object]:
-            now = perf_counter()
-            if record.headers_at is None:  # not again when called with exc_info
-                try:
-                    sized = self._start_record(record, environ, status, headers, now)
-                except Exception:
-                    sized = False
-                    warn_limited(
-                        "headers", "Flask-Observe could not add its headers", exc_info=True
-                    )
-                if sized:
-                    record.end = now
-                    self.finish(record)
-            return start_response(status, headers, exc_info)
-
-        try:
-            body = self.wsgi_app(environ, observed_start_response)
-        except BaseException:
-            # Only with PROPAGATE_EXCEPTIONS (testing, debug): the server answers 500.
-            if record.end is None:
-                if record.status_line is None:
-                    record.status_line = "500 INTERNAL SERVER ERROR"
-                self.finish(record)
-            raise
-        if record.end is not None:  # finished as it started: nothing to wait for
-            return body
-        return _ObservedBody(body, self.finish, record)
+    @staticmethod
+    def _note_start(
+        record: RequestRecord, environ: WSGIEnvironment, status: str, now: float
+    ) -> None:
+        """Note on *record* when the response started, its status, method and endpoint."""
+        record.headers_at = now
+        record.status_line = status
+        # Flask's request is still alive while the response starts.
+        flask_request = environ.get("werkzeug.request")
+        if flask_request is not None:
+            record.method = flask_request.method
+            rule = getattr(flask_request, "url_rule", None)  # a plain Werkzeug request
+            if rule is not None:
+                record.endpoint = rule.endpoint
 
     def finish(self, record: RequestRecord) -> None:
-        """Stop the clock and run the request hook and the finish hooks (metrics,
-        toolbar), each contained."""
+        """Stop the clock and hand the record to the sink and the finish hooks (the
+        toolbar's), each contained."""
         if record.end is None:
             record.end = perf_counter()
-        if self.request_hook is not None:
+        if self.sink is not None:
             try:
-                self.request_hook(
-                    record.endpoint,
-                    record.method,
-                    record.status_line,
-                    record.end - record.start,
-                    record,
-                )
+                self.sink.finish(record)
             except Exception:
-                warn_limited(
-                    "finish:request", "Flask-Observe: the request hook failed", exc_info=True
-                )
+                warn_limited("finish:sink", "Flask-Observe: the metrics sink failed", exc_info=True)
         for hook in self.finish_hooks:
             try:
                 hook(record)

@@ -4,6 +4,7 @@ flushed at close, sampling, threads, and the request path's table."""
 
 from __future__ import annotations
 
+import random
 import re
 import time
 import typing as t
@@ -318,29 +319,30 @@ def test_invalid_aggregation_settings_name_the_key(key: str, value: object) -> N
 # --- the middleware's own hand-over ------------------------------------------------------
 
 
-def _counting_hook(app: Flask) -> list[tuple[object, ...]]:
-    """Wrap the middleware's request hook; return the list of the calls it gets."""
-    middleware = get_state(app).middleware
-    assert middleware is not None and middleware.request_hook is not None
-    hook = middleware.request_hook
+def _counting_hand_over(app: Flask) -> list[tuple[object, ...]]:
+    """Wrap the aggregator's locked ``add_request`` (the sink's hand-over); return the
+    list of the request keys it gets."""
+    aggregator = get_state(app).metrics.aggregator  # type: ignore[union-attr]
+    assert aggregator is not None
+    add_request = aggregator.add_request
     calls: list[tuple[object, ...]] = []
 
-    def counting(*args: t.Any) -> None:
-        calls.append(args[:3])
-        hook(*args)
+    def counting(key: t.Any, seconds: float) -> None:
+        calls.append(key)
+        add_request(key, seconds)
 
-    middleware.request_hook = counting
+    aggregator.add_request = counting  # type: ignore[method-assign]
     return calls
 
 
-def test_known_keys_are_appended_by_the_middleware_without_the_hook(
+def test_known_keys_are_appended_without_the_lock(
     metrics_app: MetricsAppFactory, udp: UdpReceiver
 ) -> None:
     """A record-less request whose key is already in the table is one look-up and one
-    append done by the middleware; only a new key calls the request hook."""
+    append by the sink; only a new key goes through the aggregator's lock."""
     app = metrics_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
     app.add_url_rule("/", "index", lambda: "ok")
-    calls = _counting_hook(app)
+    calls = _counting_hand_over(app)
     client = app.test_client()
     for _ in range(5):
         client.get("/", buffered=True)
@@ -378,7 +380,7 @@ def test_every_slot_of_an_endpoint_is_found_by_the_middleware(
     def other() -> str:
         return "ok"
 
-    calls = _counting_hook(app)
+    calls = _counting_hand_over(app)
     client = app.test_client()
     for _ in range(4):
         client.get("/", buffered=True)
@@ -472,17 +474,15 @@ def test_a_full_table_sends_new_endpoints_to_the_overflow(
         assert timer_count(lines, f"request.page{number}.GET") == 3
 
 
-def test_a_full_list_sends_requests_to_the_hook_and_all_are_counted(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver
+def test_a_full_list_sends_requests_to_the_lock_and_all_are_counted(
+    metrics_app: MetricsAppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(aggregation, "COLLECTED", 3)
     app = metrics_app(
         **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0, OBSERVE_STATSD_TIMER_SAMPLES=2)
     )
     app.add_url_rule("/", "index", lambda: "ok")
-    state = get_state(app)
-    assert state.middleware is not None
-    state.middleware._table_size = 3
-    calls = _counting_hook(app)
+    calls = _counting_hand_over(app)
     client = app.test_client()
     for _ in range(7):
         client.get("/", buffered=True)
@@ -495,9 +495,25 @@ def test_a_full_list_sends_requests_to_the_hook_and_all_are_counted(
     assert len(calls) == 5
 
 
-def test_sampled_requests_always_take_the_hook(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver
+def test_sampled_requests_are_chosen_before_they_are_counted(
+    metrics_app: MetricsAppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_SAMPLE_RATE=0.5))
-    state = get_state(app)
-    assert state.middleware is not None and state.middleware.request_table is None
+    """With a sample rate, each request is drawn once: those drawn in are counted
+    (and scaled up by the daemon), the others leave no trace."""
+    app = metrics_app(
+        **udp_config(udp, OBSERVE_STATSD_SAMPLE_RATE=0.5, OBSERVE_STATSD_FLUSH_INTERVAL=60.0)
+    )
+    app.add_url_rule("/", "index", lambda: "ok")
+    draws = iter([0.9, 0.1, 0.7, 0.2, 0.3])
+    monkeypatch.setattr(random, "random", lambda: next(draws))
+    client = app.test_client()
+    for _ in range(5):
+        client.get("/", buffered=True)
+    monkeypatch.undo()
+    flush(app)
+    lines = udp.wait_for(4)
+    assert [line for line in lines if line.startswith("response.")] == [
+        "response.index.GET.200:3|c|@0.5"
+    ]
+    timers = [line for line in lines if line.startswith("request.index.GET:")]
+    assert len(timers) == 3 and all(line.endswith("|ms|@0.5") for line in timers)

@@ -251,9 +251,9 @@ def test_a_failing_finish_hook_is_contained(
     assert all(r.levelno == logging.WARNING for r in caplog.records)
 
 
-# With TESTING the metrics recording adds a finish hook (the full-record path); without
-# it, only timing headers are on (the lean path, where the record is made on demand);
-# with a statsd host, metrics hand each request over without a record (request hook).
+# With TESTING metrics record every request's lines (the full-record path); without it,
+# only timing headers are on (the lean path, where the record is made on demand); with a
+# statsd host, metrics take each request without a record (the sink's add).
 PATHS = [
     pytest.param({}, id="with-finish-hooks"),
     pytest.param({"TESTING": False}, id="timing-only"),
@@ -285,11 +285,11 @@ def test_a_failure_while_adding_headers_never_breaks_the_response(
     import flask_observe.timing
 
     monkeypatch.setattr(flask_observe.timing, "_add_timing_headers", Broken())
-    monkeypatch.setattr(flask_observe.timing, "_OUR_LENGTHS", Broken())
     monkeypatch.setattr(flask_observe.timing, "_WATCHED_LENGTHS", Broken())
     monkeypatch.setattr(flask_observe.containment, "_last_warned", {})
     app = make_app(**config)
-    assert bool(app.extensions["observe"].finish_hooks) is not ("TESTING" in config)
+    sink = app.extensions["observe"].middleware.sink
+    assert (sink is not None and sink.every_record) is not ("TESTING" in config)
     add_routes(app)
     for _ in range(3):
         response = app.test_client().get("/")
@@ -626,22 +626,40 @@ class Handed(t.NamedTuple):
     record: RequestRecord | None
 
 
+class ListSink:
+    """A sink that keeps what the middleware hands it, as :class:`Handed` tuples."""
+
+    every_record = False
+
+    def __init__(self) -> None:
+        self.handed: list[Handed] = []
+
+    def add(self, endpoint: str | None, method: str, status: str | None, seconds: float) -> None:
+        self.handed.append(Handed(endpoint, method, status, seconds, None))
+
+    def finish(self, record: RequestRecord) -> None:
+        assert record.end is not None
+        seconds = record.end - record.start
+        self.handed.append(
+            Handed(record.endpoint, record.method, record.status_line, seconds, record)
+        )
+
+
 def hooked_app(**config: object) -> tuple[Flask, list[Handed]]:
-    """A plain Flask app behind the middleware with a request hook and no finish hook."""
+    """A plain Flask app behind the middleware with a sink and no finish hook."""
     from flask_observe.timing import ObserveMiddleware
 
     app = Flask("hooked")
     app.config.update(config)
-    handed: list[Handed] = []
-    middleware = ObserveMiddleware(
-        app.wsgi_app, request_hook=lambda *args: handed.append(Handed(*args))
-    )
+    sink = ListSink()
+    handed = sink.handed
+    middleware = ObserveMiddleware(app.wsgi_app, sink=sink)
     app.wsgi_app = middleware.entry  # type: ignore[method-assign,assignment]
     add_routes(app)
     return app, handed
 
 
-def test_request_hook_gets_each_plain_request_without_a_record() -> None:
+def test_sink_gets_each_plain_request_without_a_record() -> None:
     app, handed = hooked_app()
     response = app.test_client().get("/")
     assert RUNTIME.match(response.headers["X-Runtime"])
@@ -654,7 +672,7 @@ def test_request_hook_gets_each_plain_request_without_a_record() -> None:
     assert handed[1][:3] == (None, "POST", "405 METHOD NOT ALLOWED")
 
 
-def test_request_hook_gets_the_record_when_one_was_made() -> None:
+def test_sink_gets_the_record_when_one_was_made() -> None:
     app, handed = hooked_app()
 
     @app.get("/timed")
@@ -670,7 +688,7 @@ def test_request_hook_gets_the_record_when_one_was_made() -> None:
     assert (record.endpoint, record.method, record.status) == ("work", "GET", 200)
 
 
-def test_request_hook_times_a_stream_until_it_is_closed() -> None:
+def test_sink_times_a_stream_until_it_is_closed() -> None:
     app, handed = hooked_app()
 
     @app.get("/stream")
@@ -692,7 +710,7 @@ def test_request_hook_times_a_stream_until_it_is_closed() -> None:
     assert handed[0][:3] == ("stream", "GET", "200 OK")
 
 
-def test_request_hook_on_a_propagated_exception() -> None:
+def test_sink_on_a_propagated_exception() -> None:
     app, handed = hooked_app(TESTING=True)
     with pytest.raises(RuntimeError):
         app.test_client().get("/raise")
@@ -700,7 +718,7 @@ def test_request_hook_on_a_propagated_exception() -> None:
     assert handed[0].status == "500 INTERNAL SERVER ERROR"
 
 
-def test_request_hook_merges_headers_the_view_set() -> None:
+def test_sink_merges_headers_the_view_set() -> None:
     app, handed = hooked_app()
     response = app.test_client().get("/own")
     assert response.headers["X-Runtime"] == "view-set"
@@ -708,19 +726,18 @@ def test_request_hook_merges_headers_the_view_set() -> None:
     assert len(handed) == 1 and handed[0].status == "200 OK"
 
 
-def test_request_hook_with_a_lazy_start_response() -> None:
+def test_sink_with_a_lazy_start_response() -> None:
     """A wrapped app may start the response while its body is iterated (PEP 3333)."""
     from flask_observe.timing import ObserveMiddleware
 
-    handed: list[Handed] = []
+    sink = ListSink()
+    handed = sink.handed
 
     def lazy_app(environ: dict[str, t.Any], start_response: t.Any) -> Iterator[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
         yield b"late"
 
-    middleware = ObserveMiddleware(
-        lazy_app, request_hook=lambda *args: handed.append(Handed(*args))
-    )
+    middleware = ObserveMiddleware(lazy_app, sink=sink)
     from werkzeug.test import Client
 
     response = Client(middleware.entry).get("/")
