@@ -24,7 +24,7 @@ observe_cli = AppGroup("observe", help="Flask-Observe: metrics names and statsd 
 
 
 def _metrics_state() -> MetricsState:
-    metrics = get_state().metrics
+    metrics = get_state().part(MetricsState)
     if not isinstance(metrics, MetricsState):  # pragma: no cover - set by init_app
         raise click.ClickException("Flask-Observe metrics are not set up on this app.")
     return metrics

@@ -114,7 +114,7 @@ def _rebuild_api_error(message: str, status: int, extra: dict[str, t.Any]) -> AP
 
 @dataclasses.dataclass(eq=False)
 class ErrorsState:
-    """The error-response state of one app, in ``app.extensions["observe"].errors``.
+    """The error-response part of one app's state (``get_state(app).part(ErrorsState)``).
 
     .. versionadded:: 0.1.0
     """
@@ -147,7 +147,7 @@ def install(app: Flask, state: ObserveState) -> None:
         event_id_header=config.event_id_header,
         error_map=state.extension.error_map,
     )
-    state.errors = errors
+    state.add_part(errors)
     for exception in list(errors.error_map):
         register_mapped(app, exception)
     if not errors.json_errors and not sentry.may_capture(config):
@@ -279,9 +279,10 @@ def last_resort() -> Response:
 
 def _errors() -> ErrorsState:
     state = find_state(current_app)
-    if state is None or state.errors is None:
+    errors = state.part(ErrorsState) if state is not None else None
+    if errors is None:
         raise RuntimeError("Flask-Observe errors are not set up on this app.")
-    return state.errors
+    return errors
 
 
 def _answer(

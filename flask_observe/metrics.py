@@ -68,7 +68,7 @@ ROUTE_CACHE_SIZE = 1024
 
 @dataclasses.dataclass(eq=False)
 class MetricsState:
-    """The metrics part of one app's state (``app.extensions["observe"].metrics``).
+    """The metrics part of one app's state (``get_state(app).part(MetricsState)``).
 
     .. versionadded:: 0.1.0
     """
@@ -178,7 +178,7 @@ def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
             config.statsd_flush_interval,
             aggregator=metrics.aggregator,
         )
-    state.metrics = metrics
+    state.add_part(metrics)
     if record:
         return (_record_hook(metrics),)
     return ()
@@ -190,7 +190,7 @@ def request_hook(state: ObserveState) -> RequestHook | None:
 
     .. versionadded:: 0.2.0
     """
-    metrics = state.metrics
+    metrics = state.part(MetricsState)
     if not isinstance(metrics, MetricsState) or metrics.client is None or metrics.record:
         return None
     if metrics.aggregator is not None:
@@ -206,7 +206,7 @@ def request_table(state: ObserveState) -> dict[str | None, list[RequestSlot]] | 
 
     .. versionadded:: 0.2.0
     """
-    metrics = state.metrics
+    metrics = state.part(MetricsState)
     if request_hook(state) is None or not isinstance(metrics, MetricsState):
         return None
     if metrics.aggregator is None or metrics.sample_rate < 1.0:
@@ -216,7 +216,7 @@ def request_table(state: ObserveState) -> dict[str | None, list[RequestSlot]] | 
 
 def table_size(state: ObserveState) -> int:
     """The most durations a list of :func:`request_table` holds between two flushes."""
-    metrics = state.metrics
+    metrics = state.part(MetricsState)
     if not isinstance(metrics, MetricsState) or metrics.aggregator is None:
         return 0
     return metrics.aggregator.collected
@@ -380,7 +380,7 @@ def _record_hook(metrics: MetricsState) -> Callable[[RequestRecord], None]:
 
 def _state() -> MetricsState:
     """The current app's metrics state; a clear error outside an app context."""
-    metrics = get_state().metrics
+    metrics = get_state().part(MetricsState)
     if not isinstance(metrics, MetricsState):  # pragma: no cover - set by init_app
         raise RuntimeError("Flask-Observe metrics are not set up on this app.")
     return metrics
@@ -566,5 +566,5 @@ def client(app: Flask | None = None) -> StatsdClient | None:
 
     .. versionadded:: 0.1.0
     """
-    metrics = get_state(app).metrics
+    metrics = get_state(app).part(MetricsState)
     return metrics.client if isinstance(metrics, MetricsState) else None

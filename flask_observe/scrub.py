@@ -235,5 +235,4 @@ def _app_scrubber() -> Scrubber | None:
     if not has_app_context():
         return None
     state = find_state(current_app)
-    sentry = state.sentry if state is not None else None
-    return sentry.scrubber if sentry is not None else None
+    return state.part(Scrubber) if state is not None else None
