@@ -47,6 +47,7 @@ from werkzeug.wrappers import Response
 from . import sentry
 from .containment import warn_limited
 from .record import current_record
+from .secrets import app_scrubber
 from .state import find_state
 
 if t.TYPE_CHECKING:
@@ -343,17 +344,18 @@ def _problem(
 
 
 def _detail(error: HTTPException, status: int, cause: BaseException, unhandled: bool) -> str:
-    """What the client is told: never an unexpected exception's text outside debug."""
+    """What the client is told: never an unexpected exception's text outside debug, and
+    an exception's text only with its secrets masked (:mod:`flask_observe.secrets`)."""
     if unhandled or (cause is not error and status >= 500):
         if current_app.debug:
             text = _safe_str(cause)
             name = type(cause).__name__
-            return f"{name}: {text}" if text else name
+            return f"{name}: {app_scrubber(current_app).scrub_text(text)}" if text else name
         return GENERIC_DETAIL
     if cause is not error:  # a mapped domain exception, 4xx: its message is for clients
         text = _safe_str(cause)
         if text:
-            return text
+            return app_scrubber(current_app).scrub_text(text)
     description = error.description
     if isinstance(description, str) and description:
         return description

@@ -11,10 +11,13 @@ Pages are served as a stream so the toolbar does not inject itself into them.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import re
 import sys
+import threading
 import typing as t
+from secrets import token_urlsafe
 
 from flask import abort
 from flask import Blueprint
@@ -24,24 +27,38 @@ from flask import request
 from flask import Response
 from flask import url_for
 
+from ..secrets import app_scrubber
+from .access import BLUEPRINT_NAME
+from .access import check_hosts
+from .access import panel_config
+from .access import request_allowed
 from .heap import asizeof_rows
 from .heap import pympler_summary
-from .masking import mask_value
+from .report import report_store
+from .templating import format_config_value
 from .templating import render
-from .toolbar import BLUEPRINT_NAME
-from .toolbar import check_hosts
-from .toolbar import get_toolbar_state
-from .toolbar import request_allowed
 
 if t.TYPE_CHECKING:
     from flask import Flask
-
-    from .toolbar import ToolbarState
 
 #: Classes the tracker follows at most.
 MAX_TRACKED = 20
 
 _CLASS_NAME = re.compile(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+
+
+@dataclasses.dataclass(eq=False)
+class ClassTracking:
+    """The class-tracker page's state for one app, made with the app's blueprint."""
+
+    #: The Pympler ``ClassTracker``, once started.
+    tracker: t.Any = None
+    #: Names of the classes the tracker follows.
+    tracked: list[str] = dataclasses.field(default_factory=list)
+    #: Guards :attr:`tracker` (pages may be served by several threads).
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    #: Token the form must send back (no cross-site posts).
+    form_token: str = dataclasses.field(default_factory=lambda: token_urlsafe(16))
 
 
 def _page(template: str, **context: object) -> Response:
@@ -90,19 +107,18 @@ def register_routes(app: Flask) -> None:
 
     :param app: the Flask application.
     :raises flask_observe.ConfigError: the toolbar is enabled outside debug mode
-        without ``DEBUG_TB_HOSTS``.
+        without ``DEBUG_TB_HOSTS``, or an ``OBSERVE_*`` value is invalid.
     """
     if BLUEPRINT_NAME in app.blueprints:
         return
     check_hosts(app)
-    app.register_blueprint(make_blueprint(get_toolbar_state(app)))
+    panel_config(app)  # a bad value fails here, not at the first page
+    app.register_blueprint(make_blueprint())
 
 
-def make_blueprint(state: ToolbarState) -> Blueprint:
-    """A new blueprint with our routes, bound to one app's panel *state*.
-
-    :param state: the app's :class:`~flask_observe.panels.toolbar.ToolbarState`.
-    """
+def make_blueprint() -> Blueprint:
+    """A new blueprint with our routes for one app, with its own class tracker."""
+    state = ClassTracking()
     bp = Blueprint(
         BLUEPRINT_NAME,
         __name__,
@@ -140,7 +156,11 @@ def make_blueprint(state: ToolbarState) -> Blueprint:
             key=lambda row: row[1],
             reverse=True,
         )[:25]
-        config_rows = [(key, size, mask_value(key, app.config.get(key))) for key, size, _ in config]
+        scrubber = app_scrubber(app)
+        config_rows = [
+            (key, size, format_config_value(scrubber, key, app.config.get(key)))
+            for key, size, _ in config
+        ]
         return _page("sizes.html", rows=asizeof_rows(objects), config=config_rows)
 
     @bp.route("/memory/classes", methods=["GET", "POST"])
@@ -176,7 +196,8 @@ def make_blueprint(state: ToolbarState) -> Blueprint:
     @bp.get("/report/<report_id>")
     def report(report_id: str) -> Response:
         """The panels' data for a request that got an ``X-Observe-Report`` header."""
-        item = state.reports.get(report_id)
+        store = report_store(current_app)
+        item = store.get(report_id) if store is not None else None
         if item is None:
             abort(404)
         return _page("report.html", data=item, tier1=item.memory, tier2=item.heap, standalone=True)
@@ -184,7 +205,7 @@ def make_blueprint(state: ToolbarState) -> Blueprint:
     return bp
 
 
-def _track(state: ToolbarState, names: list[str]) -> list[str]:
+def _track(state: ClassTracking, names: list[str]) -> list[str]:
     """Start tracking *names* (caller holds ``state.lock``); messages for the page."""
     from pympler.classtracker import ClassTracker
 
