@@ -107,6 +107,23 @@ def test_panels_by_dotted_path_without_observe() -> None:
     assert client.get("/_observe/memory/classes").status_code == 200
 
 
+def test_panels_listed_before_observe_share_its_report_store() -> None:
+    """The toolbar registers our pages first (dotted paths), Observe comes later: the
+    report pages still find the store that Observe's install made."""
+    app = make_toolbar_app(toolbar_first=True, DEBUG_TB_PANELS=[MEMORY_PANEL, OBSERVE_PANEL])
+    client = app.test_client()
+    response = client.get("/json")
+    url = response.headers["X-Observe-Report"]
+    response.close()
+    assert client.get(url).status_code == 200
+
+
+def test_panels_without_observe_refuse_a_bad_budget_at_set_up() -> None:
+    with pytest.raises(ConfigError, match="must be in") as info:
+        make_toolbar_app(observe=False, DEBUG_TB_PANELS=[MEMORY_PANEL], OBSERVE_MEMORY_BUDGET=-1)
+    assert info.value.key == "OBSERVE_MEMORY_BUDGET"
+
+
 def test_two_apps_in_one_process() -> None:
     first, second = make_toolbar_app(), make_toolbar_app(OBSERVE_MEMORY_BUDGET=2.5)
     pages = []
