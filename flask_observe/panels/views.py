@@ -3,7 +3,7 @@ and static files, mounted at ``/_observe``.
 
 A fresh blueprint is made for each app by :func:`make_blueprint` (never routes added to
 the toolbar's module-level blueprint). Every route answers 404 unless the toolbar is
-enabled and the client address is allowed (:func:`~flask_observe.panels.request_allowed`).
+enabled and the client address is allowed (:func:`~flask_observe.panels.access.request_allowed`).
 Pages are served as a stream so the toolbar does not inject itself into them.
 
 .. versionadded:: 0.1.0
@@ -118,7 +118,7 @@ def register_routes(app: Flask) -> None:
 
 def make_blueprint() -> Blueprint:
     """A new blueprint with our routes for one app, with its own class tracker."""
-    state = ClassTracking()
+    tracking = ClassTracking()
     bp = Blueprint(
         BLUEPRINT_NAME,
         __name__,
@@ -169,27 +169,27 @@ def make_blueprint() -> Blueprint:
         messages: list[str] = []
         if request.method == "POST":
             token = request.form.get("token", "")
-            if not hmac.compare_digest(token, state.form_token):
+            if not hmac.compare_digest(token, tracking.form_token):
                 abort(400)
             names = request.form.get("names", "").replace(",", " ").split()
-            with state.lock:
+            with tracking.lock:
                 if request.form.get("action") == "stop":
-                    if state.tracker is not None:
-                        state.tracker.detach_all()
-                    state.tracker = None
-                    state.tracked = []
+                    if tracking.tracker is not None:
+                        tracking.tracker.detach_all()
+                    tracking.tracker = None
+                    tracking.tracked = []
                     messages.append("The class tracker is stopped.")
                 else:
-                    messages.extend(_track(state, names))
-        with state.lock:
-            rows = tracker_rows(state.tracker) if state.tracker is not None else []
-            tracked = list(state.tracked)
+                    messages.extend(_track(tracking, names))
+        with tracking.lock:
+            rows = tracker_rows(tracking.tracker) if tracking.tracker is not None else []
+            tracked = list(tracking.tracked)
         return _page(
             "classes.html",
             rows=rows,
             tracked=tracked,
             messages=messages,
-            token=state.form_token,
+            token=tracking.form_token,
             action=url_for(f"{BLUEPRINT_NAME}.classes"),
         )
 
@@ -205,15 +205,15 @@ def make_blueprint() -> Blueprint:
     return bp
 
 
-def _track(state: ClassTracking, names: list[str]) -> list[str]:
-    """Start tracking *names* (caller holds ``state.lock``); messages for the page."""
+def _track(tracking: ClassTracking, names: list[str]) -> list[str]:
+    """Start tracking *names* (caller holds ``tracking.lock``); messages for the page."""
     from pympler.classtracker import ClassTracker
 
     messages = []
     for name in names:
-        if name in state.tracked:
+        if name in tracking.tracked:
             continue
-        if len(state.tracked) >= MAX_TRACKED:
+        if len(tracking.tracked) >= MAX_TRACKED:
             messages.append(f"At most {MAX_TRACKED} classes are tracked; {name} is not.")
             continue
         cls = resolve_class(name)
@@ -222,9 +222,9 @@ def _track(state: ClassTracking, names: list[str]) -> list[str]:
                 f"No class {name} in the loaded modules (give module.Class; nothing is imported)."
             )
             continue
-        if state.tracker is None:
-            state.tracker = ClassTracker()
-        state.tracker.track_class(cls, name=name)
-        state.tracked.append(name)
+        if tracking.tracker is None:
+            tracking.tracker = ClassTracker()
+        tracking.tracker.track_class(cls, name=name)
+        tracking.tracked.append(name)
         messages.append(f"Tracking new instances of {name}.")
     return messages
