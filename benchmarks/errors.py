@@ -218,9 +218,10 @@ def observe_sentry_each() -> WSGIApplication:
 @configuration("sentry-inline", "the 0.1 path: every event built in the request thread")
 def observe_sentry_inline() -> WSGIApplication:
     from flask_observe.extension import get_state
+    from flask_observe.sentry import SentryState
 
     app = _observe_sentry("sentry-inline", OBSERVE_SENTRY_ERROR_RATE=None)
-    sentry_state = get_state(app).sentry
+    sentry_state = get_state(app).part(SentryState)
     assert sentry_state is not None
     sentry_state.synchronous = True
     return app
@@ -416,8 +417,9 @@ def load_app(mode: str = "sentry-off") -> Flask:
         Observe(app)
         if mode == "sentry-inline":
             from flask_observe.extension import get_state
+            from flask_observe.sentry import SentryState
 
-            sentry_state = get_state(app).sentry
+            sentry_state = get_state(app).part(SentryState)
             assert sentry_state is not None
             sentry_state.synchronous = True
     return app

@@ -14,7 +14,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from .metrics import MetricsState
+from .metrics_state import MetricsState
 from .naming import UNMATCHED
 from .paths import ExcludedPaths
 from .state import get_state
@@ -25,8 +25,8 @@ observe_cli = AppGroup("observe", help="Flask-Observe: metrics names and statsd 
 
 
 def _metrics_state() -> MetricsState:
-    metrics = get_state().metrics
-    if not isinstance(metrics, MetricsState):  # pragma: no cover - set by init_app
+    metrics = get_state().part(MetricsState)
+    if metrics is None:  # pragma: no cover - set by init_app
         raise click.ClickException("Flask-Observe metrics are not set up on this app.")
     return metrics
 

@@ -320,7 +320,8 @@ OPTIONS: tuple[Option, ...] = (
         "OBSERVE_SCRUB_KEYS",
         (),
         "list of str",
-        "Extra header, body or query keys whose values are scrubbed from events.",
+        "Extra header, body or query keys whose values are secret: scrubbed from Sentry "
+        "events, masked in error bodies and in the toolbar panels.",
         as_keys,
     ),
     _opt(

@@ -47,6 +47,7 @@ from werkzeug.wrappers import Response
 from . import sentry
 from .containment import warn_limited
 from .record import current_record
+from .secrets import app_scrubber
 from .state import find_state
 
 if t.TYPE_CHECKING:
@@ -114,7 +115,7 @@ def _rebuild_api_error(message: str, status: int, extra: dict[str, t.Any]) -> AP
 
 @dataclasses.dataclass(eq=False)
 class ErrorsState:
-    """The error-response state of one app, in ``app.extensions["observe"].errors``.
+    """The error-response part of one app's state (``get_state(app).part(ErrorsState)``).
 
     .. versionadded:: 0.1.0
     """
@@ -147,7 +148,7 @@ def install(app: Flask, state: ObserveState) -> None:
         event_id_header=config.event_id_header,
         error_map=state.extension.error_map,
     )
-    state.errors = errors
+    state.add_part(errors)
     for exception in list(errors.error_map):
         register_mapped(app, exception)
     if not errors.json_errors and not sentry.may_capture(config):
@@ -279,9 +280,10 @@ def last_resort() -> Response:
 
 def _errors() -> ErrorsState:
     state = find_state(current_app)
-    if state is None or state.errors is None:
+    errors = state.part(ErrorsState) if state is not None else None
+    if errors is None:
         raise RuntimeError("Flask-Observe errors are not set up on this app.")
-    return state.errors
+    return errors
 
 
 def _answer(
@@ -342,17 +344,18 @@ def _problem(
 
 
 def _detail(error: HTTPException, status: int, cause: BaseException, unhandled: bool) -> str:
-    """What the client is told: never an unexpected exception's text outside debug."""
+    """What the client is told: never an unexpected exception's text outside debug, and
+    an exception's text only with its secrets masked (:mod:`flask_observe.secrets`)."""
     if unhandled or (cause is not error and status >= 500):
         if current_app.debug:
             text = _safe_str(cause)
             name = type(cause).__name__
-            return f"{name}: {text}" if text else name
+            return f"{name}: {app_scrubber(current_app).scrub_text(text)}" if text else name
         return GENERIC_DETAIL
     if cause is not error:  # a mapped domain exception, 4xx: its message is for clients
         text = _safe_str(cause)
         if text:
-            return text
+            return app_scrubber(current_app).scrub_text(text)
     description = error.description
     if isinstance(description, str) and description:
         return description

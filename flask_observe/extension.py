@@ -93,7 +93,7 @@ class Observe:
         if with_panels:
             finish += panels.install(app, state)
 
-        state.middleware = ObserveMiddleware(
+        middleware = ObserveMiddleware(
             app.wsgi_app,
             runtime_header=config.runtime_header,
             server_timing=config.server_timing,
@@ -102,9 +102,10 @@ class Observe:
             sink=sink,
             startup_checks=(panels.startup_check(app),),
         )
+        state.middleware = middleware
         # The request path's bound method, not the instance: a call through __call__
         # costs more.
-        app.wsgi_app = state.middleware.entry  # type: ignore[method-assign,assignment]
+        app.wsgi_app = middleware.entry  # type: ignore[method-assign,assignment]
         if observe_cli.name not in app.cli.commands:
             app.cli.add_command(observe_cli)
         self._apps.add(app)

@@ -19,7 +19,6 @@ this module::
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 import random
@@ -27,17 +26,12 @@ import typing as t
 from time import perf_counter
 
 from .aggregation import Aggregator
-from .aggregation import RequestNames
-from .aggregation import TimerSeries
 from .containment import warn_limited
+from .metrics_state import MetricsState as MetricsState
 from .naming import clean_part
 from .naming import Dialect
 from .naming import format_number
-from .naming import format_rate
 from .naming import normalise_tags
-from .naming import route_lines
-from .naming import RouteLines
-from .naming import status_code
 from .record import clean_token
 from .record import current_record
 from .sinks import AggregatingSink
@@ -54,112 +48,12 @@ if t.TYPE_CHECKING:
 
     from flask import Flask
 
-    from .aggregation import RequestKey
     from .naming import Tags
     from .sinks import RequestSink
     from .state import ObserveState
 
 P = t.ParamSpec("P")
 R = t.TypeVar("R")
-
-#: Most ``(endpoint, method)`` pairs whose line templates are cached per app.
-ROUTE_CACHE_SIZE = 1024
-
-
-@dataclasses.dataclass(eq=False)
-class MetricsState:
-    """The metrics part of one app's state (``app.extensions["observe"].metrics``).
-
-    .. versionadded:: 0.1.0
-    """
-
-    #: Builds the lines in the configured prefix and tag dialect.
-    dialect: Dialect
-    #: Sends the lines; ``None`` when ``OBSERVE_STATSD_HOST`` is not set.
-    client: StatsdClient | None
-    #: Whether each request's lines are kept in ``RequestRecord.metric_lines``.
-    record: bool
-    #: ``OBSERVE_STATSD_SAMPLE_RATE``.
-    sample_rate: float
-    #: Sums counters and samples timers between flushes (``OBSERVE_STATSD_AGGREGATE``);
-    #: ``None`` when every metric is sent as its own line.
-    aggregator: Aggregator | None = None
-    #: Line templates per ``(endpoint, method)``, bounded by :data:`ROUTE_CACHE_SIZE`.
-    routes: dict[tuple[str | None, str], RouteLines] = dataclasses.field(default_factory=dict)
-    #: Aggregated metric names per request key, bounded by :data:`ROUTE_CACHE_SIZE`.
-    request_names: dict[RequestKey, RequestNames] = dataclasses.field(default_factory=dict)
-    #: Request line templates per request key, bounded by :data:`ROUTE_CACHE_SIZE`.
-    line_templates: dict[RequestKey, str] = dataclasses.field(default_factory=dict)
-
-    def route(self, endpoint: str | None, method: str) -> RouteLines:
-        """The (cached) line templates of one endpoint and method."""
-        key = (endpoint, method)
-        lines = self.routes.get(key)
-        if lines is None:
-            lines = route_lines(self.dialect, endpoint, method, self.sample_rate)
-            if len(self.routes) < ROUTE_CACHE_SIZE:
-                self.routes[key] = lines
-        return lines
-
-    def describe(self, key: RequestKey) -> RequestNames:
-        """The aggregated timer and status counter of a request key (cached)."""
-        names = self.request_names.get(key)
-        if names is None:
-            endpoint, method, status = key
-            route = self.route(endpoint, method)
-            code = status_code(status)
-            tags = [("endpoint", route.endpoint), ("method", route.method)]
-            head, tail = self.dialect.key("request", tags)
-            counter = self.dialect.compose(
-                "response", [*tags, ("status", code)], "%s", "c", self.sample_rate
-            )
-            names = RequestNames(TimerSeries(head, tail, self.sample_rate), counter)
-            if len(self.request_names) < ROUTE_CACHE_SIZE:
-                self.request_names[key] = names
-        return names
-
-    def request_lines(
-        self, endpoint: str | None, method: str, status: str | None, seconds: float
-    ) -> str:
-        """One request's timer and status counter lines, from a template cached per
-        (endpoint, method, status line) and filled by a single ``%`` operation."""
-        key = (endpoint, method, status)
-        template = self.line_templates.get(key)
-        if template is None:
-            names = self.route(endpoint, method)
-            template = names.timer + "\n" + names.response % status_code(status)
-            if len(self.line_templates) < ROUTE_CACHE_SIZE:
-                self.line_templates[key] = template
-        return template % (seconds * 1000.0)
-
-    def emit(self, lines: list[str]) -> None:
-        """Send *lines* (if a host is set) and record them on the current request."""
-        self.record_lines(lines)
-        if self.client is not None:
-            self.client.add(lines)
-
-    def record_lines(self, lines: list[str]) -> None:
-        """Keep *lines* on the current request's record, when recording is on."""
-        if self.record:
-            record = current_record()
-            if record is not None:
-                if record.metric_lines is None:
-                    record.metric_lines = []
-                record.metric_lines.extend(lines)
-
-    def aggregate(
-        self, kind: str, name: str, tags: list[tuple[str, str]], value: float, rate: float
-    ) -> None:
-        """Add a counter (``c``) or timer (``ms``) value with clean *name* and *tags* to
-        the aggregator."""
-        aggregator = self.aggregator
-        assert aggregator is not None and self.client is not None
-        head, tail = self.dialect.key(name, tags)
-        if kind == "c":
-            aggregator.count(f"{head}:%s|c{format_rate(rate)}{tail}", value)
-        else:
-            aggregator.timing(TimerSeries(head, tail, rate), value)
-        self.client.start()
 
 
 def install(app: Flask, state: ObserveState) -> RequestSink | None:
@@ -181,7 +75,7 @@ def install(app: Flask, state: ObserveState) -> RequestSink | None:
         record=record,
         sample_rate=config.statsd_sample_rate,
     )
-    state.metrics = metrics
+    state.add_part(metrics)
     sender: AggregatingSink | LineSink | None = None
     if config.statsd_host is not None:
         if config.statsd_aggregate:
@@ -211,8 +105,8 @@ def install(app: Flask, state: ObserveState) -> RequestSink | None:
 
 def _state() -> MetricsState:
     """The current app's metrics state; a clear error outside an app context."""
-    metrics = get_state().metrics
-    if not isinstance(metrics, MetricsState):  # pragma: no cover - set by init_app
+    metrics = get_state().part(MetricsState)
+    if metrics is None:  # pragma: no cover - set by init_app
         raise RuntimeError("Flask-Observe metrics are not set up on this app.")
     return metrics
 
@@ -397,5 +291,5 @@ def client(app: Flask | None = None) -> StatsdClient | None:
 
     .. versionadded:: 0.1.0
     """
-    metrics = get_state(app).metrics
-    return metrics.client if isinstance(metrics, MetricsState) else None
+    metrics = get_state(app).part(MetricsState)
+    return metrics.client if metrics is not None else None

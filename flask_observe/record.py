@@ -127,3 +127,11 @@ def clean_token(name: str) -> str:
         return name
     cleaned = "".join(c if c in _TOKEN_CHARS else "_" for c in name[:64])
     return cleaned or "_"
+
+
+def format_server_timing(app_seconds: float, timers: t.Iterable[Timer]) -> str:
+    """``Server-Timing`` value: ``app;dur=<ms>`` then one entry per timer."""
+    value = "app;dur=%.3f" % (app_seconds * 1000.0)
+    for timer in timers:
+        value += ", %s;dur=%.3f" % (timer.name, timer.seconds * 1000.0)
+    return value

@@ -359,7 +359,7 @@ def flush(timeout: float = 2.0) -> bool:
 
 @dataclasses.dataclass(eq=False)
 class SentryState:
-    """The capture part of one app's state (``app.extensions["observe"].sentry``).
+    """The capture part of one app's state (``get_state(app).part(SentryState)``).
 
     .. versionadded:: 0.1.0
     """
@@ -412,10 +412,14 @@ def install(app: Flask, state: ObserveState) -> None:
     """
     config = state.config
     rate = config.sentry_error_rate
-    state.sentry = SentryState(
-        capture_statuses=config.sentry_capture_statuses,
-        scrubber=Scrubber(config.scrub_keys),
-        throttle=ErrorThrottle(*rate) if rate is not None else None,
+    scrubber = Scrubber(config.scrub_keys)
+    state.add_part(scrubber)  # the app's scrubber, for before_send (scrub.py)
+    state.add_part(
+        SentryState(
+            capture_statuses=config.sentry_capture_statuses,
+            scrubber=scrubber,
+            throttle=ErrorThrottle(*rate) if rate is not None else None,
+        )
     )
     try:
         # In a copy of this context: see init_sentry.
@@ -654,7 +658,7 @@ def _drop_second_capture(event: t.Any, hint: t.Any) -> t.Any:
 
 def _sentry_state() -> SentryState | None:
     state = find_state(current_app)
-    return state.sentry if state is not None else None
+    return state.part(SentryState) if state is not None else None
 
 
 def request_data(scrubber: Scrubber, req: Request | None = None) -> dict[str, t.Any]:

@@ -30,7 +30,7 @@ from .naming import clean_part
 
 if t.TYPE_CHECKING:
     from .aggregation import Aggregator
-    from .metrics import MetricsState
+    from .metrics_state import MetricsState
     from .record import RequestRecord
     from .statsd_client import StatsdClient
 

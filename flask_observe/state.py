@@ -1,7 +1,8 @@
 """Per-app state: what Flask-Observe keeps for one app in ``app.extensions["observe"]``.
 
-This module imports nothing else from the package, so every feature can read the state
-without importing the extension that built it.
+This module imports nothing else from the package and names no feature: each feature
+keeps its own part under the part's class (:meth:`ObserveState.add_part`) and finds it
+with :meth:`ObserveState.part`, so a new feature needs no change here.
 
 .. versionadded:: 0.1.0
 """
@@ -17,12 +18,7 @@ if t.TYPE_CHECKING:
     from flask import Flask
 
     from .config import ObserveConfig
-    from .errors import ErrorsState
-    from .extension import Observe
-    from .metrics import MetricsState
     from .record import RequestRecord
-    from .sentry import SentryState
-    from .timing import ObserveMiddleware
 
 #: Key of the per-app state in ``app.extensions``.
 EXTENSION_KEY = "observe"
@@ -34,28 +30,73 @@ FinishHook = t.Callable[["RequestRecord"], None]
 #: request made none).
 RequestHook = t.Callable[[str | None, str, str | None, float, "RequestRecord | None"], None]
 
+PartT = t.TypeVar("PartT")
+
+
+class Extension(t.Protocol):
+    """What the state offers of the :class:`~flask_observe.Observe` object that
+    initialised the app.
+
+    .. versionadded:: 0.2.0
+    """
+
+    #: Domain exception classes mapped to HTTP statuses by ``register_error``.
+    error_map: dict[type[BaseException], int]
+
+
+class RequestClock(t.Protocol):
+    """What the state needs of the request middleware
+    (:class:`~flask_observe.timing.ObserveMiddleware`): its finish hooks.
+
+    .. versionadded:: 0.2.0
+    """
+
+    @property
+    def finish_hooks(self) -> tuple[FinishHook, ...]:
+        """The hooks run with each finished record, in order."""
+
+    def add_finish_hook(self, hook: FinishHook) -> None:
+        """Also run *hook* with each finished record."""
+
 
 @dataclasses.dataclass(eq=False)
 class ObserveState:
     """Everything Flask-Observe keeps for one app, in ``app.extensions["observe"]``.
 
-    Built by :meth:`~flask_observe.Observe.init_app`; each feature fills in its part.
+    Built by :meth:`~flask_observe.Observe.init_app`; each feature adds its part.
 
     .. versionadded:: 0.1.0
     """
 
     #: The extension object that initialised the app.
-    extension: Observe
+    extension: Extension
     #: The validated configuration.
     config: ObserveConfig
     #: The WSGI middleware owning the request clock.
-    middleware: ObserveMiddleware | None = None
-    #: Metrics state (statsd client, recorder).
-    metrics: MetricsState | None = None
-    #: Error-response state (problem bodies, mapped classes).
-    errors: ErrorsState | None = None
-    #: Sentry capture state (scrubber, captured statuses).
-    sentry: SentryState | None = None
+    middleware: RequestClock | None = None
+    #: Each feature's part (metrics, errors, Sentry capture, panels...), under the
+    #: part's class: see :meth:`part`.
+    parts: dict[type[object], object] = dataclasses.field(default_factory=dict)
+
+    def part(self, kind: type[PartT]) -> PartT | None:
+        """The part of class *kind* a feature keeps here, or ``None`` when it has none
+        (the feature is not set up on this app).
+
+        :param kind: the class of the part, e.g. ``MetricsState``.
+
+        .. versionadded:: 0.2.0
+        """
+        part = self.parts.get(kind)
+        return part if isinstance(part, kind) else None
+
+    def add_part(self, part: object) -> None:
+        """Keep *part* under its class, replacing the part of that class, if any.
+
+        :param part: a feature's state object.
+
+        .. versionadded:: 0.2.0
+        """
+        self.parts[type(part)] = part
 
     @property
     def finish_hooks(self) -> tuple[FinishHook, ...]:

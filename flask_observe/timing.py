@@ -31,6 +31,7 @@ from .paths import ExcludedPaths
 from .record import clean_token
 from .record import current_record
 from .record import ENVIRON_KEY
+from .record import format_server_timing
 from .record import RequestRecord
 from .record import START_KEY
 from .record import Timer
@@ -56,14 +57,6 @@ Q = t.ParamSpec("Q")
 def format_runtime(seconds: float) -> str:
     """``X-Runtime`` value: seconds with six decimals (the Rack convention)."""
     return "%0.6f" % seconds
-
-
-def format_server_timing(app_seconds: float, timers: t.Iterable[Timer]) -> str:
-    """``Server-Timing`` value: ``app;dur=<ms>`` then one entry per timer."""
-    value = "app;dur=%.3f" % (app_seconds * 1000.0)
-    for timer in timers:
-        value += ", %s;dur=%.3f" % (timer.name, timer.seconds * 1000.0)
-    return value
 
 
 #: Lower-case names of the headers the middleware adds; a view that set one of them

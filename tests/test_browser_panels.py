@@ -2,8 +2,9 @@
 
 The demo app is served on a free loopback port from a background thread with the
 toolbar on; the test opens a page, the toolbar, the Memory and Observe panels, switches
-the heap diff on, reloads and checks the type table. A screenshot is saved under
-``test-output/browser/``. A missing chromium is a failure: run ``make services``.
+the heap diff on, reloads and checks the type table, then the deep-sizes page's masked
+secret. A screenshot is saved under ``test-output/browser/``. A missing chromium is a
+failure: run ``make services``.
 """
 
 from __future__ import annotations
@@ -130,5 +131,11 @@ def test_panels_in_a_real_browser(server: str, tmp_path: Path) -> None:
             screenshot = OUTPUT / "memory-panel-heap-diff.png"
             page.screenshot(path=str(screenshot))
             assert screenshot.stat().st_size > 10_000
+
+            # The deep-sizes page shows a secret config value as the one marker.
+            page.goto(f"{server}/_observe/memory/sizes")
+            secret_row = page.locator("#config-sizes tr", has_text="SECRET_KEY")
+            assert secret_row.locator("td").nth(2).inner_text() == "[Filtered]"
+            assert "demo-only-not-a-secret" not in page.content()
         finally:
             browser.close()

@@ -27,6 +27,7 @@ from flask_observe.aggregation import ENDPOINT_SLOTS
 from flask_observe.aggregation import format_exact_rate
 from flask_observe.aggregation import power_weights
 from flask_observe.extension import get_state
+from flask_observe.metrics import MetricsState
 from flask_observe.record import RequestRecord
 from tests.metrics_helpers import counter_total
 from tests.metrics_helpers import flush
@@ -120,7 +121,7 @@ def test_samples_are_spread_over_the_interval(
     app = metrics_app(
         **udp_config(udp, OBSERVE_STATSD_TIMER_SAMPLES=4, OBSERVE_STATSD_FLUSH_INTERVAL=60.0)
     )
-    aggregator = get_state(app).metrics.aggregator  # type: ignore[union-attr]
+    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
     assert aggregator is not None
     for ms in range(1, 33):  # the table holds seconds; lines carry milliseconds
         aggregator.add_request(("index", "GET", "200 OK"), ms / 1000.0)
@@ -322,7 +323,7 @@ def test_invalid_aggregation_settings_name_the_key(key: str, value: object) -> N
 def _counting_hand_over(app: Flask) -> list[tuple[object, ...]]:
     """Wrap the aggregator's locked ``add_request`` (the sink's hand-over); return the
     list of the request keys it gets."""
-    aggregator = get_state(app).metrics.aggregator  # type: ignore[union-attr]
+    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
     assert aggregator is not None
     add_request = aggregator.add_request
     calls: list[tuple[object, ...]] = []
@@ -347,7 +348,7 @@ def test_known_keys_are_appended_without_the_lock(
     for _ in range(5):
         client.get("/", buffered=True)
     assert calls == [("index", "GET", "200 OK")]
-    aggregator = get_state(app).metrics.aggregator  # type: ignore[union-attr]
+    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
     assert aggregator is not None
     assert _slots(aggregator) == [("index", "GET", "200 OK", 5)]
     flush(app)
@@ -388,7 +389,7 @@ def test_every_slot_of_an_endpoint_is_found_by_the_middleware(
         client.get("/other", buffered=True)
     assert calls == [("index", "GET", "200 OK"), ("index", "POST", "201 CREATED"),
                      ("other", "GET", "200 OK")]  # fmt: skip
-    aggregator = get_state(app).metrics.aggregator  # type: ignore[union-attr]
+    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
     assert aggregator is not None
     assert _slots(aggregator) == [
         ("index", "GET", "200 OK", 4), ("index", "POST", "201 CREATED", 4),
@@ -418,7 +419,7 @@ def test_invented_methods_and_status_lines_keep_the_table_bounded(
     for number in range(invented):
         assert client.open("/", method=f"M{number}", buffered=True).status_code == 405
         assert client.get(f"/?n={number}", buffered=True).status_code == 299
-    aggregator = get_state(app).metrics.aggregator  # type: ignore[union-attr]
+    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
     assert aggregator is not None
     slots = _slots(aggregator)
     assert len([slot for slot in slots if slot[0] is None]) == ENDPOINT_SLOTS
@@ -464,7 +465,7 @@ def test_a_full_table_sends_new_endpoints_to_the_overflow(
     for _ in range(3):
         for number in range(4):
             client.get(f"/{number}", buffered=True)
-    aggregator = get_state(app).metrics.aggregator  # type: ignore[union-attr]
+    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
     assert aggregator is not None
     assert [slot[0] for slot in _slots(aggregator)] == ["page0", "page1"]
     flush(app)

@@ -17,10 +17,12 @@ from flask_observe import Observe
 from flask_observe.panels import BLUEPRINT_NAME
 from flask_observe.panels import MEMORY_PANEL
 from flask_observe.panels import OBSERVE_PANEL
-from flask_observe.panels import PANELS_KEY
 from flask_observe.panels import TOOLBAR_DEFAULT_PANELS
-from flask_observe.panels.masking import MASK
-from flask_observe.panels.masking import mask_value
+from flask_observe.panels.report import ReportStore
+from flask_observe.panels.templating import format_config_value
+from flask_observe.secrets import default_scrubber
+from flask_observe.secrets import Scrubber
+from flask_observe.state import get_state
 
 from .toolbar_apps import make_toolbar_app
 from .toolbar_apps import SECRET
@@ -83,7 +85,7 @@ def test_nothing_of_ours_is_registered_when_off(config: dict[str, object]) -> No
     assert MEMORY_PANEL not in app.config.get("DEBUG_TB_PANELS", ())
     assert BLUEPRINT_NAME not in app.blueprints
     assert our_hooks(app) == []
-    assert PANELS_KEY not in app.extensions
+    assert get_state(app).part(ReportStore) is None
     assert app.test_client().get("/_observe/memory/heap").status_code == 404
 
 
@@ -105,14 +107,35 @@ def test_panels_by_dotted_path_without_observe() -> None:
     assert client.get("/_observe/memory/classes").status_code == 200
 
 
+def test_panels_listed_before_observe_share_its_report_store() -> None:
+    """The toolbar registers our pages first (dotted paths), Observe comes later: the
+    report pages still find the store that Observe's install made."""
+    app = make_toolbar_app(toolbar_first=True, DEBUG_TB_PANELS=[MEMORY_PANEL, OBSERVE_PANEL])
+    client = app.test_client()
+    response = client.get("/json")
+    url = response.headers["X-Observe-Report"]
+    response.close()
+    assert client.get(url).status_code == 200
+
+
+def test_panels_without_observe_refuse_a_bad_budget_at_set_up() -> None:
+    with pytest.raises(ConfigError, match="must be in") as info:
+        make_toolbar_app(observe=False, DEBUG_TB_PANELS=[MEMORY_PANEL], OBSERVE_MEMORY_BUDGET=-1)
+    assert info.value.key == "OBSERVE_MEMORY_BUDGET"
+
+
 def test_two_apps_in_one_process() -> None:
     first, second = make_toolbar_app(), make_toolbar_app(OBSERVE_MEMORY_BUDGET=2.5)
+    pages = []
     for app in (first, second):
         client = app.test_client()
-        assert 'id="memory-rss"' in get_page(client)
+        pages.append(get_page(client))
+        assert 'id="memory-rss"' in pages[-1]
         assert client.get("/_observe/memory/heap").status_code == 200
-    assert first.extensions[PANELS_KEY] is not second.extensions[PANELS_KEY]
-    assert second.extensions[PANELS_KEY].memory_budget == 2.5
+    assert "budget 1000.000 ms" in pages[0] and "budget 2500.000 ms" in pages[1]
+    stores = [get_state(app).part(ReportStore) for app in (first, second)]
+    assert None not in stores and stores[0] is not stores[1]
+    assert "observe_panels" not in first.extensions  # one home: the Observe state
 
 
 def test_import_pulls_in_neither_toolbar_nor_pympler() -> None:
@@ -142,7 +165,7 @@ def test_missing_toolbar_is_quiet_by_default(
     app = Flask("missing-default")
     app.config.update(DEBUG=True, SECRET_KEY=SECRET)
     Observe(app)
-    assert PANELS_KEY not in app.extensions
+    assert get_state(app).part(ReportStore) is None
     assert MEMORY_PANEL not in app.config.get("DEBUG_TB_PANELS", ())
 
 
@@ -261,24 +284,38 @@ def test_secret_config_values_are_masked() -> None:
     assert "SECRET_KEY" in sizes and "DB_PASSWORD" in sizes and "DB_URL" in sizes
     for secret in (SECRET, "hunter2", "pw42"):
         assert secret not in sizes
-    assert "postgres://********@db/app" in sizes
+    assert "postgres://[Filtered]@db/app" in sizes
 
 
 @pytest.mark.parametrize(
     ("key", "value", "shown"),
     [
-        pytest.param("SECRET_KEY", "abc", MASK, id="secret-key"),
-        pytest.param("OBSERVE_SENTRY_DSN", "https://k@o1.invalid/1", MASK, id="dsn"),
-        pytest.param("GITHUB_TOKEN", "ghp_x", MASK, id="token"),
-        pytest.param("MAIL_PASSWORD", "pw", MASK, id="password"),
-        pytest.param("STRIPE_API_KEY", "sk", MASK, id="api-key"),
-        pytest.param("DATABASE_URL", "mysql://root:pw@h/db", "'mysql://********@h/db'", id="url"),
+        pytest.param("SECRET_KEY", "abc", "[Filtered]", id="secret-key"),
+        pytest.param("OBSERVE_SENTRY_DSN", "https://k@o1.invalid/1", "[Filtered]", id="dsn"),
+        pytest.param("GITHUB_TOKEN", "ghp_x", "[Filtered]", id="token"),
+        pytest.param("MAIL_PASSWORD", "pw", "[Filtered]", id="password"),
+        pytest.param("STRIPE_API_KEY", "sk", "[Filtered]", id="api-key"),
+        pytest.param("PAYMENT_CARD", "4111", "[Filtered]", id="card"),
+        pytest.param("JWT_PRIVATE_KEY_PATH", "/etc/jwt.pem", "[Filtered]", id="private"),
+        pytest.param("DATABASE_URL", "mysql://root:pw@h/db", "'mysql://[Filtered]@h/db'", id="url"),
+        pytest.param(
+            "CACHE_OPTIONS",
+            {"password": "hunter2", "ttl": 60},
+            "{'password': '[Filtered]', 'ttl': 60}",
+            id="pair-inside",
+        ),
         pytest.param("SECRET_KEY", None, "None", id="unset-secret"),
         pytest.param("DEBUG", True, "True", id="plain"),
     ],
 )
-def test_mask_value(key: str, value: object, shown: str) -> None:
-    assert mask_value(key, value) == shown
+def test_config_values_shown(key: str, value: object, shown: str) -> None:
+    assert format_config_value(default_scrubber, key, value) == shown
+
+
+def test_config_values_shown_with_the_apps_scrub_keys() -> None:
+    scrubber = Scrubber(["ssn"])
+    assert format_config_value(scrubber, "EXPORT_SSN", "078-05-1120") == "[Filtered]"
+    assert format_config_value(scrubber, "EXPORT", "ssn=078-05-1120") == "'ssn=[Filtered]'"
 
 
 def test_observe_panel_config_is_masked() -> None:
@@ -287,7 +324,7 @@ def test_observe_panel_config_is_masked() -> None:
     app = Flask("masked")
     app.config["OBSERVE_SENTRY_DSN"] = "https://publickey123@o1.invalid/1"
     rows = dict(config_rows(app))
-    assert rows["OBSERVE_SENTRY_DSN"] == MASK
+    assert rows["OBSERVE_SENTRY_DSN"] == "[Filtered]"
     assert rows["OBSERVE_STATSD_PORT"] == "8125"
 
 
@@ -400,14 +437,35 @@ def test_observe_panel_shows_the_error_masked() -> None:
 
     app = make_toolbar_app()
     record = RequestRecord()
-    record.exception = RuntimeError("<b>db</b> postgres://u:hunter2@db/x down")
+    record.exception = RuntimeError("<b>db</b> postgres://u:hunter2@db/x down, token=tk42")
     record.event_id = "abc123"
     record.metric_lines = ["app.request:1|c"]
     with app.test_request_context("/"):
-        data = snapshot(record, path="/", final=False)
+        data = snapshot(record, path="/", final=False, scrubber=default_scrubber)
         html = render("observe.html", data=data, config=config_rows(app))
-    assert "hunter2" not in html and "&lt;b&gt;db&lt;/b&gt;" in html
+    assert "hunter2" not in html and "tk42" not in html and "&lt;b&gt;db&lt;/b&gt;" in html
+    assert "postgres://[Filtered]@db/x down, token=[Filtered]" in html
     assert "abc123" in html and "app.request:1|c" in html and "RuntimeError" in html
+
+
+def test_report_masks_the_error_with_the_apps_scrub_keys() -> None:
+    """The report is kept by a finish hook, outside the app context: it still applies
+    the app's own secret rules (OBSERVE_SCRUB_KEYS) to the exception's text."""
+    from flask_observe import APIError
+
+    app = make_toolbar_app(OBSERVE_SCRUB_KEYS=["ssn"])
+
+    @app.get("/lookup")
+    def lookup() -> str:
+        raise APIError("no match for ssn=078-05-1120, password=hunter2", status=404)
+
+    client = app.test_client()
+    response = client.get("/lookup")
+    url = response.headers["X-Observe-Report"]
+    response.close()
+    html = client.get(url).get_data(as_text=True)
+    assert "no match for ssn=[Filtered], password=[Filtered]" in html
+    assert "078-05-1120" not in html and "hunter2" not in html
 
 
 def test_report_header_on_json_with_the_values_sent() -> None:

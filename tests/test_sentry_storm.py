@@ -111,7 +111,7 @@ def build_app(**config: object) -> Flask:
 
 
 def sentry_state(app: Flask) -> SentryState:
-    state = get_state(app).sentry
+    state = get_state(app).part(SentryState)
     assert state is not None
     return state
 

@@ -20,14 +20,11 @@ import typing as t
 
 from ..config import ConfigError
 from ..containment import warn_limited
-from .toolbar import BLUEPRINT_NAME as BLUEPRINT_NAME
-from .toolbar import check_hosts
-from .toolbar import get_toolbar_state
-from .toolbar import PANELS_KEY as PANELS_KEY
-from .toolbar import ReportStore
-from .toolbar import toolbar_active
-from .toolbar import toolbar_enabled
-from .toolbar import ToolbarState as ToolbarState
+from ..secrets import state_scrubber
+from .access import BLUEPRINT_NAME as BLUEPRINT_NAME
+from .access import check_hosts
+from .access import toolbar_active
+from .access import toolbar_enabled
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -125,8 +122,9 @@ def add_panels(app: Flask) -> None:
 def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
     """Set up the panels on *app* (after :func:`check` said they go on).
 
-    Adds both panels to ``DEBUG_TB_PANELS``, creates the panel state from the validated
-    configuration, registers our blueprint and an ``after_request`` hook adding
+    Adds both panels to ``DEBUG_TB_PANELS``, keeps the app's
+    :class:`~flask_observe.panels.report.ReportStore` in its state (the panels' one
+    part of it), registers our blueprint and an ``after_request`` hook adding
     ``X-Observe-Report`` to non-HTML responses.
 
     :param app: the Flask application.
@@ -134,13 +132,12 @@ def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
     :return: the finish hook filling the report store.
     """
     from .report import install_report_hooks
+    from .report import ReportStore
     from .views import register_routes
 
     config = state.config
-    if PANELS_KEY not in app.extensions:
-        app.extensions[PANELS_KEY] = ToolbarState(
-            memory_budget=config.memory_budget, reports=ReportStore(config.report_store_size)
-        )
+    store = ReportStore(config.report_store_size)
+    state.add_part(store)
     add_panels(app)
     register_routes(app)
-    return (install_report_hooks(app, get_toolbar_state(app), config.server_timing),)
+    return (install_report_hooks(app, store, state_scrubber(state), config.server_timing),)

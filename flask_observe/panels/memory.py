@@ -24,6 +24,9 @@ from flask import url_for
 
 from ..containment import contained
 from ..record import current_record
+from .access import BLUEPRINT_NAME
+from .access import panel_config
+from .access import skip_request
 from .base import BlueprintPanel
 from .heap import heap_after
 from .heap import heap_before
@@ -33,9 +36,6 @@ from .report import MEMORY_KEY
 from .report import note_view_time
 from .templating import format_bytes
 from .templating import render
-from .toolbar import BLUEPRINT_NAME
-from .toolbar import get_toolbar_state
-from .toolbar import skip_request
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
@@ -72,7 +72,7 @@ class MemoryPanel(BlueprintPanel):
             return None
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         view = app.ensure_sync(view_func)
-        budget = get_toolbar_state(app).memory_budget if self.is_active else 0.0
+        budget = panel_config(app).memory_budget if self.is_active else 0.0
         panel = self
 
         def call(kwargs: dict[str, t.Any]) -> t.Any:
@@ -131,7 +131,7 @@ class MemoryPanel(BlueprintPanel):
             tier1=self.tier1,
             tier2=self.tier2,
             active=self.is_active,
-            budget=get_toolbar_state(current_app).memory_budget,
+            budget=panel_config(current_app).memory_budget,
             links=links,
             standalone=False,
         )

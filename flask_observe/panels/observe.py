@@ -2,7 +2,7 @@
 
 Shows the request clock (total, view, user timers and the ``Server-Timing`` value),
 the statsd lines recorded for the request and the error captured with its event id,
-plus Flask-Observe's configuration with secret-looking values masked.
+plus Flask-Observe's configuration with secrets masked (:mod:`flask_observe.secrets`).
 
 The toolbar renders in ``after_request``, before the timing headers exist: the panel
 computes them as of rendering and says so. The exact values sent are in the report
@@ -25,17 +25,19 @@ from flask import url_for
 
 from ..config import OPTIONS
 from ..record import current_record
+from ..secrets import app_scrubber
+from ..secrets import state_scrubber
 from ..state import find_state
+from .access import BLUEPRINT_NAME
+from .access import skip_request
 from .base import BlueprintPanel
-from .masking import mask_value
 from .report import keep_report
 from .report import note_view_time
 from .report import Snapshot
 from .report import snapshot
+from .templating import format_config_value
 from .templating import format_ms
 from .templating import render
-from .toolbar import BLUEPRINT_NAME
-from .toolbar import skip_request
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
@@ -50,10 +52,11 @@ def config_rows(app: Flask) -> list[tuple[str, str]]:
 
     :param app: the Flask application.
     """
+    scrubber = app_scrubber(app)
     rows = []
     for option in OPTIONS:
         value = app.config.get(option.key, option.default)
-        rows.append((option.key, mask_value(option.key, value)))
+        rows.append((option.key, format_config_value(scrubber, option.key, value)))
     return rows
 
 
@@ -106,6 +109,7 @@ class ObservePanel(BlueprintPanel):
                 record,
                 path=flask_request.path,
                 final=False,
+                scrubber=state_scrubber(state),
                 server_timing=state.config.server_timing,
                 report_id=report_id,
             )

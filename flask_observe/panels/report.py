@@ -11,9 +11,11 @@ in a bounded :class:`ReportStore`, oldest evicted first.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-import secrets
+import threading
 import typing as t
+from secrets import token_hex
 from time import perf_counter
 
 from flask import request
@@ -21,22 +23,22 @@ from flask import url_for
 
 from ..containment import contained
 from ..record import current_record
-from ..timing import format_server_timing
-from .masking import mask_text
-from .masking import shorten
-from .toolbar import BLUEPRINT_NAME
-from .toolbar import ReportStore as ReportStore
-from .toolbar import request_allowed
+from ..record import format_server_timing
+from ..state import find_state
+from .access import BLUEPRINT_NAME
+from .access import request_allowed
+from .access import TOOLBAR_BLUEPRINT
+from .templating import shorten
 
 if t.TYPE_CHECKING:
     from flask import Flask
     from flask import Response
 
     from ..record import RequestRecord
+    from ..secrets import Scrubber
     from ..state import FinishHook
     from .heap import Tier1
     from .heap import Tier2
-    from .toolbar import ToolbarState
 
 #: Response header carrying the report URL.
 REPORT_HEADER = "X-Observe-Report"
@@ -72,11 +74,52 @@ class Snapshot:
     id: str = ""
 
 
+class ReportStore:
+    """The last *size* snapshots by id; adding one more evicts the oldest. Thread-safe.
+
+    Kept in the app's Flask-Observe state (:func:`report_store`).
+
+    :param size: how many snapshots to keep (``OBSERVE_REPORT_STORE_SIZE``).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: collections.OrderedDict[str, Snapshot] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, item: Snapshot) -> None:
+        """Keep *item* under its id, evicting the oldest beyond :attr:`size`."""
+        with self._lock:
+            self._items[item.id] = item
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def get(self, report_id: str) -> Snapshot | None:
+        """The snapshot stored under *report_id*, or ``None`` (unknown or evicted)."""
+        with self._lock:
+            return self._items.get(report_id)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+
+def report_store(app: Flask) -> ReportStore | None:
+    """The report store of *app*, or ``None`` when it has none (Flask-Observe is not
+    initialised there, or its panels are off).
+
+    :param app: the Flask application.
+    """
+    state = find_state(app)
+    return state.part(ReportStore) if state is not None else None
+
+
 def snapshot(
     record: RequestRecord,
     *,
     path: str,
     final: bool,
+    scrubber: Scrubber,
     server_timing: bool = True,
     report_id: str = "",
 ) -> Snapshot:
@@ -85,6 +128,7 @@ def snapshot(
     :param record: the request's record.
     :param path: the request path.
     :param final: the body is closed (the finish hook); else computed at render time.
+    :param scrubber: the app's secret rules, applied to the exception's text.
     :param server_timing: whether the app sends ``Server-Timing``.
     :param report_id: the report id, when stored.
     """
@@ -98,7 +142,7 @@ def snapshot(
     error = None
     if record.exception is not None:
         exc = record.exception
-        error = (type(exc).__qualname__, shorten(mask_text(str(exc)), 2000))
+        error = (type(exc).__qualname__, shorten(scrubber.scrub_text(str(exc)), 2000))
     lines = tuple(record.metric_lines) if record.metric_lines is not None else None
     memory = extra.get(MEMORY_KEY, (None, None))
     return Snapshot(
@@ -131,7 +175,7 @@ def keep_report(record: RequestRecord, path: str) -> str:
     existing = record.extra.get(REPORT_KEY)
     if existing is not None:
         return t.cast(str, existing[0])
-    report_id = secrets.token_hex(8)
+    report_id = token_hex(8)
     record.extra[REPORT_KEY] = (report_id, path)
     return report_id
 
@@ -156,15 +200,17 @@ def _wants_report(response: Response) -> bool:
     return response.mimetype != "text/html" or not response.is_sequence
 
 
-def install_report_hooks(app: Flask, toolbar: ToolbarState, server_timing: bool) -> FinishHook:
+def install_report_hooks(
+    app: Flask, store: ReportStore, scrubber: Scrubber, server_timing: bool
+) -> FinishHook:
     """Add the ``X-Observe-Report`` header hook to *app*; return the store's finish hook.
 
     :param app: the Flask application.
-    :param toolbar: its panel state (the report store).
+    :param store: its report store.
+    :param scrubber: its secret rules (the finish hook runs outside the app context).
     :param server_timing: whether the app sends ``Server-Timing``.
     """
-    store: ReportStore = toolbar.reports
-    skip_blueprints = frozenset((BLUEPRINT_NAME, "debugtoolbar"))
+    skip_blueprints = frozenset((BLUEPRINT_NAME, TOOLBAR_BLUEPRINT))
 
     def add_report_header(response: Response) -> Response:
         """``after_request``: name a report URL on responses the toolbar cannot show.
@@ -195,7 +241,12 @@ def install_report_hooks(app: Flask, toolbar: ToolbarState, server_timing: bool)
             return
         report_id, path = extra[REPORT_KEY]
         item = snapshot(
-            record, path=path, final=True, server_timing=server_timing, report_id=report_id
+            record,
+            path=path,
+            final=True,
+            scrubber=scrubber,
+            server_timing=server_timing,
+            report_id=report_id,
         )
         store.add(item)
 

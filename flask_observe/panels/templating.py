@@ -1,4 +1,5 @@
-"""The panels' own Jinja environment (the toolbar's cannot find our templates).
+"""The panels' own Jinja environment (the toolbar's cannot find our templates) and how
+values are shown: sizes, durations, and config values with secrets masked.
 
 .. versionadded:: 0.1.0
 """
@@ -6,13 +7,46 @@
 from __future__ import annotations
 
 import functools
+import typing as t
 
 from jinja2 import Environment
 from jinja2 import PackageLoader
 from jinja2 import select_autoescape
 
+from ..secrets import FILTERED
+
+if t.TYPE_CHECKING:
+    from ..secrets import Scrubber
+
 #: What a panel shows when it failed (the failure is logged at WARNING).
 FAILED = "<p>Flask-Observe: this panel failed; the warning in the log says why.</p>"
+
+#: Longest text shown for one value.
+MAX_LENGTH = 200
+
+
+def shorten(text: str, limit: int = MAX_LENGTH) -> str:
+    """Cut *text* to *limit* characters, marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def format_config_value(scrubber: Scrubber, name: str, value: object) -> str:
+    """The text shown for the config value *value* of the key *name*.
+
+    A value whose key is secret is shown as ``[Filtered]`` (unless empty); any other
+    value as its ``repr`` with the secrets inside masked and long text cut.
+
+    :param scrubber: the app's secret rules.
+    :param name: the configuration key.
+    :param value: its value.
+    """
+    if scrubber.hides(name, value):
+        return FILTERED
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__} object>"
+    return shorten(scrubber.scrub_text(text))
 
 
 def format_bytes(value: float | None, signed: bool = False) -> str:

@@ -3,7 +3,7 @@ and static files, mounted at ``/_observe``.
 
 A fresh blueprint is made for each app by :func:`make_blueprint` (never routes added to
 the toolbar's module-level blueprint). Every route answers 404 unless the toolbar is
-enabled and the client address is allowed (:func:`~flask_observe.panels.request_allowed`).
+enabled and the client address is allowed (:func:`~flask_observe.panels.access.request_allowed`).
 Pages are served as a stream so the toolbar does not inject itself into them.
 
 .. versionadded:: 0.1.0
@@ -11,10 +11,13 @@ Pages are served as a stream so the toolbar does not inject itself into them.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import re
 import sys
+import threading
 import typing as t
+from secrets import token_urlsafe
 
 from flask import abort
 from flask import Blueprint
@@ -24,24 +27,38 @@ from flask import request
 from flask import Response
 from flask import url_for
 
+from ..secrets import app_scrubber
+from .access import BLUEPRINT_NAME
+from .access import check_hosts
+from .access import panel_config
+from .access import request_allowed
 from .heap import asizeof_rows
 from .heap import pympler_summary
-from .masking import mask_value
+from .report import report_store
+from .templating import format_config_value
 from .templating import render
-from .toolbar import BLUEPRINT_NAME
-from .toolbar import check_hosts
-from .toolbar import get_toolbar_state
-from .toolbar import request_allowed
 
 if t.TYPE_CHECKING:
     from flask import Flask
-
-    from .toolbar import ToolbarState
 
 #: Classes the tracker follows at most.
 MAX_TRACKED = 20
 
 _CLASS_NAME = re.compile(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+
+
+@dataclasses.dataclass(eq=False)
+class ClassTracking:
+    """The class-tracker page's state for one app, made with the app's blueprint."""
+
+    #: The Pympler ``ClassTracker``, once started.
+    tracker: t.Any = None
+    #: Names of the classes the tracker follows.
+    tracked: list[str] = dataclasses.field(default_factory=list)
+    #: Guards :attr:`tracker` (pages may be served by several threads).
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    #: Token the form must send back (no cross-site posts).
+    form_token: str = dataclasses.field(default_factory=lambda: token_urlsafe(16))
 
 
 def _page(template: str, **context: object) -> Response:
@@ -90,19 +107,18 @@ def register_routes(app: Flask) -> None:
 
     :param app: the Flask application.
     :raises flask_observe.ConfigError: the toolbar is enabled outside debug mode
-        without ``DEBUG_TB_HOSTS``.
+        without ``DEBUG_TB_HOSTS``, or an ``OBSERVE_*`` value is invalid.
     """
     if BLUEPRINT_NAME in app.blueprints:
         return
     check_hosts(app)
-    app.register_blueprint(make_blueprint(get_toolbar_state(app)))
+    panel_config(app)  # a bad value fails here, not at the first page
+    app.register_blueprint(make_blueprint())
 
 
-def make_blueprint(state: ToolbarState) -> Blueprint:
-    """A new blueprint with our routes, bound to one app's panel *state*.
-
-    :param state: the app's :class:`~flask_observe.panels.toolbar.ToolbarState`.
-    """
+def make_blueprint() -> Blueprint:
+    """A new blueprint with our routes for one app, with its own class tracker."""
+    tracking = ClassTracking()
     bp = Blueprint(
         BLUEPRINT_NAME,
         __name__,
@@ -140,7 +156,11 @@ def make_blueprint(state: ToolbarState) -> Blueprint:
             key=lambda row: row[1],
             reverse=True,
         )[:25]
-        config_rows = [(key, size, mask_value(key, app.config.get(key))) for key, size, _ in config]
+        scrubber = app_scrubber(app)
+        config_rows = [
+            (key, size, format_config_value(scrubber, key, app.config.get(key)))
+            for key, size, _ in config
+        ]
         return _page("sizes.html", rows=asizeof_rows(objects), config=config_rows)
 
     @bp.route("/memory/classes", methods=["GET", "POST"])
@@ -149,34 +169,35 @@ def make_blueprint(state: ToolbarState) -> Blueprint:
         messages: list[str] = []
         if request.method == "POST":
             token = request.form.get("token", "")
-            if not hmac.compare_digest(token, state.form_token):
+            if not hmac.compare_digest(token, tracking.form_token):
                 abort(400)
             names = request.form.get("names", "").replace(",", " ").split()
-            with state.lock:
+            with tracking.lock:
                 if request.form.get("action") == "stop":
-                    if state.tracker is not None:
-                        state.tracker.detach_all()
-                    state.tracker = None
-                    state.tracked = []
+                    if tracking.tracker is not None:
+                        tracking.tracker.detach_all()
+                    tracking.tracker = None
+                    tracking.tracked = []
                     messages.append("The class tracker is stopped.")
                 else:
-                    messages.extend(_track(state, names))
-        with state.lock:
-            rows = tracker_rows(state.tracker) if state.tracker is not None else []
-            tracked = list(state.tracked)
+                    messages.extend(_track(tracking, names))
+        with tracking.lock:
+            rows = tracker_rows(tracking.tracker) if tracking.tracker is not None else []
+            tracked = list(tracking.tracked)
         return _page(
             "classes.html",
             rows=rows,
             tracked=tracked,
             messages=messages,
-            token=state.form_token,
+            token=tracking.form_token,
             action=url_for(f"{BLUEPRINT_NAME}.classes"),
         )
 
     @bp.get("/report/<report_id>")
     def report(report_id: str) -> Response:
         """The panels' data for a request that got an ``X-Observe-Report`` header."""
-        item = state.reports.get(report_id)
+        store = report_store(current_app)
+        item = store.get(report_id) if store is not None else None
         if item is None:
             abort(404)
         return _page("report.html", data=item, tier1=item.memory, tier2=item.heap, standalone=True)
@@ -184,15 +205,15 @@ def make_blueprint(state: ToolbarState) -> Blueprint:
     return bp
 
 
-def _track(state: ToolbarState, names: list[str]) -> list[str]:
-    """Start tracking *names* (caller holds ``state.lock``); messages for the page."""
+def _track(tracking: ClassTracking, names: list[str]) -> list[str]:
+    """Start tracking *names* (caller holds ``tracking.lock``); messages for the page."""
     from pympler.classtracker import ClassTracker
 
     messages = []
     for name in names:
-        if name in state.tracked:
+        if name in tracking.tracked:
             continue
-        if len(state.tracked) >= MAX_TRACKED:
+        if len(tracking.tracked) >= MAX_TRACKED:
             messages.append(f"At most {MAX_TRACKED} classes are tracked; {name} is not.")
             continue
         cls = resolve_class(name)
@@ -201,9 +222,9 @@ def _track(state: ToolbarState, names: list[str]) -> list[str]:
                 f"No class {name} in the loaded modules (give module.Class; nothing is imported)."
             )
             continue
-        if state.tracker is None:
-            state.tracker = ClassTracker()
-        state.tracker.track_class(cls, name=name)
-        state.tracked.append(name)
+        if tracking.tracker is None:
+            tracking.tracker = ClassTracker()
+        tracking.tracker.track_class(cls, name=name)
+        tracking.tracked.append(name)
         messages.append(f"Tracking new instances of {name}.")
     return messages
