@@ -67,11 +67,11 @@ def test_icicle_boxes_have_function_place_time_and_share() -> None:
         "render <items> & co\n/srv/app/views.py:30\n8.00 ms, 20.0%",
     ]
     widths = {title.split("\n")[0]: (x, width) for title, x, width, _ in found}
-    assert widths["GET /report"] == (0.0, 1200.0)
-    assert widths["run_query"] == (0.0, 900.0)
-    assert widths["render <items> & co"] == (900.0, 240.0)  # after its heavier sibling
-    # The callees fill the caller's width but for its own time (2 ms of 40: 60 units).
-    assert widths["run_query"][1] + widths["render <items> & co"][1] == 1140.0
+    assert widths["GET /report"] == (0.0, 800.0)
+    assert widths["run_query"] == (0.0, 600.0)
+    assert widths["render <items> & co"] == (600.0, 160.0)  # after its heavier sibling
+    # The callees fill the caller's width but for its own time (2 ms of 40: 40 units).
+    assert widths["run_query"][1] + widths["render <items> & co"][1] == 760.0
 
 
 def test_every_text_is_escaped() -> None:

@@ -25,7 +25,7 @@ if t.TYPE_CHECKING:
     from .sampler import Profile
 
 #: Width of the drawing in SVG user units (the SVG scales to the panel's width).
-WIDTH = 1200.0
+WIDTH = 800.0
 #: Height of one row.
 ROW = 18
 #: Rows drawn at most (deeper frames are left out).
