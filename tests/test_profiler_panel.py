@@ -39,6 +39,15 @@ def sampler_running() -> bool:
     return any(thread.name == THREAD_NAME for thread in threading.enumerate())
 
 
+def wait_sampler_stopped() -> bool:
+    """Whether the sampler thread is gone (it stops within an interval of the last
+    profiled request; give it up to two seconds)."""
+    deadline = time.monotonic() + 2.0
+    while sampler_running() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return not sampler_running()
+
+
 def profiler_app() -> Flask:
     app = make_toolbar_app()
     seen: dict[str, bool] = {}
@@ -87,6 +96,7 @@ def test_listed_first_of_ours_and_off_by_default() -> None:
         "flask_observe.panels.memory.MemoryPanel",
         "flask_observe.panels.observe.ObservePanel",
     )
+    assert wait_sampler_stopped()  # none left over from earlier tests
     html = app.test_client().get("/work").get_data(as_text=True)
     assert 'id="flDebugSamplingProfilerPanel"' in html
     assert "Off. Switch this panel on with its toggle in the toolbar" in html
@@ -115,10 +125,7 @@ def test_switched_on_shows_the_view_in_a_flame_graph() -> None:
     assert href
     document = json.loads(base64.b64decode(href.group(1).split(",", 1)[1]))
     assert {"name": "spin", "file": __file__, "line": line(spin)} in document["shared"]["frames"]
-    deadline = time.monotonic() + 2.0
-    while sampler_running() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert not sampler_running()
+    assert wait_sampler_stopped()
 
 
 def test_framework_frames_collapsed_with_a_switch() -> None:
