@@ -9,6 +9,8 @@ Screenshots are saved under ``test-output/profiler/``.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import threading
@@ -75,6 +77,11 @@ def server() -> Iterator[str]:
         while time.perf_counter() < deadline:
             checksum(20_000)
         return PAGE.format("checksum")
+
+    @app.get("/async-report")
+    async def async_report() -> dict[str, int]:
+        await asyncio.sleep(0.05)
+        return {"fibonacci": fibonacci(20)}
 
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -143,5 +150,28 @@ def test_two_overlapping_requests_each_get_their_flame_graph(server: str, tmp_pa
             expect(left.locator("#profiler-flame-full")).to_be_visible()
             expect(left.locator("#profiler-flame-collapsed")).to_be_hidden()
             left.locator(f"{PANEL}-content").screenshot(path=str(OUTPUT / "profiler-full.png"))
+
+            # The speedscope download is the same profile, saved by the browser.
+            with left.expect_download() as download_info:
+                left.click("#profiler-speedscope")
+            download = download_info.value
+            assert download.suggested_filename == "GET-fibonacci-report.speedscope.json"
+            document = json.loads(Path(download.path()).read_text())
+            frames = document["shared"]["frames"]
+            line = fibonacci.__code__.co_firstlineno
+            assert {"name": "fibonacci", "file": __file__, "line": line} in frames
+            assert document["profiles"][0]["type"] == "sampled"
+
+            # A JSON response from an async view: the profile is on its report page.
+            answer = left.request.get(f"{server}/async-report")
+            assert answer.json() == {"fibonacci": 6765}
+            report = answer.headers["x-observe-report"]
+            left.goto(f"{server}{report}")
+            flame = left.locator("#profiler-flame-collapsed")
+            expect(flame).to_be_visible()
+            titles = flame.locator("title").all_text_contents()
+            assert any(title.startswith("server.<locals>.async_report\n") for title in titles)
+            assert any(title.startswith("[awaiting]\n") for title in titles), titles
+            left.screenshot(path=str(OUTPUT / "profiler-async-report.png"), full_page=True)
         finally:
             browser.close()
