@@ -14,8 +14,11 @@ Configurations: ``unlisted`` (our panel not in ``DEBUG_TB_PANELS``), ``off`` (li
 not switched on: the baseline, 1.000x), ``sampler`` (ours, default 1 ms interval),
 ``cprofile`` (the toolbar's Profiler panel) and ``pyinstrument`` (1 ms interval).
 Rounds are interleaved; each figure is the median over rounds of the mean request
-time, and of the view body's own time (measured inside the view). Target for the
-sampler: at most 1.3x on both views.
+time: wall clock, and the CPU time of the whole process (every thread, the sampler's
+included). On a machine shared with other work the CPU time is the steadier figure:
+a thread that waits briefly for the GIL (as the sampled one does when a sample is
+taken) is favoured by the OS scheduler when it wakes, which can make its wall time
+*shorter* than unprofiled. Target for the sampler: at most 1.3x on both views.
 
     python -m benchmarks.profiler
     python -m benchmarks.profiler --rounds 15 --requests 30
@@ -109,10 +112,6 @@ def loop(size: int) -> int:
     return total
 
 
-#: Seconds each view body took, appended by the views.
-BODY: list[float] = []
-
-
 def make_app(panels: tuple[str, ...], loop_size: int) -> Flask:
     """A debug app with the toolbar, *panels* listed, and the two JSON views."""
     app = Flask("profiler_bench")
@@ -125,17 +124,11 @@ def make_app(panels: tuple[str, ...], loop_size: int) -> Flask:
 
     @app.get("/calls")
     def calls() -> dict[str, int]:
-        start = time.perf_counter()
-        value = fib(22)
-        BODY.append(time.perf_counter() - start)
-        return {"value": value}
+        return {"value": fib(22)}
 
     @app.get("/loop")
     def loop_view() -> dict[str, int]:
-        start = time.perf_counter()
-        value = loop(loop_size)
-        BODY.append(time.perf_counter() - start)
-        return {"value": value}
+        return {"value": loop(loop_size)}
 
     DebugToolbarExtension(app)
     return app
@@ -152,7 +145,7 @@ def client_for(name: str, loop_size: int) -> Client:
 def measure(
     clients: dict[str, Client], view: str, rounds: int, requests: int
 ) -> dict[str, tuple[float, float]]:
-    """Median over rounds of (mean request seconds, mean view-body seconds)."""
+    """Median over rounds of (mean request seconds, mean process CPU seconds)."""
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in clients}
     for client in clients.values():  # warm-up
         for _ in range(3):
@@ -160,18 +153,17 @@ def measure(
     for _ in range(rounds):
         for name, client in clients.items():
             gc.collect()
-            BODY.clear()
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             for _ in range(requests):
                 response = client.get(f"/{view}")
                 response.get_data()
                 response.close()
             elapsed = (time.perf_counter() - start) / requests
-            samples[name].append((elapsed, sum(BODY) / len(BODY)))
+            samples[name].append((elapsed, (time.process_time() - cpu) / requests))
     return {
         name: (
             statistics.median(request for request, _ in values),
-            statistics.median(body for _, body in values),
+            statistics.median(cpu for _, cpu in values),
         )
         for name, values in samples.items()
     }
@@ -202,23 +194,23 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"{'configuration':<14}"
-        + "".join(f"{view + ' request':>22}{view + ' body':>20}" for view in VIEWS)
+        + "".join(f"{view + ' wall':>22}{view + ' cpu':>20}" for view in VIEWS)
     )
     ok = True
     for name in CONFIGURATIONS:
         cells = []
         for view in VIEWS:
-            request, body = results[view][name]
-            base_request, base_body = results[view]["off"]
-            cells.append(f"{request * 1000:9.3f} ms {request / base_request:6.2f}x")
-            cells.append(f"{body * 1000:7.3f} ms {body / base_body:6.2f}x")
+            wall, cpu = results[view][name]
+            base_wall, base_cpu = results[view]["off"]
+            cells.append(f"{wall * 1000:9.3f} ms {wall / base_wall:6.2f}x")
+            cells.append(f"{cpu * 1000:7.3f} ms {cpu / base_cpu:6.2f}x")
             if name == "sampler":
-                ok = ok and request / base_request <= TARGET
+                ok = ok and max(wall / base_wall, cpu / base_cpu) <= TARGET
         print(f"{name:<14}" + "".join(f"{cell:>22}" if i % 2 == 0 else f"{cell:>20}"
                                      for i, cell in enumerate(cells)))  # fmt: skip
     print(
         f"fib(22) and loop({loop_size:,}); ratios against 'off'; sampler target <= {TARGET}x "
-        f"per request: {'ok' if ok else 'OVER'}"
+        f"per request, wall and CPU: {'ok' if ok else 'OVER'}"
     )
     return 0 if ok else 1
 
