@@ -268,3 +268,33 @@ def test_registering_a_thread_twice_is_refused() -> None:
     finally:
         sampler.unregister(collector)
     assert wait_stopped(sampler)
+
+
+class SlowCollector(Collector):
+    """A collector whose samples take 50 ms, to catch a tick in the act."""
+
+    def __init__(self, thread_id: int, root: FrameType | None) -> None:
+        super().__init__(thread_id, root)
+        self.ticking = threading.Event()
+        self.in_tick = False
+
+    def sample(self, frames: dict[int, FrameType], now: float) -> None:
+        self.in_tick = True
+        self.ticking.set()
+        time.sleep(0.05)
+        super().sample(frames, now)
+        self.in_tick = False
+
+
+def test_no_tick_touches_a_collector_once_unregister_returns() -> None:
+    """So the request's thread may read it (finish()) while the sampler goes on."""
+    sampler = Sampler()
+    collector = SlowCollector(threading.get_ident(), sys._getframe())
+    sampler.register(collector)
+    assert collector.ticking.wait(timeout=5)
+    sampler.unregister(collector)  # waits for the tick under way
+    in_tick = collector.in_tick
+    samples = collector.samples
+    time.sleep(0.06)
+    assert (in_tick, collector.samples) == (False, samples)
+    assert wait_stopped(sampler)

@@ -216,7 +216,8 @@ class Sampler:
                 self._thread.start()
 
     def unregister(self, collector: Collector) -> None:
-        """Stop sampling *collector*'s thread; the sampler thread ends when none is left."""
+        """Stop sampling *collector*'s thread (waiting for a tick under way to end);
+        the sampler thread ends when none is left."""
         with self._lock:
             if self._collectors.get(collector.thread_id) is collector:
                 del self._collectors[collector.thread_id]
@@ -237,18 +238,19 @@ class Sampler:
     def _run(self) -> None:
         current_frames = sys._current_frames
         while True:
+            # A tick runs under the lock: once unregister() returns, no tick touches
+            # that collector any more, and its owner may read it (finish()).
             with self._lock:
                 if not self._collectors:
                     self._thread = None
                     self._restore_switch_interval()
                     return
-                collectors = list(self._collectors.values())
-            frames = current_frames()
-            now = perf_counter()
-            for collector in collectors:
-                with contained("profiler sample"):
-                    collector.sample(frames, now)
-            del frames
+                frames = current_frames()
+                now = perf_counter()
+                for collector in self._collectors.values():
+                    with contained("profiler sample"):
+                        collector.sample(frames, now)
+                del frames
             time.sleep(self.interval)
 
 
