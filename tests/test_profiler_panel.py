@@ -12,6 +12,7 @@ import time
 import typing as t
 from html import unescape
 
+from flask import abort
 from flask import render_template_string
 
 from flask_observe.panels import PROFILER_PANEL
@@ -209,3 +210,22 @@ def test_async_view_works_with_only_the_profiler_listed_and_off() -> None:
     app = make_toolbar_app(observe=False, DEBUG_TB_PANELS=[PROFILER_PANEL])
     response = app.test_client().get("/async")
     assert response.json == {"mode": "async"}
+
+
+def test_a_view_that_raises_is_profiled_too() -> None:
+    app = make_toolbar_app()
+
+    @app.get("/gone")
+    def gone_view() -> str:
+        spin(0.03)
+        abort(404)
+
+    client = app.test_client()
+    client.set_cookie("fldt_active", PROFILER_ON)
+    response = client.get("/gone")
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    report = client.get(response.headers["X-Observe-Report"]).get_data(as_text=True)
+    boxes = titles(panel_html(report))
+    view = "test_a_view_that_raises_is_profiled_too.<locals>.gone_view\n"
+    assert any(box.startswith(view) for box in boxes), boxes
