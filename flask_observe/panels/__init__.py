@@ -37,6 +37,8 @@ if t.TYPE_CHECKING:
 MEMORY_PANEL = "flask_observe.panels.memory.MemoryPanel"
 #: Dotted path of the Observe panel, for ``DEBUG_TB_PANELS``.
 OBSERVE_PANEL = "flask_observe.panels.observe.ObservePanel"
+#: Dotted path of the sampling Profiler panel, for ``DEBUG_TB_PANELS``.
+PROFILER_PANEL = "flask_observe.panels.profiler.ProfilerPanel"
 
 #: Flask-DebugToolbar 0.16's default ``DEBUG_TB_PANELS``, used when the toolbar has not
 #: set its defaults yet (our panels are appended to them).
@@ -108,12 +110,12 @@ def startup_check(app: Flask) -> t.Callable[[], None]:
 
 
 def add_panels(app: Flask) -> None:
-    """Append both panels to ``DEBUG_TB_PANELS`` (keeping the toolbar's own).
+    """Append our panels to ``DEBUG_TB_PANELS`` (keeping the toolbar's own).
 
     :param app: the Flask application.
     """
     panels = list(app.config.get("DEBUG_TB_PANELS", TOOLBAR_DEFAULT_PANELS))
-    for path in (MEMORY_PANEL, OBSERVE_PANEL):
+    for path in (PROFILER_PANEL, MEMORY_PANEL, OBSERVE_PANEL):
         if path not in panels:
             panels.append(path)
     app.config["DEBUG_TB_PANELS"] = tuple(panels)

@@ -39,6 +39,7 @@ if t.TYPE_CHECKING:
     from ..state import FinishHook
     from .heap import Tier1
     from .heap import Tier2
+    from .profiler.report import RequestProfile
 
 #: Response header carrying the report URL.
 REPORT_HEADER = "X-Observe-Report"
@@ -46,6 +47,7 @@ REPORT_HEADER = "X-Observe-Report"
 REPORT_KEY = "observe.report"
 MEMORY_KEY = "observe.memory"
 VIEW_KEY = "observe.view"
+PROFILE_KEY = "observe.profile"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +73,7 @@ class Snapshot:
     event_id: str | None
     memory: Tier1 | None = None
     heap: Tier2 | None = None
+    profile: RequestProfile | None = None
     id: str = ""
 
 
@@ -160,6 +163,7 @@ def snapshot(
         event_id=record.event_id,
         memory=memory[0],
         heap=memory[1],
+        profile=extra.get(PROFILE_KEY),
         id=report_id,
     )
 
