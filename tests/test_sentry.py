@@ -19,7 +19,7 @@ from flask import request
 from flask_observe import APIError
 from flask_observe import Observe
 from flask_observe.errors import GENERIC_DETAIL
-from flask_observe.sentry_worker import drain
+from flask_observe.sentry import drain
 from tests.sentry_receiver import closed_port_dsn
 from tests.sentry_receiver import EnvelopeReceiver
 from tests.sentry_receiver import flush
