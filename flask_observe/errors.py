@@ -215,9 +215,9 @@ def register_mapped(app: Flask, exception: type[BaseException]) -> None:
 def on_unhandled(sender: Flask, exception: BaseException, **extra: object) -> None:
     """``got_request_exception`` receiver: note and capture the unhandled exception.
 
-    Flask sends the signal only for exceptions no handler took, after logging them and
-    before ``PROPAGATE_EXCEPTIONS`` re-raises them, so errors are noted and captured in
-    debug and testing mode too. The exception goes on the request record (the metrics'
+    Flask sends the signal only for exceptions no handler took, before it re-raises
+    them under ``PROPAGATE_EXCEPTIONS`` or logs them, so errors are noted and captured
+    in debug and testing mode too, and before a logging integration sees them. The exception goes on the request record (the metrics'
     exception counter) and in the environ (the error handler recognises Flask's
     ``InternalServerError`` wrapper by it). Never raises.
 

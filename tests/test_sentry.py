@@ -381,3 +381,14 @@ def test_fork_recreates_the_client_instead_of_resending(
     events = receiver.wait_for_events(1)
     assert [e["event_id"] for e in events] == [event_id_of(response)]
     parent_client.close(timeout=0.1)
+
+
+def test_errors_and_sentry_meet_only_in_the_extension() -> None:
+    """errors gets its capture callable from init_app: neither imports the other."""
+    from tests.test_transparency import import_graph
+
+    graph = import_graph()
+    sentry_modules = {name for name in graph if name.startswith("flask_observe.sentry")}
+    assert "flask_observe.sentry.capture" in sentry_modules
+    assert graph["flask_observe.errors"] & sentry_modules == set()
+    assert {name for name in sentry_modules if "flask_observe.errors" in graph[name]} == set()

@@ -236,6 +236,34 @@ def test_the_request_thread_only_notes_the_error(receiver: EnvelopeReceiver) -> 
     assert [e["event_id"] for e in receiver.wait_for_events(1)] == [event_id_of(response)]
 
 
+def test_add_full_stack_builds_the_event_in_the_request_thread(
+    receiver: EnvelopeReceiver,
+) -> None:
+    """The stack sentry-sdk adds is the thread's that builds the event: with
+    add_full_stack the request thread builds it, with the package's one way."""
+    built_in: list[str] = []
+    real_build = sentry_events.build_event
+
+    def spy(pending: sentry_events.PendingEvent) -> tuple[t.Any, dict[str, t.Any]]:
+        built_in.append(threading.current_thread().name)
+        return real_build(pending)
+
+    init_sentry(receiver.dsn, add_full_stack=True)
+    app = build_app()
+    submitted = sentry_worker.stats().submitted
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sentry_events, "build_event", spy)
+        response = app.test_client().get("/boom")
+    assert built_in == [threading.current_thread().name]
+    assert sentry_worker.stats().submitted == submitted  # nothing for the worker
+    flush()
+    event = receiver.wait_for_events(1)[0]
+    assert event["event_id"] == event_id_of(response)
+    functions = [f["function"] for f in event["exception"]["values"][-1]["stacktrace"]["frames"]]
+    assert functions[-2:] == ["boom", "_charge"]
+    assert len(functions) > 10  # the request thread's own callers, down to this test
+
+
 def test_app_scrub_keys_apply_to_events_built_on_the_worker(
     receiver: EnvelopeReceiver,
 ) -> None:

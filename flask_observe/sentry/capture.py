@@ -5,7 +5,7 @@ scrubbed request data, the tags and forks of the scopes, picks the event id the 
 gets, and hands the rest to the capture worker (:mod:`flask_observe.sentry.worker`),
 which builds the event (:mod:`flask_observe.sentry.events`). Each exception is captured
 at most once per request: asked again, :func:`capture` answers the id it gave. The JSON
-errors of :mod:`flask_observe.errors` get a :class:`AppCapture` for their app and call
+errors of :mod:`flask_observe.errors` get an :class:`AppCapture` for their app and call
 it for unhandled errors and for HTTP errors with a 5xx status.
 
 .. versionadded:: 0.1.0
