@@ -217,9 +217,10 @@ def on_unhandled(sender: Flask, exception: BaseException, **extra: object) -> No
 
     Flask sends the signal only for exceptions no handler took, before it re-raises
     them under ``PROPAGATE_EXCEPTIONS`` or logs them, so errors are noted and captured
-    in debug and testing mode too, and before a logging integration sees them. The exception goes on the request record (the metrics'
-    exception counter) and in the environ (the error handler recognises Flask's
-    ``InternalServerError`` wrapper by it). Never raises.
+    in debug and testing mode too, and before a logging integration sees them. The
+    exception goes on the request record (the metrics' exception counter) and in the
+    environ (the error handler recognises Flask's ``InternalServerError`` wrapper by
+    it). Never raises.
 
     .. versionadded:: 0.2.0
     """

@@ -19,10 +19,10 @@ Usage in a gunicorn config file, to initialise the SDK once per worker::
 from __future__ import annotations
 
 import contextvars
-import os
 import sys
 import typing as t
 
+from .. import process
 from ..containment import warn_limited
 from ..scrub import is_scrubbing
 from ..scrub import make_before_send
@@ -37,10 +37,10 @@ LEAN_OPTIONS: dict[str, t.Any] = {
     "traces_sample_rate": None,
 }
 
-#: The pid in which :func:`init_sentry` created the client it last made, and its
-#: settings, keyed by the client's id: a capture in another pid means the process
-#: forked since.
-_owned: dict[int, tuple[int, dict[str, t.Any]]] = {}
+#: The settings of the client :func:`init_sentry` made last, keyed by the client's id.
+_owned: dict[int, dict[str, t.Any]] = {}
+#: The ids of :data:`_owned` clients this process inherited from its parent at a fork.
+_inherited: set[int] = set()
 
 
 def init_sentry(dsn: str, **options: t.Any) -> BaseClient:
@@ -82,8 +82,14 @@ def _init_sentry(dsn: str, options: dict[str, t.Any]) -> BaseClient:
     sentry_sdk.init(dsn=dsn, **settings)
     client = sentry_sdk.get_client()
     _owned.clear()
-    _owned[id(client)] = (os.getpid(), {"dsn": dsn, **settings})
+    _inherited.clear()
+    _owned[id(client)] = {"dsn": dsn, **settings}
+    process.after_fork_in_child(_after_fork_in_child)
     return client
+
+
+def _after_fork_in_child() -> None:
+    _inherited.update(_owned)
 
 
 def validate_dsn(dsn: str) -> str | None:
@@ -157,9 +163,8 @@ def active_client() -> BaseClient | None:
     client: BaseClient = sentry_sdk.get_client()
     if not client.is_active():
         return None
-    owned = _owned.get(id(client))
-    if owned is not None and owned[0] != os.getpid():
-        settings = dict(owned[1])
+    if id(client) in _inherited:
+        settings = dict(_owned[id(client)])
         dsn = settings.pop("dsn")
         settings.pop("integrations", None)
         client = init_sentry(dsn, **settings)
