@@ -23,7 +23,7 @@ Flask logs the traceback, into a null stream):
     events it cannot keep up with.
 ``sentry-inline``
     the 0.1 path, for comparison: each event built and captured in the request thread
-    (``SentryState.synchronous``), throttle off.
+    (``benchmarks/sentry_baseline.py``), throttle off.
 ``sentry_flask``
     bare Flask with sentry-sdk's stock integrations (``FlaskIntegration``), the same
     receiver.
@@ -217,13 +217,10 @@ def observe_sentry_each() -> WSGIApplication:
 
 @configuration("sentry-inline", "the 0.1 path: every event built in the request thread")
 def observe_sentry_inline() -> WSGIApplication:
-    from flask_observe.extension import get_state
-    from flask_observe.sentry import SentryState
+    from benchmarks.sentry_baseline import build_in_request
 
     app = _observe_sentry("sentry-inline", OBSERVE_SENTRY_ERROR_RATE=None)
-    sentry_state = get_state(app).part(SentryState)
-    assert sentry_state is not None
-    sentry_state.synchronous = True
+    build_in_request(app)
     return app
 
 
@@ -416,12 +413,9 @@ def load_app(mode: str = "sentry-off") -> Flask:
         app = raising_app(**config)
         Observe(app)
         if mode == "sentry-inline":
-            from flask_observe.extension import get_state
-            from flask_observe.sentry import SentryState
+            from benchmarks.sentry_baseline import build_in_request
 
-            sentry_state = get_state(app).part(SentryState)
-            assert sentry_state is not None
-            sentry_state.synchronous = True
+            build_in_request(app)
     return app
 
 

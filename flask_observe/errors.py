@@ -14,10 +14,13 @@ on Flask's own machinery, never on ``errorhandler(Exception)``:
   trapped exception (``TRAP_HTTP_EXCEPTIONS``, ``TRAP_BAD_REQUEST_ERRORS``) is
   re-raised as in plain Flask;
 - one handler per class mapped with :meth:`Observe.register_error
-  <flask_observe.Observe.register_error>`.
+  <flask_observe.Observe.register_error>`;
+- one ``got_request_exception`` receiver, which notes the unhandled exception on the
+  request record (the metrics' exception counter) before Flask logs it.
 
-Capture to Sentry is :mod:`flask_observe.sentry`'s. Nothing here runs on the success
-path. Usage::
+Errors are captured through the :class:`Capture` callable ``init_app`` hands over (the
+one of :mod:`flask_observe.sentry`, or none): this module notes its event id on the
+record and in the response. Nothing here runs on the success path. Usage::
 
     from flask_observe import APIError
 
@@ -37,6 +40,7 @@ import dataclasses
 import typing as t
 
 from flask import current_app
+from flask import got_request_exception
 from flask import request
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
@@ -44,7 +48,6 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import RoutingException
 from werkzeug.wrappers import Response
 
-from . import sentry
 from .containment import warn_limited
 from .record import current_record
 from .secrets import app_scrubber
@@ -72,7 +75,28 @@ LAST_RESORT_BODY = (
     b'your request."}'
 )
 
+#: WSGI environ key holding the exception Flask reported as unhandled
+#: (``got_request_exception``) in this request.
+UNHANDLED_KEY = "flask_observe.unhandled"
+
+#: WSGI environ key holding the event id of the request's captured error.
+EVENT_ID_KEY = "flask_observe.event_id"
+
 BodyBuilder = t.Callable[[dict[str, t.Any]], t.Any]
+
+
+class Capture(t.Protocol):
+    """Reports an error to an error tracker; the event id, or ``None`` when nothing was
+    sent. Called for every unhandled exception (``handled=False``, from the
+    ``got_request_exception`` receiver, and again from the error handler when that
+    call gave no id) and for each HTTP error answered with a 5xx status
+    (``handled=True``). It captures an exception once per request: asked again, it
+    answers the same id. Never raises.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __call__(self, exception: BaseException, *, status: int, handled: bool) -> str | None: ...
 
 
 class APIError(HTTPException):
@@ -129,17 +153,27 @@ class ErrorsState:
     event_id_header: str | None
     #: Domain exception classes mapped to statuses (the extension's live map).
     error_map: dict[type[BaseException], int]
+    #: Reports errors to Sentry; ``None`` when Sentry is off.
+    #:
+    #: .. versionadded:: 0.2.0
+    capture: Capture | None = None
 
 
-def install(app: Flask, state: ObserveState) -> None:
+def install(
+    app: Flask, state: ObserveState, capture: Capture | None = None, *, capturing: bool = False
+) -> None:
     """Set up error responses for *app* (called by ``init_app``).
 
-    With ``OBSERVE_JSON_ERRORS`` on, registers the ``HTTPException`` handler (unless
-    the app already has one) and a handler per class mapped with ``register_error``
-    (unless the app has one for that class). With it off, only the mapped classes get
-    a handler; the ``HTTPException`` handler is registered only when errors can be
-    captured to Sentry (it captures ``abort(5xx)`` and adds the event-id header, and
-    leaves Flask's HTML body as it is).
+    Connects the ``got_request_exception`` receiver. With ``OBSERVE_JSON_ERRORS`` on,
+    registers the ``HTTPException`` handler (unless the app already has one) and a
+    handler per class mapped with ``register_error`` (unless the app has one for that
+    class). With it off, only the mapped classes get a handler; the ``HTTPException``
+    handler is registered only when *capturing* (it captures ``abort(5xx)`` and adds the
+    event-id header, and leaves Flask's HTML body as it is).
+
+    :param capture: reports errors to Sentry, ``None`` when Sentry is off.
+    :param capturing: errors can be captured already (a DSN is configured, or the SDK
+        is initialised).
     """
     config = state.config
     errors = ErrorsState(
@@ -147,11 +181,13 @@ def install(app: Flask, state: ObserveState) -> None:
         body_builder=config.error_body,
         event_id_header=config.event_id_header,
         error_map=state.extension.error_map,
+        capture=capture,
     )
     state.add_part(errors)
+    got_request_exception.connect(on_unhandled, app, weak=False)
     for exception in list(errors.error_map):
         register_mapped(app, exception)
-    if not errors.json_errors and not sentry.may_capture(config):
+    if not errors.json_errors and not (capture is not None and capturing):
         return
     if _app_handler(app, HTTPException) is None:
         app.register_error_handler(HTTPException, handle_http_exception)
@@ -174,7 +210,33 @@ def register_mapped(app: Flask, exception: type[BaseException]) -> None:
         app.register_error_handler(exception, handle_mapped_exception)
 
 
-# --- handlers (error path only) -------------------------------------------------------
+# --- the error path -------------------------------------------------------------------
+
+
+def on_unhandled(sender: Flask, exception: BaseException, **extra: object) -> None:
+    """``got_request_exception`` receiver: note and capture the unhandled exception.
+
+    Flask sends the signal only for exceptions no handler took, before it re-raises
+    them under ``PROPAGATE_EXCEPTIONS`` or logs them, so errors are noted and captured
+    in debug and testing mode too, and before a logging integration sees them. The
+    exception goes on the request record (the metrics' exception counter) and in the
+    environ (the error handler recognises Flask's ``InternalServerError`` wrapper by
+    it). Never raises.
+
+    .. versionadded:: 0.2.0
+    """
+    try:
+        environ = request.environ
+        environ[UNHANDLED_KEY] = exception
+        record = current_record()
+        _note_exception(record, exception)
+        state = find_state(sender)
+        errors = state.part(ErrorsState) if state is not None else None
+        capture = errors.capture if errors is not None else None
+        if capture is not None:
+            _note_event_id(record, capture(exception, status=500, handled=False))
+    except Exception:
+        warn_limited("error-unhandled", "Flask-Observe could not note an error", exc_info=True)
 
 
 def handle_http_exception(error: HTTPException) -> t.Any:
@@ -203,7 +265,7 @@ def handle_http_exception(error: HTTPException) -> t.Any:
     unhandled = (
         isinstance(error, InternalServerError)
         and original is not None
-        and request.environ.get(sentry.UNHANDLED_KEY) is original
+        and request.environ.get(UNHANDLED_KEY) is original
     )
     if not unhandled and current_app.trap_http_exception(error):
         raise error
@@ -270,7 +332,7 @@ def last_resort() -> Response:
     response = Response(LAST_RESORT_BODY, status=500, mimetype=PROBLEM_MIMETYPE)
     try:
         header = _errors().event_id_header
-        event_id = request.environ.get(sentry.EVENT_ID_KEY)
+        event_id = request.environ.get(EVENT_ID_KEY)
         if header and isinstance(event_id, str):
             response.headers[header] = event_id
     except Exception:
@@ -291,15 +353,20 @@ def _answer(
 ) -> Response:
     errors = _errors()
     record = current_record()
+    capture = errors.capture
+    event_id: str | None = None
     if unhandled:
         _note_exception(record, cause)
-        event_id = sentry.unhandled_event_id()
+        noted = request.environ.get(EVENT_ID_KEY)  # by the receiver
+        if isinstance(noted, str):
+            event_id = noted
+        elif capture is not None:
+            event_id = _note_event_id(record, capture(cause, status=status, handled=False))
     else:
         if cause is not error or isinstance(error, APIError):
             _note_exception(record, cause)
-        event_id = sentry.capture_http_error(cause, status)
-    if event_id is not None and record is not None:
-        record.event_id = event_id
+        if capture is not None:
+            event_id = _note_event_id(record, capture(cause, status=status, handled=True))
 
     if errors.json_errors:
         problem = _problem(error, status, cause, unhandled, event_id)
@@ -371,5 +438,16 @@ def _safe_str(value: object) -> str | None:
 
 
 def _note_exception(record: RequestRecord | None, exception: BaseException) -> None:
+    """The one writer of ``record.exception``: the first error noted in the request."""
     if record is not None and record.exception is None:
         record.exception = exception
+
+
+def _note_event_id(record: RequestRecord | None, event_id: str | None) -> str | None:
+    """The one writer of the request's event id, on the record and in the environ (the
+    last-resort response reads it there); *event_id* is returned."""
+    if event_id is not None:
+        request.environ[EVENT_ID_KEY] = event_id
+        if record is not None:
+            record.event_id = event_id
+    return event_id

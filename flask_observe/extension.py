@@ -88,8 +88,8 @@ class Observe:
         app.extensions[EXTENSION_KEY] = state
         finish: list[FinishHook] = []
         sink = metrics.install(app, state)
-        sentry.install(app, state)
-        errors.install(app, state)
+        capture = sentry.install(app, state)
+        errors.install(app, state, capture, capturing=sentry.may_capture(config))
         if with_panels:
             finish += panels.install(app, state)
 

@@ -87,7 +87,7 @@ def make_before_send(then: BeforeSend | None = None, extra_keys: Iterable[str] =
 
 
 #: The scrubber of the app an event belongs to, while that event is processed outside
-#: the app's context (by the capture worker of :mod:`flask_observe.sentry_worker`).
+#: the app's context (by the capture worker of :mod:`flask_observe.sentry.worker`).
 _event_scrubber: contextvars.ContextVar[Scrubber | None] = contextvars.ContextVar(
     "flask_observe_event_scrubber", default=None
 )

@@ -18,16 +18,15 @@ do not clean names; the line format here is the same as theirs (``name:1|c``,
 
 from __future__ import annotations
 
-import atexit
 import collections
 import logging
-import os
 import socket
 import threading
 import time
 import typing as t
 import weakref
 
+from . import process
 from .containment import warn_limited
 
 if t.TYPE_CHECKING:
@@ -43,19 +42,11 @@ MAX_QUEUED_PACKETS = 256
 # Process-wide bookkeeping for the exit and fork hooks, not per-app state: the set only
 # lets the two hooks find the live clients, and each app owns its own client.
 _clients: weakref.WeakSet[StatsdClient] = weakref.WeakSet()
-_hooks_lock = threading.Lock()
-_hooks_installed = False
 
 
 def _install_process_hooks() -> None:
-    global _hooks_installed
-    with _hooks_lock:
-        if _hooks_installed:
-            return
-        atexit.register(close_all)
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_after_fork_in_child)
-        _hooks_installed = True
+    process.at_exit(close_all)
+    process.after_fork_in_child(_after_fork_in_child)
 
 
 def close_all() -> None:

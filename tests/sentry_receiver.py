@@ -231,7 +231,7 @@ def reset_sentry(timeout: float = 0.5) -> None:
     of one test reaches the next test's receiver."""
     import sentry_sdk
 
-    from flask_observe.sentry_worker import drain
+    from flask_observe.sentry import drain
 
     drain(5.0)
     client = sentry_sdk.get_client()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import typing as t
+import warnings
 
 import pytest
 import sentry_sdk
@@ -19,7 +20,7 @@ from flask import request
 from flask_observe import APIError
 from flask_observe import Observe
 from flask_observe.errors import GENERIC_DETAIL
-from flask_observe.sentry_worker import drain
+from flask_observe.sentry import drain
 from tests.sentry_receiver import closed_port_dsn
 from tests.sentry_receiver import EnvelopeReceiver
 from tests.sentry_receiver import flush
@@ -365,19 +366,44 @@ def test_unreachable_sentry_changes_nothing_and_adds_no_latency(target: str) -> 
     assert max(durations) < shortest_wait / 2, max(durations)
 
 
-def test_fork_recreates_the_client_instead_of_resending(
-    receiver: EnvelopeReceiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_fork_recreates_the_client_instead_of_resending(receiver: EnvelopeReceiver) -> None:
+    """A forked child (a gunicorn worker of a preloaded app) captures with a client of
+    its own, made at its first capture with the same lean set-up."""
     app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn)
     parent_client = sentry_sdk.get_client()
-    real_pid = os.getpid()
-    monkeypatch.setattr(os, "getpid", lambda: real_pid + 1)  # as in a forked worker
-    response = app.test_client().get("/boom")
-    monkeypatch.undo()
-    child_client = sentry_sdk.get_client()
-    assert child_client is not parent_client
-    assert set(child_client.integrations) == {"dedupe", "atexit"}
-    flush()
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads, 3.12+
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child process
+        code = 1
+        try:
+            os.close(read_end)
+            response = app.test_client().get("/boom")
+            child_client = sentry_sdk.get_client()
+            assert child_client is not parent_client
+            assert set(child_client.integrations) == {"dedupe", "atexit"}
+            flush()
+            os.write(write_end, event_id_of(response).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    child_id = os.read(read_end, 64).decode()
+    os.close(read_end)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sentry_sdk.get_client() is parent_client  # the parent keeps its own
     events = receiver.wait_for_events(1)
-    assert [e["event_id"] for e in events] == [event_id_of(response)]
-    parent_client.close(timeout=0.1)
+    assert [e["event_id"] for e in events] == [child_id]
+
+
+def test_errors_and_sentry_meet_only_in_the_extension() -> None:
+    """errors gets its capture callable from init_app: neither imports the other."""
+    from tests.test_transparency import import_graph
+
+    graph = import_graph()
+    sentry_modules = {name for name in graph if name.startswith("flask_observe.sentry")}
+    assert "flask_observe.sentry.capture" in sentry_modules
+    assert graph["flask_observe.errors"] & sentry_modules == set()
+    assert {name for name in sentry_modules if "flask_observe.errors" in graph[name]} == set()

@@ -2,7 +2,7 @@
 and exit, with the real sentry-sdk posting to a loopback receiver.
 
 The comparison with the 0.1 behaviour builds the same event in the request thread
-(``SentryState.synchronous``, the 0.1 code path) in the same test.
+(``benchmarks/sentry_baseline.py``, the 0.1 code path) in the same test.
 """
 
 from __future__ import annotations
@@ -25,18 +25,19 @@ import sentry_sdk
 from flask import abort
 from flask import Flask
 
+from benchmarks.sentry_baseline import build_in_request
 from flask_observe import ConfigError
 from flask_observe import containment
 from flask_observe import Observe
-from flask_observe import sentry_events
-from flask_observe import sentry_worker
 from flask_observe.extension import get_state
 from flask_observe.record import RequestRecord
+from flask_observe.sentry import events as sentry_events
 from flask_observe.sentry import init_sentry
 from flask_observe.sentry import SentryState
-from flask_observe.throttle import ErrorThrottle
-from flask_observe.throttle import fingerprint
-from flask_observe.throttle import MAX_FINGERPRINTS
+from flask_observe.sentry import worker as sentry_worker
+from flask_observe.sentry.throttle import ErrorThrottle
+from flask_observe.sentry.throttle import fingerprint
+from flask_observe.sentry.throttle import MAX_FINGERPRINTS
 from tests.sentry_receiver import EnvelopeReceiver
 from tests.sentry_receiver import flush
 from tests.sentry_receiver import sentry_isolated
@@ -172,7 +173,7 @@ def test_event_built_on_the_worker_equals_the_one_built_in_the_request(
     config = {"TESTING": True, "PROPAGATE_EXCEPTIONS": None} if propagate else {}
     deferred = build_app(**config)
     inline = build_app(**config)
-    sentry_state(inline).synchronous = True  # the 0.1 path: built in the request
+    build_in_request(inline)  # the 0.1 path: built in the request
 
     build_app().test_client().get("/blocker")  # the worker stalls on this one...
     wait_until(hold.entered.is_set)  # the worker holds it
@@ -233,6 +234,36 @@ def test_the_request_thread_only_notes_the_error(receiver: EnvelopeReceiver) -> 
         flush()
     assert built_in == ["flask-observe-sentry"]
     assert [e["event_id"] for e in receiver.wait_for_events(1)] == [event_id_of(response)]
+
+
+def test_add_full_stack_builds_the_event_in_the_request_thread(
+    receiver: EnvelopeReceiver,
+) -> None:
+    """The stack sentry-sdk adds is the one of the thread that builds the event: with
+    add_full_stack the request thread builds it, the package's one way."""
+    built_in: list[str] = []
+    real_build = sentry_events.build_event
+
+    def spy(pending: sentry_events.PendingEvent) -> tuple[t.Any, dict[str, t.Any]]:
+        built_in.append(threading.current_thread().name)
+        return real_build(pending)
+
+    init_sentry(receiver.dsn)
+    # What init_sentry(dsn, add_full_stack=True) sets from sentry-sdk 2.20 on; 2.13,
+    # the lowest supported, refuses the option but has the same options dict.
+    sentry_sdk.get_client().options["add_full_stack"] = True
+    app = build_app()
+    submitted = sentry_worker.stats().submitted
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sentry_events, "build_event", spy)
+        response = app.test_client().get("/boom")
+    assert built_in == [threading.current_thread().name]
+    assert sentry_worker.stats().submitted == submitted  # nothing for the worker
+    flush()
+    event = receiver.wait_for_events(1)[0]
+    assert event["event_id"] == event_id_of(response)
+    frames = event["exception"]["values"][-1]["stacktrace"]["frames"]
+    assert [f["function"] for f in frames][-2:] == ["boom", "_charge"]
 
 
 def test_app_scrub_keys_apply_to_events_built_on_the_worker(
@@ -366,7 +397,7 @@ def test_fingerprint_tells_call_paths_apart() -> None:
 
 def test_throttle_windows_and_forgetting(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
-    monkeypatch.setattr("flask_observe.throttle.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("flask_observe.sentry.throttle.time.monotonic", lambda: now[0])
     throttle = ErrorThrottle(2, 10.0)
     assert [throttle.admit("a") for _ in range(5)] == [0, 0, None, None, None]
     now[0] += 9.9

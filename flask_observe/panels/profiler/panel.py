@@ -18,9 +18,9 @@ from ...containment import contained
 from ...record import current_record
 from ..access import skip_request
 from ..base import BlueprintPanel
+from ..report import PROFILE_KEY
 from ..templating import format_ms
 from ..templating import render
-from .report import PROFILE_KEY
 from .report import RequestProfile
 from .sampler import Collector
 from .sampler import default_sampler

@@ -13,7 +13,6 @@ import typing as t
 
 from markupsafe import Markup
 
-from ..report import PROFILE_KEY as PROFILE_KEY
 from .flame import build_tree
 from .flame import collapser
 from .flame import framework_dirs

@@ -3,9 +3,9 @@
 Building an event is the expensive part of reporting an error: sentry-sdk walks every
 frame, reads its source file, serialises its local variables, then serialises the
 event again. The request thread only notes what the event needs in a
-:class:`~flask_observe.sentry_events.PendingEvent` and hands it to :func:`submit`; one
+:class:`~flask_observe.sentry.events.PendingEvent` and hands it to :func:`submit`; one
 daemon thread per process builds and captures each one
-(:func:`flask_observe.sentry_events.deliver`).
+(:func:`flask_observe.sentry.events.deliver`).
 
 The queue holds at most :data:`MAX_PENDING` events: when the worker is behind, the
 oldest pending event is dropped and counted, so a request never waits and memory stays
@@ -17,19 +17,18 @@ and emptied in a forked child (the parent sends its own events).
 
 from __future__ import annotations
 
-import atexit
 import collections
 import dataclasses
-import os
 import threading
 import time
 import typing as t
 
-from .containment import warn_limited
-from .sentry_events import deliver
+from .. import process
+from ..containment import warn_limited
+from .events import deliver
 
 if t.TYPE_CHECKING:
-    from .sentry_events import PendingEvent
+    from .events import PendingEvent
 
 #: Most events waiting to be built, per process (sentry-sdk's own transport queue holds
 #: as many).
@@ -175,7 +174,6 @@ class CaptureQueue:
 # Process-wide, not per-app: sentry-sdk's client and transport are process-global too,
 # and one thread serves every app of the process.
 _queue = CaptureQueue()
-_exit_hook: list[bool] = []
 
 
 def submit(pending: PendingEvent) -> None:
@@ -206,15 +204,15 @@ def stats() -> QueueStats:
 
 
 def _ensure_exit_hook() -> None:
-    """Drain at exit, and empty the queue in forked children (registered once, when the
-    worker first starts, so after sentry-sdk's own exit hook: :mod:`atexit` runs the
-    last registered first, and the SDK's flush then sends what the drain captured)."""
-    if _exit_hook:
-        return
-    _exit_hook.append(True)
-    atexit.register(_drain_at_exit)
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_queue._reset_after_fork)
+    """Drain at exit, and empty the queue in forked children (registered when the worker
+    first starts, so after sentry-sdk's own exit hook: :mod:`atexit` runs the last
+    registered first, and the SDK's flush then sends what the drain captured)."""
+    process.at_exit(_drain_at_exit)
+    process.after_fork_in_child(_reset_after_fork)
+
+
+def _reset_after_fork() -> None:
+    _queue._reset_after_fork()
 
 
 def _drain_at_exit() -> None:

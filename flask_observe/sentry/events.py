@@ -1,5 +1,5 @@
-"""Sentry events from what the request thread noted: :class:`PendingEvent`, and how the
-capture worker (:mod:`flask_observe.sentry_worker`) builds and captures one.
+"""Sentry events from what the request thread noted: :class:`PendingEvent`, and the one
+way Flask-Observe builds and captures an event from it.
 
 The request thread keeps the exception with its traceback (which keeps the frames and
 their locals alive), the scrubbed request data, tags, forks of sentry-sdk's scopes, the
@@ -7,7 +7,8 @@ event id the client got, and a copy of the locals of the one frame that may stil
 running. :func:`deliver` builds the event with sentry-sdk's own
 ``event_from_exception`` and captures it in those scopes, so event processors,
 ``DedupeIntegration`` and ``before_send`` (scrubbing) apply as when the capture ran in
-the request.
+the request. It runs on the capture worker (:mod:`flask_observe.sentry.worker`), or in
+the request thread when the event must show that thread's stack (``add_full_stack``).
 
 .. versionadded:: 0.2.0
 """
@@ -18,7 +19,7 @@ import dataclasses
 import os
 import typing as t
 
-from .scrub import scrubbing_for
+from ..scrub import scrubbing_for
 
 if t.TYPE_CHECKING:
     from types import TracebackType
@@ -26,7 +27,7 @@ if t.TYPE_CHECKING:
     from sentry_sdk.client import BaseClient
     from sentry_sdk.scope import Scope
 
-    from .scrub import Scrubber
+    from ..scrub import Scrubber
 
 #: Key Flask-Observe adds to the hint of the events it builds.
 HINT_KEY = "flask_observe"
@@ -95,7 +96,7 @@ def head_locals(tb: TracebackType | None) -> HeadLocals | None:
 
 
 def build_event(pending: PendingEvent) -> tuple[t.Any, dict[str, t.Any]]:
-    """The event and hint for *pending*, as the request thread used to build them.
+    """The event and hint for *pending*.
 
     Runs with *pending*'s client current (frame serialisation reads its options).
     """
@@ -146,7 +147,11 @@ def _apply_head_locals(event: t.Any, pending: PendingEvent, client: BaseClient) 
 
 def deliver(pending: PendingEvent) -> str | None:
     """Build *pending*'s event and capture it in its scopes; the event id, or ``None``
-    when the SDK dropped it (or its client was closed meanwhile)."""
+    when the SDK dropped it (or its client was closed meanwhile).
+
+    It sets sentry-sdk's scopes in the caller's context for the time of the capture: in
+    the request thread, run it in a copy of the context.
+    """
     from sentry_sdk.scope import Scope
     from sentry_sdk.scope import ScopeType
     from sentry_sdk.scope import use_isolation_scope

@@ -20,11 +20,12 @@ Usage::
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import typing as t
 import weakref
+
+from .. import process
 
 if t.TYPE_CHECKING:
     from collections.abc import Hashable
@@ -37,7 +38,6 @@ MAX_FINGERPRINTS = 1024
 # Process-wide, not per-app state: the throttles whose locks are replaced in a forked
 # child (a lock held by another thread at fork time would never be released there).
 _throttles: weakref.WeakSet[ErrorThrottle] = weakref.WeakSet()
-_fork_hook: list[bool] = []
 
 
 def fingerprint(exception: BaseException, tb: TracebackType | None) -> Hashable:
@@ -87,9 +87,7 @@ class ErrorThrottle:
         self._windows: dict[Hashable, list[float]] = {}
         self._lock = threading.Lock()
         _throttles.add(self)
-        if not _fork_hook and hasattr(os, "register_at_fork"):
-            _fork_hook.append(True)
-            os.register_at_fork(after_in_child=_after_fork_in_child)
+        process.after_fork_in_child(_after_fork_in_child)
 
     def admit(self, key: Hashable) -> int | None:
         """Count one error with fingerprint *key*.
