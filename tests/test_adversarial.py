@@ -22,7 +22,7 @@ import urllib.request
 import pytest
 
 from benchmarks.load import gunicorn
-from tests.sentry_receiver import EnvelopeReceiver
+from tests.support.sentry import EnvelopeReceiver
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator

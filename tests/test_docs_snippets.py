@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from tests.sentry_receiver import sentry_isolated
+from tests.support.sentry import sentry_isolated
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator

@@ -26,7 +26,7 @@ from flask_observe import RequestRecord
 from flask_observe.errors import GENERIC_DETAIL
 from flask_observe.errors import LAST_RESORT_BODY
 from flask_observe.errors import PROBLEM_MIMETYPE
-from tests.sentry_receiver import sentry_isolated
+from tests.support.sentry import sentry_isolated
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable

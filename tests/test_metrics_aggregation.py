@@ -27,15 +27,15 @@ from flask_observe.aggregation import format_exact_rate
 from flask_observe.aggregation import power_weights
 from flask_observe.extension import get_state
 from flask_observe.record import RequestRecord
-from tests.metrics_helpers import counter_total
-from tests.metrics_helpers import flush
-from tests.metrics_helpers import metrics_app
-from tests.metrics_helpers import MetricsAppFactory
-from tests.metrics_helpers import requests_from_threads
-from tests.metrics_helpers import timer_count
-from tests.metrics_helpers import udp
-from tests.metrics_helpers import udp_config
-from tests.metrics_helpers import UdpReceiver
+from tests.support.metrics import counter_total
+from tests.support.metrics import flush
+from tests.support.metrics import metrics_app
+from tests.support.metrics import MetricsAppFactory
+from tests.support.metrics import requests_from_threads
+from tests.support.metrics import timer_count
+from tests.support.metrics import udp
+from tests.support.metrics import udp_config
+from tests.support.metrics import UdpReceiver
 from tests.test_metrics import demo_routes
 
 __all__ = ["metrics_app", "udp"]  # fixtures used by name

@@ -12,8 +12,8 @@ import pytest
 
 from demo_app import create_app
 from flask_observe import metrics
-from tests.metrics_services import graphite_pipeline
-from tests.metrics_services import Pipeline
+from tests.support.services import graphite_pipeline
+from tests.support.services import Pipeline
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator

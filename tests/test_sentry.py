@@ -20,11 +20,11 @@ from flask_observe import APIError
 from flask_observe import Observe
 from flask_observe.errors import GENERIC_DETAIL
 from flask_observe.sentry_worker import drain
-from tests.sentry_receiver import closed_port_dsn
-from tests.sentry_receiver import EnvelopeReceiver
-from tests.sentry_receiver import flush
-from tests.sentry_receiver import sentry_isolated
-from tests.sentry_receiver import SilentServer
+from tests.support.sentry import closed_port_dsn
+from tests.support.sentry import EnvelopeReceiver
+from tests.support.sentry import flush
+from tests.support.sentry import sentry_isolated
+from tests.support.sentry import SilentServer
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator

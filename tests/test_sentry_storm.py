@@ -37,9 +37,9 @@ from flask_observe.sentry import SentryState
 from flask_observe.throttle import ErrorThrottle
 from flask_observe.throttle import fingerprint
 from flask_observe.throttle import MAX_FINGERPRINTS
-from tests.sentry_receiver import EnvelopeReceiver
-from tests.sentry_receiver import flush
-from tests.sentry_receiver import sentry_isolated
+from tests.support.sentry import EnvelopeReceiver
+from tests.support.sentry import flush
+from tests.support.sentry import sentry_isolated
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator

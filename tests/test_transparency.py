@@ -27,8 +27,8 @@ import flask_observe
 from flask_observe import Observe
 from flask_observe.errors import handle_http_exception
 from flask_observe.errors import PROBLEM_MIMETYPE
-from tests.sentry_receiver import closed_port_dsn
-from tests.sentry_receiver import sentry_isolated
+from tests.support.sentry import closed_port_dsn
+from tests.support.sentry import sentry_isolated
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator

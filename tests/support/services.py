@@ -20,7 +20,7 @@ import pytest
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
 STATSD_JS = CACHE / "statsd" / "node_modules" / "statsd" / "stats.js"
 GRAPHITE_VENV = CACHE / "graphite-venv"
