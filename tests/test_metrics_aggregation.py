@@ -27,18 +27,14 @@ from flask_observe.aggregation import format_exact_rate
 from flask_observe.aggregation import power_weights
 from flask_observe.extension import get_state
 from flask_observe.record import RequestRecord
+from tests.support.apps import add_api_routes
+from tests.support.apps import AppFactory as MetricsAppFactory
 from tests.support.metrics import counter_total
 from tests.support.metrics import flush
-from tests.support.metrics import metrics_app
-from tests.support.metrics import MetricsAppFactory
 from tests.support.metrics import requests_from_threads
 from tests.support.metrics import timer_count
-from tests.support.metrics import udp
 from tests.support.metrics import udp_config
 from tests.support.metrics import UdpReceiver
-from tests.test_metrics import demo_routes
-
-__all__ = ["metrics_app", "udp"]  # fixtures used by name
 
 MS = r"\d+\.\d{6}"
 
@@ -75,7 +71,7 @@ def test_counters_are_summed_and_timers_kept_per_name(
     app = metrics_app(
         **config | {"OBSERVE_STATSD_FLUSH_INTERVAL": 60.0}, PROPAGATE_EXCEPTIONS=False
     )
-    demo_routes(app)
+    add_api_routes(app)
     client = app.test_client()
     for item in range(3):
         assert client.get(f"/api/items/{item}", buffered=True).status_code == 200

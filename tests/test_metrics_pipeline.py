@@ -12,15 +12,12 @@ import pytest
 
 from demo_app import create_app
 from flask_observe import metrics
-from tests.support.services import graphite_pipeline
 from tests.support.services import Pipeline
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
     from flask import Flask
-
-__all__ = ["graphite_pipeline"]  # the fixture, used by name
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "docs" / "grafana" / "flask-observe.json"
 

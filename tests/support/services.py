@@ -1,10 +1,12 @@
 """The real metrics pipeline for the integration tests: the statsd daemon, carbon-cache
 and graphite-web, installed under .cache/ by ``make services``
-(scripts/setup/10-statsd-graphite.sh), started here on free loopback ports in a
-temporary directory and stopped after the session. A missing piece fails loudly."""
+(scripts/setup/10-statsd-graphite.sh), started by :func:`run_graphite_pipeline` on free
+loopback ports in a temporary directory and stopped afterwards. A missing piece fails
+loudly."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -130,14 +132,14 @@ def _start(
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=log.parent)
 
 
-@pytest.fixture(scope="session")
-def graphite_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+@contextlib.contextmanager
+def run_graphite_pipeline(base: Path) -> Iterator[Pipeline]:
     """statsd (1 s flush, graphite backend) -> carbon-cache (1 s retention) ->
-    graphite-web, all on 127.0.0.1, started in parallel and stopped at the end."""
+    graphite-web, all on 127.0.0.1, started in parallel and stopped at the end; their
+    configuration, data and logs under the empty directory *base*."""
     _require(STATSD_JS, "The statsd daemon (npm statsd@0.9)")
     _require(CARBON_CACHE, "carbon")
     _require(DJANGO_ADMIN, "graphite-web")
-    base = tmp_path_factory.mktemp("graphite")
     storage = base / "storage"
     conf = base / "conf"
     for directory in (storage / "whisper", storage / "log" / "webapp", conf, base / "run"):
