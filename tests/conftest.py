@@ -1,4 +1,5 @@
-"""The fixtures shared by the test files, and the Sentry isolation every test gets.
+"""The fixtures shared by the test files, the Sentry isolation every test gets, and the
+check that keeps the ``services`` marker honest.
 
 The helpers behind these fixtures live in ``tests/support/`` (the app factory, the
 receivers, the services); a test file imports helpers from there and asks for fixtures
@@ -17,12 +18,29 @@ from tests.support.sentry import EnvelopeReceiver
 from tests.support.sentry import sentry_isolated
 from tests.support.services import Pipeline
 from tests.support.services import run_graphite_pipeline
+from tests.support.services import starts_services
+from tests.support.services import unmarked_service_users
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
     from flask import Flask
     from flask.testing import FlaskClient
+
+#: ``pytester``, for the test of the ``services`` check (tests/test_support.py).
+pytest_plugins = ["pytester"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse the run when a test uses a fixture that starts a service (declared with
+    :func:`~tests.support.services.starts_services`) without ``@pytest.mark.services``:
+    ``pytest -m "not services"`` would start it in the fast loop."""
+    unmarked = unmarked_service_users(items)
+    if unmarked:
+        raise pytest.UsageError(
+            "These tests start services but are not marked @pytest.mark.services:\n  "
+            + "\n  ".join(unmarked)
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -83,6 +101,7 @@ def receiver() -> Iterator[EnvelopeReceiver]:
 
 
 @pytest.fixture(scope="session")
+@starts_services
 def graphite_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     """The real statsd daemon -> carbon-cache -> graphite-web, for the whole session."""
     with run_graphite_pipeline(tmp_path_factory.mktemp("graphite")) as pipeline:

@@ -81,6 +81,7 @@ def _get(url: str) -> tuple[int, dict[str, str], bytes]:
             return error.code, dict(error.headers), error.read()
 
 
+@pytest.mark.services
 def test_flask_run_debug_serves_the_demo(tmp_path: Path) -> None:
     """`flask --app demo_app run --debug` (what `make demo` runs) serves over HTTP."""
     port = free_port()

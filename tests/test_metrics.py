@@ -753,6 +753,7 @@ def test_cli_check_without_host(metrics_app: MetricsAppFactory) -> None:
     assert "OBSERVE_STATSD_HOST is not set" in result.output
 
 
+@pytest.mark.services
 def test_gunicorn_workers_each_send_their_own(udp: UdpReceiver) -> None:
     """Preloaded app, two forked workers: every request is counted once, by the worker
     that served it, and the buffers are flushed when gunicorn stops the workers."""

@@ -19,6 +19,8 @@ if t.TYPE_CHECKING:
 
     from flask import Flask
 
+pytestmark = pytest.mark.services
+
 DASHBOARD = Path(__file__).resolve().parent.parent / "docs" / "grafana" / "flask-observe.json"
 
 #: (method, path, times, expected status)
