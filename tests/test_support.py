@@ -5,14 +5,12 @@ factory builds apps the way the tests rely on."""
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 import pytest
 from flask import Flask
 
+from tests.support import services
 from tests.support.apps import make_app
-
-ROOT = Path(__file__).resolve().parent.parent
 
 GUARDED = """
 import pytest
@@ -45,8 +43,9 @@ def test_no_service():
 
 @pytest.fixture
 def guarded(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    """A project with our conftest as a plugin and the test file above."""
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    """A project with our conftest as a plugin and the test file above, run in this
+    process; the fixtures it declares leave the registry when the test ends."""
+    monkeypatch.setattr(services, "SERVICE_FIXTURES", set(services.SERVICE_FIXTURES))
     pytester.makeini("[pytest]\naddopts = --strict-markers\nmarkers = services: starts one\n")
     pytester.makeconftest('pytest_plugins = ["tests.conftest"]\n')
     pytester.makepyfile(test_guarded=textwrap.dedent(GUARDED))
@@ -57,7 +56,7 @@ def guarded(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytes
 def test_an_unmarked_user_of_a_service_fixture_stops_the_run(
     guarded: pytest.Pytester, args: tuple[str, ...]
 ) -> None:
-    result = guarded.runpytest_subprocess(*args)
+    result = guarded.runpytest_inprocess(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     errors = result.stderr.str()
     assert "not marked @pytest.mark.services" in errors
@@ -71,8 +70,8 @@ def test_marked_users_run_and_the_fast_loop_leaves_them_out(guarded: pytest.Pyte
     guarded.makepyfile(
         test_guarded=textwrap.dedent(GUARDED).replace("\ndef test_unmarked", "\ndef no_test")
     )
-    guarded.runpytest_subprocess().assert_outcomes(passed=2)
-    fast = guarded.runpytest_subprocess("-m", "not services")
+    guarded.runpytest_inprocess().assert_outcomes(passed=2)
+    fast = guarded.runpytest_inprocess("-m", "not services")
     fast.assert_outcomes(passed=1, deselected=1)
 
 
