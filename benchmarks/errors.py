@@ -435,7 +435,7 @@ def load(seconds: int, rounds: int = 1) -> dict[str, t.Any]:
     import urllib.request
 
     from benchmarks import load as load_bench
-    from tests.sentry_receiver import EnvelopeReceiver
+    from tests.support.sentry import EnvelopeReceiver
 
     results: dict[str, list[load_bench.WrkResult]] = {mode: [] for mode in LOAD_MODES}
     script = load_bench.raise_one_in_ten("/ok", "/order")

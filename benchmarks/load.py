@@ -53,9 +53,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.sentry_receiver import closed_port_dsn  # noqa: E402
-from tests.sentry_receiver import EnvelopeReceiver  # noqa: E402
-from tests.sentry_receiver import SilentServer  # noqa: E402
+from tests.support.sentry import closed_port_dsn  # noqa: E402
+from tests.support.sentry import EnvelopeReceiver  # noqa: E402
+from tests.support.sentry import SilentServer  # noqa: E402
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator

@@ -22,10 +22,13 @@ import urllib.request
 import pytest
 
 from benchmarks.load import gunicorn
-from tests.sentry_receiver import EnvelopeReceiver
+from tests.support.sentry import EnvelopeReceiver
+from tests.support.services import starts_services
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
+
+pytestmark = pytest.mark.services
 
 CLEAN_LINE = re.compile(rb"^[A-Za-z0-9_.\-]+:-?[\d.]+\|(c|ms|g)(\|@[\d.]+)?$")
 GUNICORN_LIMITS = (
@@ -64,6 +67,7 @@ class Sink:
 
 
 @pytest.fixture(scope="module")
+@starts_services
 def server() -> Iterator[tuple[str, Sink, EnvelopeReceiver]]:
     sink = Sink()
     receiver = EnvelopeReceiver().start()

@@ -25,6 +25,7 @@ def run_script(*args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.services
 def test_overhead_runs_every_configuration() -> None:
     out = run_script("benchmarks/overhead.py", "--rounds", "2", "--requests", "3")
     rows = {line.split()[0] for line in out.splitlines()[1:] if line.strip()}
@@ -32,6 +33,7 @@ def test_overhead_runs_every_configuration() -> None:
     assert "1.000x" in out
 
 
+@pytest.mark.services
 def test_configurations_answer_like_bare_flask() -> None:
     """Every configuration serves the same trivial view, so the ratios compare alike."""
     out = run_script("benchmarks/overhead.py", "--check")
@@ -50,6 +52,7 @@ def test_peers_in_process_runs_each_configuration_in_its_own_process(
         assert f"\n{name} " in out, name
 
 
+@pytest.mark.services
 def test_peers_over_http_with_gunicorn_and_wrk(capsys: pytest.CaptureFixture[str]) -> None:
     from benchmarks import peers
 
@@ -61,6 +64,7 @@ def test_peers_over_http_with_gunicorn_and_wrk(capsys: pytest.CaptureFixture[str
     assert all(float(row[1]) > 0 for row in rows)  # requests/s measured
 
 
+@pytest.mark.services
 def test_instruction_mode_counts_each_configuration_under_valgrind() -> None:
     """The --instructions mode (valgrind, installed by make services) prints a row per
     configuration with its count and ratio; timing costs more than bare Flask."""

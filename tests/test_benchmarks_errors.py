@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks import errors
+
+pytestmark = pytest.mark.services
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,32 +11,24 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import typing as t
 from pathlib import Path
 
 import pytest
 from flask import render_template
-from werkzeug.serving import make_server
 
 from demo_app import create_app
 from demo_app.views import ITEMS
+from tests.support.services import CHROMIUM
+from tests.support.services import CHROMIUM_ARGS
+from tests.support.services import serve_in_thread
+from tests.support.services import starts_services
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
+pytestmark = pytest.mark.services
+
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "browser"
 NUMBER_WITH_UNIT = re.compile(r"\d+(\.\d+)? (B|KiB|MiB|GiB|ms)")
 
@@ -52,6 +44,7 @@ KEPT: list[list[Retained]] = []
 
 
 @pytest.fixture
+@starts_services
 def server() -> Iterator[str]:
     """The demo app (debug, toolbar on) on a free loopback port; yields its base URL."""
     # A generous budget: the heap of a pytest process is far bigger than the demo's.
@@ -62,15 +55,10 @@ def server() -> Iterator[str]:
         KEPT.append([Retained(number) for number in range(1000)])
         return render_template("index.html", items=list(ITEMS.values()))
 
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_port}"
+        with serve_in_thread(app) as url:
+            yield url
     finally:
-        httpd.shutdown()
-        thread.join(timeout=10)
-        httpd.server_close()
         KEPT.clear()
 
 
@@ -86,7 +74,7 @@ def test_panels_in_a_real_browser(server: str, tmp_path: Path) -> None:
             str(tmp_path / "profile"),
             executable_path=CHROMIUM,
             headless=True,
-            args=ARGS,
+            args=CHROMIUM_ARGS,
             viewport={"width": 1280, "height": 900},
         )
         try:

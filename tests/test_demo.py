@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,10 +15,7 @@ from pathlib import Path
 import pytest
 
 from demo_app import create_app
-from tests.sentry_receiver import sentry_isolated
-
-if t.TYPE_CHECKING:
-    from collections.abc import Iterator
+from tests.support.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,12 +56,6 @@ def test_demo_stream_and_boom() -> None:
     assert client.get("/api/boom").status_code == 500
 
 
-@pytest.fixture
-def isolated_sentry() -> Iterator[None]:
-    yield from sentry_isolated()
-
-
-@pytest.mark.usefixtures("isolated_sentry")
 def test_demo_embedded_sentry_receives_the_captured_error() -> None:
     app = create_app({"DEMO_EMBEDDED_SENTRY": True, "PROPAGATE_EXCEPTIONS": False})
     client = app.test_client()
@@ -82,12 +72,6 @@ def test_demo_embedded_sentry_receives_the_captured_error() -> None:
     assert "hunter2" not in str(events)  # the DSN password in the message was scrubbed
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _get(url: str) -> tuple[int, dict[str, str], bytes]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -97,9 +81,10 @@ def _get(url: str) -> tuple[int, dict[str, str], bytes]:
             return error.code, dict(error.headers), error.read()
 
 
+@pytest.mark.services
 def test_flask_run_debug_serves_the_demo(tmp_path: Path) -> None:
     """`flask --app demo_app run --debug` (what `make demo` runs) serves over HTTP."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "FLASK_DEMO_EMBEDDED_SENTRY": "true"}
     env.pop("FLASK_APP", None)
     log = (tmp_path / "flask.log").open("w+")

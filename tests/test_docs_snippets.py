@@ -31,11 +31,6 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from tests.sentry_receiver import sentry_isolated
-
-if t.TYPE_CHECKING:
-    from collections.abc import Iterator
-
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = {"python", "python3", "py", "py3"}
 #: Sphinx's default ``highlight_language``: Python if the text is Python, else none.
@@ -243,13 +238,6 @@ def test_markdown_fences_are_found() -> None:
     assert markdown_samples(text) == [(6, "import os"), (14, "x = 1")]
 
 
-@pytest.fixture
-def isolated_sentry() -> Iterator[None]:
-    """A sample may initialise sentry-sdk (process-global): undo it after the page."""
-    yield from sentry_isolated()
-
-
-@pytest.mark.usefixtures("isolated_sentry")
 @pytest.mark.parametrize("page", pages())
 def test_code_samples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = page.read_text()

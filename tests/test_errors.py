@@ -26,11 +26,10 @@ from flask_observe import RequestRecord
 from flask_observe.errors import GENERIC_DETAIL
 from flask_observe.errors import LAST_RESORT_BODY
 from flask_observe.errors import PROBLEM_MIMETYPE
-from tests.sentry_receiver import sentry_isolated
+from tests.support.apps import make_app
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
-    from collections.abc import Iterator
 
     from werkzeug.test import TestResponse
 
@@ -57,18 +56,13 @@ class BadStr(Exception):
         raise ValueError("no repr either")
 
 
-@pytest.fixture(autouse=True)
-def no_sentry_client() -> Iterator[None]:
-    """No test here may see a sentry-sdk client another test module left bound."""
-    yield from sentry_isolated()
-
-
 def build_app(observe: bool = True, **config: object) -> Flask:
     """An app with one route per failure kind (unhandled errors answer 500)."""
-    app = Flask("errors_app")
-    app.config.update(PROPAGATE_EXCEPTIONS=False)
-    app.config.update(config)
+    settings: dict[str, t.Any] = {"TESTING": False, "PROPAGATE_EXCEPTIONS": False, **config}
+    return make_app(add_failure_routes, observe=observe, name="errors_app", **settings)
 
+
+def add_failure_routes(app: Flask) -> None:
     @app.get("/ok")
     def ok() -> str:
         return "ok"
@@ -140,10 +134,6 @@ def build_app(observe: bool = True, **config: object) -> Flask:
     @app.get("/upstream")
     def upstream() -> str:
         raise UpstreamDown("internal host 10.0.0.7 refused")
-
-    if observe:
-        Observe(app)
-    return app
 
 
 def problem(response: TestResponse) -> dict[str, t.Any]:

@@ -11,12 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "flask_suite.py"
 #: Flask 3.1's suite has about 490 tests; far fewer passing means the run did not really run.
 MIN_PLAIN_PASSED = 300
 
 
+@pytest.mark.services
 def test_flask_suite_passes_with_observe(tmp_path: Path) -> None:
     summary_path = tmp_path / "summary.json"
     proc = subprocess.run(

@@ -10,6 +10,8 @@ import pytest
 
 from benchmarks import load
 
+pytestmark = pytest.mark.services
+
 SECONDS = 2
 CONNECTIONS = 8  # wrk's default in benchmarks/load.py
 

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import statsd
-from flask import Blueprint
 from flask import Flask
 from flask import Response
 from werkzeug.test import EnvironBuilder
@@ -32,37 +31,20 @@ from flask_observe import timed
 from flask_observe.extension import get_state
 from flask_observe.naming import clean_part
 from flask_observe.record import RequestRecord
-from tests.metrics_helpers import counter_total
-from tests.metrics_helpers import flush
-from tests.metrics_helpers import line_config
-from tests.metrics_helpers import metrics_app
-from tests.metrics_helpers import MetricsAppFactory
-from tests.metrics_helpers import requests_from_threads
-from tests.metrics_helpers import timer_count
-from tests.metrics_helpers import udp
-from tests.metrics_helpers import udp_config
-from tests.metrics_helpers import UdpReceiver
-
-__all__ = ["metrics_app", "udp"]  # fixtures used by name
+from tests.support.apps import add_api_routes
+from tests.support.apps import AppFactory as MetricsAppFactory
+from tests.support.metrics import counter_total
+from tests.support.metrics import flush
+from tests.support.metrics import line_config
+from tests.support.metrics import requests_from_threads
+from tests.support.metrics import timer_count
+from tests.support.metrics import udp_config
+from tests.support.metrics import UdpReceiver
 
 MS = r"\d+\.\d{6}"
 #: The statsd client's TCP connect timeout (flask_observe/statsd_client.py), seconds.
 CONNECT_TIMEOUT = 1.0
 LINE = re.compile(r"^[A-Za-z0-9_.-]+(?:[;,][A-Za-z0-9_.=;,-]+)?:[-+]?[0-9.]+\|(?:c|ms|g)")
-
-
-def demo_routes(app: Flask) -> None:
-    api = Blueprint("api", __name__)
-
-    @api.get("/items/<int:item_id>")
-    def get_item(item_id: int) -> dict[str, int]:
-        return {"id": item_id}
-
-    @api.post("/boom")
-    def boom() -> str:
-        raise KeyError("boom")
-
-    app.register_blueprint(api, url_prefix="/api")
 
 
 def capture_records(app: Flask) -> list[RequestRecord]:
@@ -121,7 +103,7 @@ def test_request_lines_on_the_wire(
         **line_config(udp, OBSERVE_STATSD_PREFIX="p", OBSERVE_STATSD_TAGS=dialect),
         PROPAGATE_EXCEPTIONS=False,
     )
-    demo_routes(app)
+    add_api_routes(app)
     client = app.test_client()
     assert client.get("/api/items/7", buffered=True).status_code == 200
     assert client.get("/no/such/page", buffered=True).status_code == 404
@@ -395,7 +377,7 @@ def test_packets_respect_the_size_limit(metrics_app: MetricsAppFactory, udp: Udp
 
 def test_random_unmatched_paths_keep_names_bounded(metrics_app: MetricsAppFactory) -> None:
     app = metrics_app()
-    demo_routes(app)
+    add_api_routes(app)
     names: set[str] = set()
     get_state(app).add_finish_hook(
         lambda record: names.update(line.split(":")[0] for line in record.metric_lines or ())
@@ -691,7 +673,7 @@ def test_invalid_metrics_configuration_names_the_key(key: str, value: object) ->
 
 def test_cli_metrics_lists_names_per_route(metrics_app: MetricsAppFactory) -> None:
     app = metrics_app(OBSERVE_STATSD_PREFIX="shop")
-    demo_routes(app)
+    add_api_routes(app)
     result = app.test_cli_runner().invoke(args=["observe", "metrics"])
     assert result.exit_code == 0, result.output
     assert "timer    shop.request.api.get_item.GET" in result.output
@@ -725,7 +707,7 @@ def test_cli_metrics_marks_excluded_paths_and_static(metrics_app: MetricsAppFact
 
 def test_cli_metrics_in_a_tag_dialect(metrics_app: MetricsAppFactory) -> None:
     app = metrics_app(OBSERVE_STATSD_TAGS="dogstatsd")
-    demo_routes(app)
+    add_api_routes(app)
     result = app.test_cli_runner().invoke(args=["observe", "metrics"])
     assert "timer    request #endpoint:api.get_item,method:GET" in result.output
 
@@ -771,6 +753,7 @@ def test_cli_check_without_host(metrics_app: MetricsAppFactory) -> None:
     assert "OBSERVE_STATSD_HOST is not set" in result.output
 
 
+@pytest.mark.services
 def test_gunicorn_workers_each_send_their_own(udp: UdpReceiver) -> None:
     """Preloaded app, two forked workers: every request is counted once, by the worker
     that served it, and the buffers are flushed when gunicorn stops the workers."""
@@ -787,7 +770,7 @@ def test_gunicorn_workers_each_send_their_own(udp: UdpReceiver) -> None:
             "--preload",
             "--workers=2",
             f"--bind=127.0.0.1:{port}",
-            "tests.metrics_gunicorn_app:create_app()",
+            "tests.support.apps:gunicorn_metrics_app()",
         ],
         env=dict(os.environ, OBSERVE_TEST_STATSD_PORT=str(udp.port)),
         stdout=subprocess.DEVNULL,

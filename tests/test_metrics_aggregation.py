@@ -29,18 +29,14 @@ from flask_observe.aggregation import power_weights
 from flask_observe.extension import get_state
 from flask_observe.metrics import MetricsState
 from flask_observe.record import RequestRecord
-from tests.metrics_helpers import counter_total
-from tests.metrics_helpers import flush
-from tests.metrics_helpers import metrics_app
-from tests.metrics_helpers import MetricsAppFactory
-from tests.metrics_helpers import requests_from_threads
-from tests.metrics_helpers import timer_count
-from tests.metrics_helpers import udp
-from tests.metrics_helpers import udp_config
-from tests.metrics_helpers import UdpReceiver
-from tests.test_metrics import demo_routes
-
-__all__ = ["metrics_app", "udp"]  # fixtures used by name
+from tests.support.apps import add_api_routes
+from tests.support.apps import AppFactory as MetricsAppFactory
+from tests.support.metrics import counter_total
+from tests.support.metrics import flush
+from tests.support.metrics import requests_from_threads
+from tests.support.metrics import timer_count
+from tests.support.metrics import udp_config
+from tests.support.metrics import UdpReceiver
 
 MS = r"\d+\.\d{6}"
 
@@ -77,7 +73,7 @@ def test_counters_are_summed_and_timers_kept_per_name(
     app = metrics_app(
         **config | {"OBSERVE_STATSD_FLUSH_INTERVAL": 60.0}, PROPAGATE_EXCEPTIONS=False
     )
-    demo_routes(app)
+    add_api_routes(app)
     client = app.test_client()
     for item in range(3):
         assert client.get(f"/api/items/{item}", buffered=True).status_code == 200

@@ -12,15 +12,14 @@ import pytest
 
 from demo_app import create_app
 from flask_observe import metrics
-from tests.metrics_services import graphite_pipeline
-from tests.metrics_services import Pipeline
+from tests.support.services import Pipeline
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
     from flask import Flask
 
-__all__ = ["graphite_pipeline"]  # the fixture, used by name
+pytestmark = pytest.mark.services
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "docs" / "grafana" / "flask-observe.json"
 

@@ -23,9 +23,8 @@ from flask_observe.panels.templating import format_config_value
 from flask_observe.secrets import default_scrubber
 from flask_observe.secrets import Scrubber
 from flask_observe.state import get_state
-
-from .toolbar_apps import make_toolbar_app
-from .toolbar_apps import SECRET
+from tests.support.toolbar import make_toolbar_app
+from tests.support.toolbar import SECRET
 
 if t.TYPE_CHECKING:
     from flask.testing import FlaskClient
@@ -361,7 +360,7 @@ def test_tier2_heap_diff_when_switched_on() -> None:
     client.set_cookie("fldt_active", MEMORY_ON)
     html = get_page(client, "/leak")
     table = html[html.index('id="memory-types"') :]
-    row = re.search(r"tests\.toolbar_apps\.Leak</td>\s*<td[^>]*>\+(\d+)</td>", table)
+    row = re.search(r"tests\.support\.toolbar\.Leak</td>\s*<td[^>]*>\+(\d+)</td>", table)
     assert row and int(row.group(1)) == 5000
     assert 'id="memory-tier2-cost"' in html
 
@@ -402,11 +401,11 @@ def test_tier3_class_tracker() -> None:
     page = client.get("/_observe/memory/classes").get_data(as_text=True)
     token = re.search(r'name="token" value="([^"]+)"', page)
     assert token
-    names = "tests.toolbar_apps.Widget no.such.Class os.path"
+    names = "tests.support.toolbar.Widget no.such.Class os.path"
     html = client.post(
         "/_observe/memory/classes", data={"token": token.group(1), "names": names}
     ).get_data(as_text=True)
-    assert "Tracking new instances of tests.toolbar_apps.Widget" in html
+    assert "Tracking new instances of tests.support.toolbar.Widget" in html
     assert "No class no.such.Class" in html and "No class os.path" in html
     client.get("/widgets").close()
     html = client.get("/_observe/memory/classes").get_data(as_text=True)
@@ -414,7 +413,7 @@ def test_tier3_class_tracker() -> None:
     stop = {"token": token.group(1), "action": "stop"}
     html = client.post("/_observe/memory/classes", data=stop).get_data(as_text=True)
     assert "No class tracked" in html
-    forged = {"token": "forged", "names": "tests.toolbar_apps.Widget"}
+    forged = {"token": "forged", "names": "tests.support.toolbar.Widget"}
     assert client.post("/_observe/memory/classes", data=forged).status_code == 400
 
 

@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from tests.toolbar_apps import make_toolbar_app
-from tests.toolbar_apps import PAGE
+from tests.support.services import starts_services
+from tests.support.toolbar import make_toolbar_app
+from tests.support.toolbar import PAGE
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -57,6 +58,7 @@ def checksum(size: int) -> int:
 
 
 @pytest.fixture
+@starts_services
 def server() -> Iterator[str]:
     """A debug app with the toolbar and our panels on Werkzeug's threaded server."""
     app = make_toolbar_app()

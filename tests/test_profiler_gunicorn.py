@@ -33,8 +33,8 @@ def spin(seconds: float) -> int:
 
 def create_app() -> Flask:
     """The app gunicorn serves (a debug app with the toolbar and our panels)."""
-    from tests.toolbar_apps import make_toolbar_app
-    from tests.toolbar_apps import PAGE
+    from tests.support.toolbar import make_toolbar_app
+    from tests.support.toolbar import PAGE
 
     app = make_toolbar_app()
 

@@ -17,8 +17,8 @@ from flask import render_template_string
 
 from flask_observe.panels import PROFILER_PANEL
 from flask_observe.panels.profiler.sampler import THREAD_NAME
-from tests.toolbar_apps import make_toolbar_app
-from tests.toolbar_apps import PAGE
+from tests.support.toolbar import make_toolbar_app
+from tests.support.toolbar import PAGE
 
 if t.TYPE_CHECKING:
     from flask import Flask

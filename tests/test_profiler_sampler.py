@@ -99,7 +99,10 @@ def test_two_threads_each_get_only_their_own_frames() -> None:
         assert roots == {
             "test_two_threads_each_get_only_their_own_frames.<locals>.run.<locals>.body"
         }
-        assert 0.12 <= profile.sampled <= profile.duration <= 1.0
+        # The samples' weights cover most of the request, never more than all of it
+        # (relative: a loaded machine delays samples, not the request's own clock).
+        assert 0.5 * profile.duration <= profile.sampled <= profile.duration
+        assert profile.duration >= 0.15
 
 
 def test_weights_add_up_to_the_time_covered() -> None:

@@ -18,18 +18,15 @@ from flask import Flask
 from flask import request
 
 from flask_observe import APIError
-from flask_observe import Observe
 from flask_observe.errors import GENERIC_DETAIL
 from flask_observe.sentry import drain
-from tests.sentry_receiver import closed_port_dsn
-from tests.sentry_receiver import EnvelopeReceiver
-from tests.sentry_receiver import flush
-from tests.sentry_receiver import sentry_isolated
-from tests.sentry_receiver import SilentServer
+from tests.support.apps import make_app
+from tests.support.sentry import closed_port_dsn
+from tests.support.sentry import EnvelopeReceiver
+from tests.support.sentry import flush
+from tests.support.sentry import SilentServer
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from werkzeug.test import TestResponse
 
 #: Every value here must be absent from every byte the receiver gets.
@@ -49,23 +46,12 @@ PII: dict[str, str] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def isolated_sdk() -> Iterator[None]:
-    """Each test starts and ends without a bound client."""
-    yield from sentry_isolated()
-
-
-@pytest.fixture
-def receiver() -> Iterator[EnvelopeReceiver]:
-    with EnvelopeReceiver() as server:
-        yield server
-
-
 def build_app(**config: object) -> Flask:
-    app = Flask("sentry_app")
-    app.config.update(PROPAGATE_EXCEPTIONS=False)
-    app.config.update(config)
+    settings: dict[str, t.Any] = {"TESTING": False, "PROPAGATE_EXCEPTIONS": False, **config}
+    return make_app(add_pii_routes, name="sentry_app", **settings)
 
+
+def add_pii_routes(app: Flask) -> None:
     @app.get("/ok")
     def ok() -> str:
         return "ok"
@@ -91,9 +77,6 @@ def build_app(**config: object) -> Flask:
     @app.get("/api-error")
     def api_error() -> str:
         raise APIError("Numbers must be integers", status=400)
-
-    Observe(app)
-    return app
 
 
 def event_id_of(response: TestResponse) -> str:

@@ -14,16 +14,10 @@ import pytest
 import sentry_sdk
 
 from flask_observe.sentry import scopes
-from tests.sentry_receiver import closed_port_dsn
-from tests.sentry_receiver import sentry_isolated
+from tests.support.sentry import closed_port_dsn
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
-
-
-@pytest.fixture(autouse=True)
-def isolated_sdk() -> Iterator[None]:
-    yield from sentry_isolated()
+    pass
 
 
 #: Every sentry-sdk name the package imports, by module.

@@ -38,28 +38,15 @@ from flask_observe.sentry import worker as sentry_worker
 from flask_observe.sentry.throttle import ErrorThrottle
 from flask_observe.sentry.throttle import fingerprint
 from flask_observe.sentry.throttle import MAX_FINGERPRINTS
-from tests.sentry_receiver import EnvelopeReceiver
-from tests.sentry_receiver import flush
-from tests.sentry_receiver import sentry_isolated
+from tests.support.apps import make_app
+from tests.support.sentry import EnvelopeReceiver
+from tests.support.sentry import flush
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from werkzeug.test import TestResponse
 
 SECRET = "sk-Qp83vLt"
 LOYALTY = "ly-Hd52kWc"
-
-
-@pytest.fixture(autouse=True)
-def isolated_sdk() -> Iterator[None]:
-    yield from sentry_isolated()
-
-
-@pytest.fixture
-def receiver() -> Iterator[EnvelopeReceiver]:
-    with EnvelopeReceiver() as server:
-        yield server
 
 
 class BoomError(Exception):
@@ -85,10 +72,11 @@ def _charge(order: dict[str, t.Any], note: str) -> str:
 
 
 def build_app(**config: object) -> Flask:
-    app = Flask("storm")
-    app.config.update(PROPAGATE_EXCEPTIONS=False)
-    app.config.update(config)
+    settings: dict[str, t.Any] = {"TESTING": False, "PROPAGATE_EXCEPTIONS": False, **config}
+    return make_app(add_storm_routes, name="storm", **settings)
 
+
+def add_storm_routes(app: Flask) -> None:
     @app.get("/boom")
     def boom() -> str:
         order = {"id": 7, "lines": [3, 4], "password": SECRET}
@@ -106,9 +94,6 @@ def build_app(**config: object) -> Flask:
     @app.get("/distinct/<int:number>")
     def distinct(number: int) -> str:
         raise DISTINCT[number](f"distinct {number}")
-
-    Observe(app)
-    return app
 
 
 def sentry_state(app: Flask) -> SentryState:

@@ -27,22 +27,20 @@ import flask_observe
 from flask_observe import Observe
 from flask_observe.errors import handle_http_exception
 from flask_observe.errors import PROBLEM_MIMETYPE
-from tests.sentry_receiver import closed_port_dsn
-from tests.sentry_receiver import sentry_isolated
+from tests.support.apps import make_app
+from tests.support.sentry import closed_port_dsn
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
 
-@pytest.fixture(autouse=True)
-def no_sentry_client() -> Iterator[None]:
-    yield from sentry_isolated()
-
-
 def build_app(observe: bool = True, **config: object) -> Flask:
-    app = Flask("transparent")
-    app.config.update(config)
+    """An app as plain Flask configures it (not in testing mode unless *config* says so)."""
+    settings: dict[str, t.Any] = {"TESTING": False, **config}
+    return make_app(add_failing_routes, observe=observe, name="transparent", **settings)
 
+
+def add_failing_routes(app: Flask) -> None:
     @app.post("/form")
     def form() -> str:
         return request.form["missing"]
@@ -54,10 +52,6 @@ def build_app(observe: bool = True, **config: object) -> Flask:
     @app.get("/boom")
     def boom() -> str:
         raise RuntimeError("boom")
-
-    if observe:
-        Observe(app)
-    return app
 
 
 def our_handlers(app: Flask) -> list[object]:

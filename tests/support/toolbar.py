@@ -14,6 +14,7 @@ from flask_debugtoolbar import DebugToolbarExtension
 
 from flask_observe import Observe
 from flask_observe import timed
+from tests.support.apps import make_app
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -110,14 +111,14 @@ def make_toolbar_app(
     :param toolbar_first: initialise the toolbar before Flask-Observe.
     :param config: extra configuration.
     """
-    app = Flask("toolbar_app")
-    app.config.update(
-        DEBUG=True,
-        SECRET_KEY=SECRET,
-        DEBUG_TB_INTERCEPT_REDIRECTS=True,
-    )
-    app.config.update(config)
-    add_routes(app)
+    settings: dict[str, t.Any] = {
+        "TESTING": False,
+        "DEBUG": True,
+        "SECRET_KEY": SECRET,
+        "DEBUG_TB_INTERCEPT_REDIRECTS": True,
+        **config,
+    }
+    app = make_app(add_routes, observe=False, name="toolbar_app", **settings)
     if toolbar_first:
         DebugToolbarExtension(app)
     if observe:

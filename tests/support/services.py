@@ -1,14 +1,30 @@
-"""The real metrics pipeline for the integration tests: the statsd daemon, carbon-cache
-and graphite-web, installed under .cache/ by ``make services``
-(scripts/setup/10-statsd-graphite.sh), started here on free loopback ports in a
-temporary directory and stopped after the session. A missing piece fails loudly."""
+"""The real services some tests start, and the rule that keeps them out of the fast loop.
+
+* The metrics pipeline: the statsd daemon, carbon-cache and graphite-web, installed under
+  .cache/ by ``make services`` (scripts/setup/10-statsd-graphite.sh), started by
+  :func:`run_graphite_pipeline` on free loopback ports in a temporary directory and
+  stopped afterwards. A missing piece fails loudly.
+* The browser: Debian's chromium (scripts/setup/20-chromium.sh) with the flags that let it
+  run offline and headless (:data:`CHROMIUM`, :data:`CHROMIUM_ARGS`), and
+  :func:`serve_in_thread` to serve an app over real HTTP for it.
+* The marker: a test that starts a daemon, a server, a subprocess server (gunicorn,
+  ``flask run``, Flask's own suite), a browser or a tool that ``make services`` installs
+  (wrk, valgrind) is marked ``@pytest.mark.services``, so that ``pytest -m "not
+  services"`` is the fast loop. A fixture that starts one is decorated with
+  :func:`starts_services`; ``tests/conftest.py`` refuses a run in which a test uses such a
+  fixture without the marker (:func:`unmarked_service_users`). Tests that start a process
+  themselves carry the marker by hand. In-process loopback stand-ins (a UDP socket, the
+  Sentry :class:`~tests.support.sentry.EnvelopeReceiver`) are not services.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
+import threading
 import time
 import typing as t
 import urllib.parse
@@ -16,11 +32,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from werkzeug.serving import make_server
 
 if t.TYPE_CHECKING:
+    from collections.abc import Iterable
     from collections.abc import Iterator
 
-ROOT = Path(__file__).resolve().parent.parent
+    from flask import Flask
+
+F = t.TypeVar("F", bound=t.Callable[..., object])
+
+ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
 STATSD_JS = CACHE / "statsd" / "node_modules" / "statsd" / "stats.js"
 GRAPHITE_VENV = CACHE / "graphite-venv"
@@ -130,14 +152,14 @@ def _start(
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=log.parent)
 
 
-@pytest.fixture(scope="session")
-def graphite_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+@contextlib.contextmanager
+def run_graphite_pipeline(base: Path) -> Iterator[Pipeline]:
     """statsd (1 s flush, graphite backend) -> carbon-cache (1 s retention) ->
-    graphite-web, all on 127.0.0.1, started in parallel and stopped at the end."""
+    graphite-web, all on 127.0.0.1, started in parallel and stopped at the end; their
+    configuration, data and logs under the empty directory *base*."""
     _require(STATSD_JS, "The statsd daemon (npm statsd@0.9)")
     _require(CARBON_CACHE, "carbon")
     _require(DJANGO_ADMIN, "graphite-web")
-    base = tmp_path_factory.mktemp("graphite")
     storage = base / "storage"
     conf = base / "conf"
     for directory in (storage / "whisper", storage / "log" / "webapp", conf, base / "run"):
@@ -248,3 +270,62 @@ DATABASES = {{"default": {{"ENGINE": "django.db.backends.sqlite3",
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+#: Debian's chromium, installed by ``make services`` (never ``playwright install``).
+CHROMIUM = "/usr/bin/chromium"
+#: Headless, offline, in a container: no sandbox, GPU, QUIC or background traffic.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Flask) -> Iterator[str]:
+    """Serve *app* over HTTP on a free loopback port from a background thread (Werkzeug's
+    threaded server); yield its base URL, shut it down afterwards."""
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        thread.join(timeout=10)
+        httpd.server_close()
+
+
+#: The names of the fixtures that start a service (see :func:`starts_services`).
+SERVICE_FIXTURES: set[str] = set()
+
+
+def starts_services(fixture_function: F) -> F:
+    """Declare that a fixture starts a service, so that every test using it, directly or
+    through another fixture, must be marked ``@pytest.mark.services``. Goes under
+    ``@pytest.fixture``; the fixture's name is its function's name::
+
+        @pytest.fixture(scope="module")
+        @starts_services
+        def server() -> Iterator[str]: ...
+    """
+    SERVICE_FIXTURES.add(fixture_function.__name__)
+    return fixture_function
+
+
+def unmarked_service_users(items: Iterable[pytest.Item]) -> list[str]:
+    """The tests among *items* that use a service fixture without the ``services``
+    marker, as ``node id (uses fixture, ...)``."""
+    unmarked = []
+    for item in items:
+        used = SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if used and item.get_closest_marker("services") is None:
+            unmarked.append(f"{item.nodeid} (uses {', '.join(sorted(used))})")
+    return unmarked

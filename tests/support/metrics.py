@@ -1,5 +1,6 @@
-"""Fixtures for the metrics tests: a real loopback UDP receiver and apps whose statsd
-clients are closed after each test (an open socket would fail the run)."""
+"""For the metrics tests: a real loopback UDP socket standing in for statsd (the ``udp``
+fixture of ``tests/conftest.py``), the configuration that sends to it, and readers that
+add up the received lines the way the statsd daemon would."""
 
 from __future__ import annotations
 
@@ -8,15 +9,10 @@ import threading
 import time
 import typing as t
 
-import pytest
-from flask import Flask
-
 from flask_observe import metrics
-from flask_observe import Observe
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable
-    from collections.abc import Iterator
+    from flask import Flask
 
 
 class UdpReceiver:
@@ -52,36 +48,6 @@ class UdpReceiver:
 
     def close(self) -> None:
         self.sock.close()
-
-
-@pytest.fixture
-def udp() -> Iterator[UdpReceiver]:
-    receiver = UdpReceiver()
-    yield receiver
-    receiver.close()
-
-
-MetricsAppFactory = t.Callable[..., Flask]
-
-
-@pytest.fixture
-def metrics_app() -> Iterator[Callable[..., Flask]]:
-    """Build testing apps with Flask-Observe; their statsd clients are closed after."""
-    apps: list[Flask] = []
-
-    def factory(**config: object) -> Flask:
-        app = Flask("metrics_test_app")
-        app.config["TESTING"] = True
-        app.config.update(config)
-        Observe(app)
-        apps.append(app)
-        return app
-
-    yield factory
-    for app in apps:
-        client = metrics.client(app)
-        if client is not None:
-            client.close()
 
 
 def udp_config(receiver: UdpReceiver, **extra: object) -> dict[str, object]:
