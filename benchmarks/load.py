@@ -166,12 +166,10 @@ def wait_for(predicate: t.Callable[[], bool], timeout: float = 10.0) -> bool:
 
 
 def statsd_base(port: int) -> dict[str, object]:
-    return {
-        "OBSERVE_STATSD_HOST": "127.0.0.1",
-        "OBSERVE_STATSD_PORT": port,
-        "OBSERVE_STATSD_PREFIX": PREFIX,
-        "OBSERVE_STATSD_FLUSH_INTERVAL": 0.2,
-    }
+    """The demo's statsd settings: to *port*, flushed every 0.2 s."""
+    return harness.statsd_config(
+        port, OBSERVE_STATSD_PREFIX=PREFIX, OBSERVE_STATSD_FLUSH_INTERVAL=0.2
+    )
 
 
 def statsd_up(seconds: int, preload: bool) -> dict[str, t.Any]:
