@@ -46,8 +46,6 @@ import typing as t
 from pathlib import Path
 
 from benchmarks import harness
-from tests.support.sentry import EnvelopeReceiver
-from tests.support.sentry import SilentServer
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -218,6 +216,10 @@ SENTRY_EVENTS_PER_WORKER = 10
 
 
 def sentry(seconds: int, rounds: int = 1) -> dict[str, t.Any]:
+    """The ``sentry`` scenario, with the tests' Sentry receivers (imported only here)."""
+    from tests.support.sentry import EnvelopeReceiver
+    from tests.support.sentry import SilentServer
+
     results: dict[str, list[harness.WrkResult]] = {"up": [], "closed": [], "hanging": []}
     events = 0
     raised = 0
