@@ -53,11 +53,12 @@ demo: venv
 # The benchmarks print ratios from one run each (see docs/performance.rst); the load run
 # needs the services (statsd daemon, wrk).
 bench: venv services
-	$(BIN)/python benchmarks/overhead.py
-	$(BIN)/python benchmarks/peers.py
-	$(BIN)/python benchmarks/opcodes.py
-	$(BIN)/python benchmarks/memory_panel.py
-	$(BIN)/python benchmarks/load.py
+	$(BIN)/python -m benchmarks.overhead
+	$(BIN)/python -m benchmarks.peers
+	$(BIN)/python -m benchmarks.opcodes
+	$(BIN)/python -m benchmarks.memory_panel
+	$(BIN)/python -m benchmarks.profiler
+	$(BIN)/python -m benchmarks.load
 
 clean:
 	rm -rf $(VENV) .cache docs/_build .mypy_cache .ruff_cache .pytest_cache test-output

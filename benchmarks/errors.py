@@ -1,9 +1,9 @@
 """Cost of an unhandled error on the request thread, against bare Flask's own 500, in
 one run: the same raising view in each configuration.
 
-    python benchmarks/errors.py                  # wall clock, in-process, interleaved
-    python benchmarks/errors.py --instructions   # valgrind: request-thread instructions
-    python benchmarks/errors.py --load           # gunicorn + wrk, 1 request in 10 raises
+    python -m benchmarks.errors                  # wall clock, in-process, interleaved
+    python -m benchmarks.errors --instructions   # valgrind: request-thread instructions
+    python -m benchmarks.errors --load           # gunicorn + wrk, 1 request in 10 raises
 
 Configurations (``PROPAGATE_EXCEPTIONS`` off everywhere, so every one answers 500 and
 Flask logs the traceback, into a null stream):
@@ -51,47 +51,20 @@ import argparse
 import gc
 import os
 import statistics
-import subprocess
-import sys
 import typing as t
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from flask import Flask
 
-from flask import Flask  # noqa: E402
-from werkzeug.test import EnvironBuilder  # noqa: E402
-
-from benchmarks.overhead import confine_flask_integration  # noqa: E402
-from benchmarks.overhead import run_once  # noqa: E402
-from benchmarks.overhead import serving_process  # noqa: E402
+from benchmarks import harness
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from _typeshed.wsgi import StartResponse
     from _typeshed.wsgi import WSGIApplication
-    from _typeshed.wsgi import WSGIEnvironment
 
-AppFactory = t.Callable[[], "WSGIApplication"]
-
-#: name -> (description, factory), in table order.
-CONFIGURATIONS: dict[str, tuple[str, AppFactory]] = {}
-
-#: Called when the run ends: receivers stopped, clients closed.
-CLOSERS: list[t.Callable[[], None]] = []
+#: The configurations, in table order, all asked for the raising view.
+CONFIGURATIONS = harness.Registry("benchmarks.errors", "/order")
 
 #: Called between timed rounds (untimed): background work of a configuration finished.
 SETTLERS: dict[str, t.Callable[[], object]] = {}
-
-
-def configuration(name: str, description: str) -> t.Callable[[AppFactory], AppFactory]:
-    def register(factory: AppFactory) -> AppFactory:
-        CONFIGURATIONS[name] = (description, factory)
-        return factory
-
-    return register
 
 
 class OrderError(Exception):
@@ -170,7 +143,7 @@ def receiver_dsn() -> str:
     """The DSN of a Sentry stand-in in its own process (started once per run): its work
     is not this process's."""
     if not _receiver:
-        port = serving_process(RECEIVER_SCRIPT, CLOSERS)
+        port = harness.serving_process(RECEIVER_SCRIPT)
         _receiver.append(f"http://public@127.0.0.1:{port}/1")
     return _receiver[0]
 
@@ -178,12 +151,12 @@ def receiver_dsn() -> str:
 # --- configurations --------------------------------------------------------------------
 
 
-@configuration("bare", "bare Flask's own 500")
+@CONFIGURATIONS.add("bare", "bare Flask's own 500")
 def bare() -> WSGIApplication:
     return raising_app()
 
 
-@configuration("observe", "Flask-Observe, problem+json errors, no Sentry")
+@CONFIGURATIONS.add("observe", "Flask-Observe, problem+json errors, no Sentry")
 def observe() -> WSGIApplication:
     from flask_observe import Observe
 
@@ -201,21 +174,21 @@ def _observe_sentry(name: str, **config: object) -> Flask:
     app = raising_app(OBSERVE_SENTRY_DSN=receiver_dsn(), **config)
     Observe(app)
     SETTLERS[name] = lambda: sentry.flush(timeout=30)
-    CLOSERS.append(lambda: sentry_sdk.get_client().close(timeout=2))
+    harness.CLOSERS.append(lambda: sentry_sdk.get_client().close(timeout=2))
     return app
 
 
-@configuration("sentry", "Flask-Observe + Sentry armed, default throttle, one error repeated")
+@CONFIGURATIONS.add("sentry", "Flask-Observe + Sentry armed, default throttle, one error repeated")
 def observe_sentry() -> WSGIApplication:
     return _observe_sentry("sentry")
 
 
-@configuration("sentry-each", "the same, throttle off: every error queued for the worker")
+@CONFIGURATIONS.add("sentry-each", "the same, throttle off: every error queued for the worker")
 def observe_sentry_each() -> WSGIApplication:
     return _observe_sentry("sentry-each", OBSERVE_SENTRY_ERROR_RATE=None)
 
 
-@configuration("sentry-inline", "the 0.1 path: every event built in the request thread")
+@CONFIGURATIONS.add("sentry-inline", "the 0.1 path: every event built in the request thread")
 def observe_sentry_inline() -> WSGIApplication:
     from benchmarks.sentry_baseline import build_in_request
 
@@ -224,76 +197,16 @@ def observe_sentry_inline() -> WSGIApplication:
     return app
 
 
-#: ``Flask.__call__`` and ``logging.Logger.callHandlers`` as sentry-sdk's integrations
-#: patched them (once per process), kept here after the originals are restored.
-_PATCHED: dict[str, t.Callable[..., t.Any]] = {}
-
-
-@configuration("sentry_flask", "bare Flask + sentry-sdk stock FlaskIntegration")
+@CONFIGURATIONS.add("sentry_flask", "bare Flask + sentry-sdk stock FlaskIntegration")
 def sentry_flask() -> WSGIApplication:
-    """Bare Flask with sentry-sdk's default and auto-enabling integrations (hence
-    ``FlaskIntegration`` and the logging integration), tracing off.
-
-    As in ``benchmarks/overhead.py``: the SDK patches ``Flask.__call__`` (and here
-    ``logging.Logger.callHandlers``) and connects signal receivers for every app of the
-    process. The patches are undone and re-applied around this configuration's own
-    calls only, the receivers reconnected with its app as sender, and its client bound
-    on an isolation scope entered per request, so that the other configurations pay
-    nothing for it.
-    """
-    import logging
-
-    import sentry_sdk
-    from sentry_sdk.scope import use_isolation_scope
-
-    original_call = Flask.__call__
-    original_handlers = logging.Logger.callHandlers
-    client = sentry_sdk.Client(dsn=receiver_dsn(), traces_sample_rate=None)
-    CLOSERS.append(lambda: client.close(timeout=2))
-    if client.get_integration("flask") is None:
-        raise ImportError("sentry-sdk did not enable its FlaskIntegration")
-    if not _PATCHED:
-        if Flask.__call__ is original_call:
-            raise ImportError("FlaskIntegration was set up before this benchmark")
-        _PATCHED["call"] = Flask.__call__
-        _PATCHED["handlers"] = logging.Logger.callHandlers
-        Flask.__call__ = original_call  # type: ignore[method-assign]
-        logging.Logger.callHandlers = original_handlers  # type: ignore[method-assign]
-    patched_call, patched_handlers = _PATCHED["call"], _PATCHED["handlers"]
-    app = raising_app()
-    confine_flask_integration(app)
-    scope = sentry_sdk.get_isolation_scope().fork()
-    scope.set_client(client)
+    """Bare Flask with sentry-sdk's default and auto-enabling integrations, tracing off,
+    confined to its own app (see :func:`benchmarks.harness.confined_sentry_flask`)."""
+    wsgi, client = harness.confined_sentry_flask(raising_app(), receiver_dsn())
     SETTLERS["sentry_flask"] = lambda: client.flush(timeout=30)
-
-    def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        logging.Logger.callHandlers = patched_handlers  # type: ignore[method-assign]
-        try:
-            with use_isolation_scope(scope):
-                return t.cast("Iterable[bytes]", patched_call(app, environ, start_response))
-        finally:
-            logging.Logger.callHandlers = original_handlers  # type: ignore[method-assign]
-
     return wsgi
 
 
 # --- in-process timing ------------------------------------------------------------------
-
-
-class NullStream:
-    """``wsgi.errors``: Flask formats the traceback it logs; nothing is written."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        return None
-
-
-def error_environ(path: str = "/order") -> dict[str, t.Any]:
-    environ = EnvironBuilder(path=path).get_environ()
-    environ["wsgi.errors"] = NullStream()
-    return environ
 
 
 def measure(apps: dict[str, WSGIApplication], rounds: int, requests: int) -> dict[str, float]:
@@ -305,19 +218,15 @@ def measure(apps: dict[str, WSGIApplication], rounds: int, requests: int) -> dic
     requests, so that it does not pay for the caches the configuration before it (say,
     sentry-sdk building events) left cold.
     """
-    environ = error_environ()
+    environ = CONFIGURATIONS.environ()
     samples: dict[str, list[float]] = {name: [] for name in apps}
     for name, app in apps.items():  # warm up: also past the throttle's first events
-        run_once(app, environ, max(requests // 5, 20))
+        harness.run_once(app, environ, max(requests // 5, 20))
         settle(name)
-    for round_index in range(rounds):
-        names = list(apps)
-        if round_index % 2:
-            names.reverse()
-        for name in names:
-            run_once(apps[name], environ, max(requests // 10, 5))
-            samples[name].append(run_once(apps[name], environ, requests))
-            settle(name)
+    for name in harness.interleaved(list(apps), rounds):
+        harness.run_once(apps[name], environ, max(requests // 10, 5))
+        samples[name].append(harness.run_once(apps[name], environ, requests))
+        settle(name)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -328,68 +237,6 @@ def settle(name: str) -> None:
     if settler is not None:
         settler()
     gc.collect()
-
-
-def check(apps: dict[str, WSGIApplication]) -> int:
-    """Every configuration must answer the raising view with a 500, so that the ratios
-    compare the same failure."""
-    from werkzeug.test import Client
-
-    failed = 0
-    for name, app in apps.items():
-        response = Client(app).get("/order", environ_overrides={"wsgi.errors": NullStream()})
-        ok = response.status_code == 500
-        print(f"{name:<14} {'ok' if ok else 'DIFFERENT'} {response.status}")
-        failed += not ok
-    return 1 if failed else 0
-
-
-# --- instructions (valgrind) -------------------------------------------------------------
-
-
-def _run_only(name: str, requests: int) -> int:
-    """Serve *requests* errors of one configuration, untimed (under valgrind)."""
-    app = CONFIGURATIONS[name][1]()
-    try:
-        run_once(app, error_environ(), requests)
-    finally:
-        for close in CLOSERS:
-            close()
-    return 0
-
-
-def instructions(names: list[str], low: int, high: int) -> dict[str, float]:
-    """Main-thread instructions per request of each configuration (callgrind,
-    ``--separate-threads=yes``), *high* minus *low* requests."""
-    import concurrent.futures
-    import re
-    import shutil
-    import tempfile
-
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-
-    def count(name: str, requests: int) -> int:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "callgrind.out"
-            command = [valgrind, "--tool=callgrind", "--separate-threads=yes",
-                       f"--callgrind-out-file={out}", sys.executable, __file__,
-                       "--run-only", name, str(requests)]  # fmt: skip
-            run = subprocess.run(command, capture_output=True, text=True, env=env)
-            if run.returncode != 0:
-                raise RuntimeError(f"{name} failed under valgrind:\n{run.stderr[-3000:]}")
-            main_thread = Path(f"{out}-01").read_text(errors="replace")
-        match = re.search(r"^summary: (\d+)", main_thread, re.M)
-        if match is None:
-            raise RuntimeError(f"no main-thread total for {name}")
-        return int(match.group(1))
-
-    jobs = [(name, n) for name in names for n in (low, high)]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        counts = dict(zip(jobs, pool.map(lambda job: count(*job), jobs), strict=True))
-    return {n: (counts[(n, high)] - counts[(n, low)]) / (high - low) for n in names}
 
 
 # --- load (gunicorn + wrk) ---------------------------------------------------------------
@@ -434,24 +281,20 @@ def load(seconds: int, rounds: int = 1) -> dict[str, t.Any]:
     import urllib.error
     import urllib.request
 
-    from benchmarks import load as load_bench
     from tests.support.sentry import EnvelopeReceiver
 
-    results: dict[str, list[load_bench.WrkResult]] = {mode: [] for mode in LOAD_MODES}
-    script = load_bench.raise_one_in_ten("/ok", "/order")
+    results: dict[str, list[harness.WrkResult]] = {mode: [] for mode in LOAD_MODES}
+    script = harness.raise_one_in_ten("/ok", "/order")
     with EnvelopeReceiver() as receiver:
         os.environ["BENCH_SENTRY_DSN"] = receiver.dsn
         try:
-            for round_index in range(rounds):
-                for mode in LOAD_MODES[:: -1 if round_index % 2 else 1]:
-                    with load_bench.gunicorn(
-                        {}, workers=4, preload=True, app=f'benchmarks.errors:load_app("{mode}")'
-                    ) as url:
-                        results[mode].append(load_bench.run_wrk(f"{url}/", seconds, script=script))
+            for mode in harness.interleaved(LOAD_MODES, rounds):
+                app = f'benchmarks.errors:load_app("{mode}")'
+                with harness.gunicorn(app, workers=4, preload=True, warm_up="/ok") as url:
+                    results[mode].append(harness.run_wrk(f"{url}/", seconds, script=script))
             before = len(receiver.events)
-            with load_bench.gunicorn(
-                {}, workers=4, preload=True, app='benchmarks.errors:load_app("sentry")'
-            ) as url:
+            app = 'benchmarks.errors:load_app("sentry")'
+            with harness.gunicorn(app, workers=4, preload=True, warm_up="/ok") as url:
                 answered: dict[str, str] = {}
                 for number in range(len(DISTINCT)):
                     try:
@@ -499,34 +342,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", action="store_true", help="gunicorn + wrk")
     parser.add_argument("--seconds", type=int, default=10, help="--load: per phase")
     parser.add_argument("--load-rounds", type=int, default=1, help="--load: best of rounds")
-    parser.add_argument("--run-only", nargs=2, metavar=("NAME", "REQUESTS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.run_only:
-        return _run_only(args.run_only[0], int(args.run_only[1]))
     if args.load:
         return print_load(load(args.seconds, args.load_rounds))
-    names = ["bare", *(n for n in CONFIGURATIONS if n != "bare")]
-    if args.only:
-        unknown = set(args.only) - set(CONFIGURATIONS)
-        if unknown:
-            parser.error(f"unknown configuration(s): {', '.join(sorted(unknown))}")
-        names = ["bare", *(n for n in names if n in args.only and n != "bare")]
+    names = CONFIGURATIONS.select(parser, args.only, CONFIGURATIONS.names())
     if args.instructions:
-        counts = instructions(names, args.low, args.high)
-        return print_table(counts, "instructions", lambda v: f"{v / 1e6:>9.2f} M")
-    apps: dict[str, WSGIApplication] = {}
+        counts = harness.instructions(CONFIGURATIONS, names, args.low, args.high, layouts=1)
+        request_thread = {name: c.request_thread[0] for name, c in counts.items()}
+        return print_table(request_thread, "instructions", lambda v: f"{v / 1e6:>9.2f} M")
     try:
-        for name in names:
-            try:
-                apps[name] = CONFIGURATIONS[name][1]()
-            except ImportError as exc:
-                print(f"skipped {name}: {exc}", file=sys.stderr)
+        apps = CONFIGURATIONS.build_all(names)
         if args.check:
-            return check(apps)
+            return CONFIGURATIONS.check(apps, 500, None)
         results = measure(apps, args.rounds, args.requests)
     finally:
-        for close in CLOSERS:
-            close()
+        harness.close_all()
     return print_table(results, "per request", lambda v: f"{v * 1e6:>8.1f} µs")
 
 
@@ -535,7 +365,7 @@ def print_table(values: dict[str, float], label: str, show: t.Callable[[float], 
     width = max(14, *(len(name) for name in values))
     print(f"{'configuration':<{width}} {label:>12} {'vs bare 500':>11}  description")
     for name, value in values.items():
-        description = CONFIGURATIONS[name][0]
+        description = CONFIGURATIONS.describe(name)
         print(f"{name:<{width}} {show(value):>12} {value / base:>10.3f}x  {description}")
     return 0
 

@@ -3,8 +3,8 @@ statsd daemon and a real Sentry envelope receiver, all on loopback.
 
 Each scenario runs for a fixed time and stops by itself; the whole run is bounded.
 
-    python benchmarks/load.py            # the long run (10 s per phase)
-    python benchmarks/load.py --seconds 2   # what `make test` runs through tests/test_load.py
+    python -m benchmarks.load               # the long run (10 s per phase)
+    python -m benchmarks.load --seconds 2   # what `make test` runs through tests/test_load.py
 
 Scenarios (each prints bare Flask vs Flask-Observe where a comparison means something):
 
@@ -20,7 +20,7 @@ Scenarios (each prints bare Flask vs Flask-Observe where a comparison means some
     that accepts and never answers: no request fails, p50/p99 are compared with the
     receiver up, and with it up each worker sends the first events of the repeated
     error (``OBSERVE_SENTRY_ERROR_RATE``: 10 a minute) and counts the rest, with no
-    duplicate. ``benchmarks/errors.py --load`` measures the error path itself.
+    duplicate. ``python -m benchmarks.errors --load`` measures the error path itself.
 ``threads``
     ``--threads 8`` (gthread) and 50 connections, metrics to a plain UDP socket: every
     datagram parses into whole lines and the request count matches.
@@ -34,118 +34,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
-import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import typing as t
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.support.sentry import closed_port_dsn  # noqa: E402
-from tests.support.sentry import EnvelopeReceiver  # noqa: E402
-from tests.support.sentry import SilentServer  # noqa: E402
+from benchmarks import harness
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
-STATSD_JS = ROOT / ".cache" / "statsd" / "node_modules" / "statsd" / "stats.js"
+STATSD_JS = harness.ROOT / ".cache" / "statsd" / "node_modules" / "statsd" / "stats.js"
 PREFIX = "load"
 #: The demo's list endpoint, as the statsd daemon names its response counter.
 ITEMS_COUNTER = f"{PREFIX}.response.api.list_items.GET.200"
-
-
-def raise_one_in_ten(ok_path: str, error_path: str) -> str:
-    """A wrk Lua script requesting *error_path* every tenth request, *ok_path* else."""
-    return f"""
-counter = 0
-request = function()
-  counter = counter + 1
-  if counter % 10 == 0 then
-    return wrk.format("GET", "{error_path}")
-  end
-  return wrk.format("GET", "{ok_path}")
-end
-"""
-
-
-RAISE_SHARE_LUA = raise_one_in_ten("/api/items", "/api/boom")
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-# --- wrk -----------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class WrkResult:
-    requests: int
-    rps: float
-    p50: float
-    p99: float
-    non_2xx: int
-    socket_errors: int
-
-
-_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
-
-
-def parse_wrk(output: str) -> WrkResult:
-    def number(pattern: str) -> float:
-        match = re.search(pattern, output, re.M)
-        if not match:
-            raise RuntimeError(f"unexpected wrk output (no {pattern!r}):\n{output}")
-        return float(match.group(1))
-
-    def latency(label: str) -> float:
-        match = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
-        if not match:
-            raise RuntimeError(f"no {label} latency in wrk output:\n{output}")
-        return float(match.group(1)) * _UNITS[match.group(2)]
-
-    errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
-    )
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    return WrkResult(
-        requests=int(number(r"^\s+(\d+) requests in")),
-        rps=number(r"Requests/sec:\s+([\d.]+)"),
-        p50=latency("50%"),
-        p99=latency("99%"),
-        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
-        socket_errors=sum(int(g) for g in errors.groups()) if errors else 0,
-    )
-
-
-def run_wrk(url: str, seconds: int, connections: int = 8, script: str | None = None) -> WrkResult:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise RuntimeError("wrk is missing: run `make services`")
-    command = [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
-    with tempfile.TemporaryDirectory() as tmp:
-        if script:
-            path = Path(tmp) / "script.lua"
-            path.write_text(script)
-            command += ["-s", str(path)]
-        output = subprocess.run(
-            [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 60
-        ).stdout
-    return parse_wrk(output)
+#: One request in ten to the demo's raising route.
+RAISE_SHARE_LUA = harness.raise_one_in_ten("/api/items", "/api/boom")
 
 
 # --- the statsd daemon ---------------------------------------------------------------
@@ -157,8 +67,8 @@ class StatsdDaemon:
     def __init__(self, port: int | None = None) -> None:
         if not STATSD_JS.exists() or shutil.which("node") is None:
             raise RuntimeError(f"statsd daemon missing ({STATSD_JS}): run `make services`")
-        self.port = port or free_port(socket.SOCK_DGRAM)
-        self.mgmt_port = free_port()
+        self.port = port or harness.free_port(socket.SOCK_DGRAM)
+        self.mgmt_port = harness.free_port()
         self._dir = tempfile.TemporaryDirectory()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -229,65 +139,16 @@ def gunicorn(
     threads: int = 1,
     factory: str = "create_app()",
     extra_args: tuple[str, ...] = (),
-    app: str | None = None,
 ) -> Iterator[str]:
-    """Serve the demo under gunicorn; yields its base URL. Config goes through FLASK_*
-    environment variables (the demo reads them with ``from_prefixed_env``). *app*, a
-    gunicorn app spec such as ``"benchmarks.errors:load_app()"``, serves another app."""
-    binary = Path(sys.executable).with_name("gunicorn")
-    port = free_port()
-    env = {**os.environ, **{f"FLASK_{k}": json.dumps(v) for k, v in config.items()}}
-    command = [str(binary), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-               "--log-level", "critical", "--graceful-timeout", "10"]  # fmt: skip
-    if threads > 1:
-        command += ["--threads", str(threads), "--worker-class", "gthread"]
-    if preload:
-        command.append("--preload")
-    command += extra_args
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [*command, app or f"demo_app:{factory}"],
-        cwd=ROOT, env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    output = log.read().decode(errors="replace")[-4000:]
-                    raise RuntimeError(f"gunicorn did not start:\n{output}") from None
-                time.sleep(0.05)
-        url = f"http://127.0.0.1:{port}"
-        _warm_up(url, workers * threads * 4)
+    """Serve the demo under gunicorn (:func:`benchmarks.harness.gunicorn`); yields its
+    base URL. Config goes through ``FLASK_*`` environment variables (the demo reads them
+    with ``from_prefixed_env``)."""
+    env = {f"FLASK_{key}": json.dumps(value) for key, value in config.items()}
+    with harness.gunicorn(
+        f"demo_app:{factory}", workers=workers, threads=threads, preload=preload, env=env,
+        extra_args=extra_args, warm_up="/health",
+    ) as url:  # fmt: skip
         yield url
-    finally:
-        # A graceful stop: workers finish, run atexit and flush their metric buffers.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-        log.close()
-
-
-def _warm_up(url: str, requests: int) -> None:
-    """Send a few requests so that every worker has served one before measuring (a
-    worker's first request is slow while it finishes importing)."""
-    import urllib.error
-    import urllib.request
-
-    def hit() -> None:
-        for _ in range(requests // 4 + 1):
-            with contextlib.suppress(OSError, urllib.error.URLError):
-                urllib.request.urlopen(f"{url}/health", timeout=10).close()
-
-    pool = [threading.Thread(target=hit) for _ in range(4)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
 
 
 def wait_for(predicate: t.Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -303,19 +164,17 @@ def wait_for(predicate: t.Callable[[], bool], timeout: float = 10.0) -> bool:
 
 
 def statsd_base(port: int) -> dict[str, object]:
-    return {
-        "OBSERVE_STATSD_HOST": "127.0.0.1",
-        "OBSERVE_STATSD_PORT": port,
-        "OBSERVE_STATSD_PREFIX": PREFIX,
-        "OBSERVE_STATSD_FLUSH_INTERVAL": 0.2,
-    }
+    """The demo's statsd settings: to *port*, flushed every 0.2 s."""
+    return harness.statsd_config(
+        port, OBSERVE_STATSD_PREFIX=PREFIX, OBSERVE_STATSD_FLUSH_INTERVAL=0.2
+    )
 
 
 def statsd_up(seconds: int, preload: bool) -> dict[str, t.Any]:
     daemon = StatsdDaemon().start()
     try:
         with gunicorn(statsd_base(daemon.port), preload=preload) as url:
-            result = run_wrk(f"{url}/api/items", seconds)
+            result = harness.run_wrk(f"{url}/api/items", seconds)
         wait_for(lambda: daemon.counters().get(ITEMS_COUNTER, 0) >= result.requests)
         counted = daemon.counters().get(ITEMS_COUNTER, 0.0)
         return {"wrk": result, "daemon_count": counted}
@@ -329,9 +188,11 @@ def statsd_restart(seconds: int) -> dict[str, t.Any]:
     before = 0.0
     try:
         with gunicorn(statsd_base(first.port)) as url:
-            outcome: dict[str, WrkResult] = {}
+            outcome: dict[str, harness.WrkResult] = {}
             load = threading.Thread(
-                target=lambda: outcome.setdefault("wrk", run_wrk(f"{url}/api/items", seconds))
+                target=lambda: outcome.setdefault(
+                    "wrk", harness.run_wrk(f"{url}/api/items", seconds)
+                )
             )
             load.start()
             time.sleep(seconds / 3)
@@ -355,16 +216,20 @@ SENTRY_EVENTS_PER_WORKER = 10
 
 
 def sentry(seconds: int, rounds: int = 1) -> dict[str, t.Any]:
-    results: dict[str, list[WrkResult]] = {"up": [], "closed": [], "hanging": []}
+    """The ``sentry`` scenario, with the tests' Sentry receivers (imported only here)."""
+    from tests.support.sentry import EnvelopeReceiver
+    from tests.support.sentry import SilentServer
+
+    results: dict[str, list[harness.WrkResult]] = {"up": [], "closed": [], "hanging": []}
     events = 0
     raised = 0
     duplicate_ids = 0
     with EnvelopeReceiver() as receiver, SilentServer() as silent:
-        dsns = {"up": receiver.dsn, "closed": closed_port_dsn(), "hanging": silent.dsn}
+        dsns = {"up": receiver.dsn, "closed": harness.closed_port_dsn(), "hanging": silent.dsn}
         for _ in range(rounds):
             for mode, dsn in dsns.items():
                 with gunicorn({"OBSERVE_SENTRY_DSN": dsn}, workers=4, preload=True) as url:
-                    result = run_wrk(f"{url}/", seconds, script=RAISE_SHARE_LUA)
+                    result = harness.run_wrk(f"{url}/", seconds, script=RAISE_SHARE_LUA)
                 results[mode].append(result)
                 if mode == "up":
                     raised += result.non_2xx
@@ -396,7 +261,7 @@ def threads(seconds: int) -> dict[str, t.Any]:
     try:
         config = statsd_base(sink.getsockname()[1])
         with gunicorn(config, workers=2, threads=8) as url:
-            result = run_wrk(f"{url}/api/items", seconds, connections=50)
+            result = harness.run_wrk(f"{url}/api/items", seconds, connections=50)
         time.sleep(1.0)
     finally:
         stop.set()
@@ -413,7 +278,7 @@ def threads(seconds: int) -> dict[str, t.Any]:
     return {"wrk": result, "lines": len(lines), "broken": broken, "counted": counted}
 
 
-def _median_result(values: list[WrkResult]) -> WrkResult:
+def _median_result(values: list[harness.WrkResult]) -> harness.WrkResult:
     values = sorted(values, key=lambda r: r.p99)
     return values[len(values) // 2]
 
@@ -427,7 +292,7 @@ def baseline(
     connections: int = 8,
     script: str | None = None,
     path: str = "/api/items",
-) -> WrkResult:
+) -> harness.WrkResult:
     """The same load on the demo without Flask-Observe (``create_app(instrument=False)``)."""
     with gunicorn(
         {},
@@ -436,10 +301,10 @@ def baseline(
         preload=preload,
         factory="create_app(instrument=False)",
     ) as url:
-        return run_wrk(f"{url}{path}", seconds, connections=connections, script=script)
+        return harness.run_wrk(f"{url}{path}", seconds, connections=connections, script=script)
 
 
-def _row(name: str, result: WrkResult, base: WrkResult | None = None) -> str:
+def _row(name: str, result: harness.WrkResult, base: harness.WrkResult | None = None) -> str:
     text = (
         f"  {name:<26} {result.rps:>8.0f} req/s  p50 {result.p50 * 1e3:7.2f} ms"
         f"  p99 {result.p99 * 1e3:7.2f} ms  failed {result.socket_errors:>3}"

@@ -11,8 +11,8 @@ over interleaved rounds, on a small heap and again after adding 1M extra objects
   time beyond the baseline against the budget (target: never over by more than 20%);
 - ``tier3 heap`` / ``tier3 sizes``: the on-demand pages, one call each.
 
-    python benchmarks/memory_panel.py
-    python benchmarks/memory_panel.py --rounds 9 --requests 40 --extra 1000000
+    python -m benchmarks.memory_panel
+    python -m benchmarks.memory_panel --rounds 9 --requests 40 --extra 1000000
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ import argparse
 import gc
 import re
 import statistics
-import sys
 import time
 
 from flask import Flask
 from werkzeug.test import Client
+
+from benchmarks import harness
 
 PAGE = "<!doctype html><html><head><title>b</title></head><body><p>bench</p></body></html>"
 SECRET = "benchmark-only"
@@ -69,22 +70,22 @@ def timed_get(client: Client, url: str) -> tuple[float, str]:
 def per_request(
     clients: dict[str, Client], rounds: int, requests: int
 ) -> tuple[dict[str, float], list[float]]:
-    """Median seconds per request for each client, rounds interleaved; and the
+    """Median seconds per request for each client, rounds interleaved (see
+    :func:`benchmarks.harness.interleaved`); and the
     tier-1 costs the Memory panel reported."""
     samples: dict[str, list[float]] = {name: [] for name in clients}
     costs: list[float] = []
     for client in clients.values():  # warm-up: first-request set-up, template caches
         timed_get(client, "/page")
-    for _ in range(rounds):
-        for name, client in clients.items():
-            gc.collect()
-            start = time.perf_counter()
-            for _ in range(requests):
-                _, body = timed_get(client, "/page")
-                match = COST.search(body)
-                if match:
-                    costs.append(float(match.group(1)) / 1000.0)
-            samples[name].append((time.perf_counter() - start) / requests)
+    for name in harness.interleaved(list(clients), rounds):
+        gc.collect()
+        start = time.perf_counter()
+        for _ in range(requests):
+            _, body = timed_get(clients[name], "/page")
+            match = COST.search(body)
+            if match:
+                costs.append(float(match.group(1)) / 1000.0)
+        samples[name].append((time.perf_counter() - start) / requests)
     return {name: statistics.median(values) for name, values in samples.items()}, costs
 
 
@@ -159,4 +160,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

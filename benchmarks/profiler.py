@@ -29,19 +29,13 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
-import sys
 import time
 import typing as t
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from flask import Flask  # noqa: E402
-from flask_debugtoolbar import DebugToolbarExtension  # noqa: E402
-from flask_debugtoolbar.panels import DebugPanel  # noqa: E402
-from werkzeug.test import Client  # noqa: E402
+from flask import Flask
+from flask_debugtoolbar import DebugToolbarExtension
+from flask_debugtoolbar.panels import DebugPanel
+from werkzeug.test import Client
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable

@@ -1,45 +1,27 @@
-"""benchmarks/errors.py keeps running (its figures are read by people, not asserted),
-and its load run still shows what it exists for: no failed request, and 50 distinct
-errors under gunicorn all reaching the receiver."""
+"""benchmarks/errors.py keeps running and prints whole tables (its figures are read by
+people, not asserted), and its load run still shows what it exists for: no failed
+request, and 50 distinct errors under gunicorn all reaching the receiver."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from benchmarks import errors
+from tests.test_benchmarks import ratio_table
+from tests.test_benchmarks import run_module
 
 pytestmark = pytest.mark.services
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_script(*args: str) -> str:
-    """In its own interpreter: sentry-sdk's integrations patch the whole process."""
-    result = subprocess.run(
-        [sys.executable, "benchmarks/errors.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
-
 
 def test_every_configuration_answers_the_same_500() -> None:
-    out = run_script("--check")
-    assert out.count(" ok ") == len(errors.CONFIGURATIONS)
+    out = run_module("benchmarks.errors", "--check")
+    names = errors.CONFIGURATIONS.names()
+    assert out.splitlines() == [f"{name:<14} ok 500 INTERNAL SERVER ERROR" for name in names]
 
 
 def test_time_mode_runs_every_configuration() -> None:
-    out = run_script("--rounds", "1", "--requests", "3")
-    rows = {line.split()[0] for line in out.splitlines()[1:] if line.strip()}
-    assert rows == set(errors.CONFIGURATIONS)  # none skipped
-    assert "1.000x" in out
+    out = run_module("benchmarks.errors", "--rounds", "1", "--requests", "3")
+    ratio_table(out, errors.CONFIGURATIONS.names())  # none skipped
 
 
 def test_load_mode_fifty_distinct_errors_all_arrive() -> None:

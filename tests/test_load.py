@@ -1,7 +1,7 @@
 """Load and faults on a real server (gunicorn + wrk + the statsd daemon + a Sentry
 receiver): the short run of benchmarks/load.py, asserting outcomes, never timings.
 
-The long run with the figures: ``python benchmarks/load.py``.
+The long run with the figures: ``python -m benchmarks.load``.
 """
 
 from __future__ import annotations
