@@ -15,7 +15,7 @@ registers its hook here, when it first has something to protect, never at import
 Registrations are inherited by a forked child, like the hooks themselves: asking again
 there registers nothing twice.
 
-.. versionadded:: 0.2.0
+.. versionadded:: 0.3.0
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Sensitive keys, matched case-insensitively as substrings after ``-`` became ``_`
 and their WSGI ``HTTP_*`` spellings, and config keys such as ``SECRET_KEY``,
 ``SENTRY_DSN`` or ``MAIL_PASSWORD``.
 
-.. versionadded:: 0.2.0
+.. versionadded:: 0.3.0
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def app_scrubber(app: Flask) -> Scrubber:
 
     :param app: the Flask application.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.3.0
     """
     state = find_state(app)
     return state_scrubber(state) if state is not None else default_scrubber
@@ -179,7 +179,7 @@ def state_scrubber(state: ObserveState) -> Scrubber:
 
     :param state: the app's Flask-Observe state.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.3.0
     """
     scrubber = state.part(Scrubber)
     if scrubber is None:

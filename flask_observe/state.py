@@ -37,7 +37,7 @@ class Extension(t.Protocol):
     """What the state offers of the :class:`~flask_observe.Observe` object that
     initialised the app.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.3.0
     """
 
     #: Domain exception classes mapped to HTTP statuses by ``register_error``.
@@ -48,7 +48,7 @@ class RequestClock(t.Protocol):
     """What the state needs of the request middleware
     (:class:`~flask_observe.timing.ObserveMiddleware`): its finish hooks.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.3.0
     """
 
     @property
@@ -84,7 +84,7 @@ class ObserveState:
 
         :param kind: the class of the part, e.g. ``MetricsState``.
 
-        .. versionadded:: 0.2.0
+        .. versionadded:: 0.3.0
         """
         part = self.parts.get(kind)
         return part if isinstance(part, kind) else None
@@ -94,7 +94,7 @@ class ObserveState:
 
         :param part: a feature's state object.
 
-        .. versionadded:: 0.2.0
+        .. versionadded:: 0.3.0
         """
         self.parts[type(part)] = part
 

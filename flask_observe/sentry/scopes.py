@@ -13,7 +13,7 @@ keeps private, each in one function that says why, and falls back to the public 
 (with a warning) when a release no longer has them; ``tests/test_sentry_sdk.py`` fails
 as soon as one changes.
 
-.. versionadded:: 0.2.0
+.. versionadded:: 0.3.0
 """
 
 from __future__ import annotations

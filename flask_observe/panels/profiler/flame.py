@@ -6,7 +6,7 @@ and share) that the browser shows on hover. Every text is escaped. Runs of frame
 Flask, Werkzeug, asgiref, Flask-DebugToolbar and Flask-Observe can be collapsed into
 one box named after those packages.
 
-.. versionadded:: 0.2.0
+.. versionadded:: 0.3.0
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Profiler panel for Flask-DebugToolbar: a sampling, wall-clock profile of the
 view, off until switched on from the toolbar.
 
-.. versionadded:: 0.2.0
+.. versionadded:: 0.3.0
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class ProfilerPanel(BlueprintPanel):
     functions and a speedscope download. List it before panels that wrap the view
     (Observe does) so ``async def`` views are followed across their awaits.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.3.0
     """
 
     name = "Sampling Profiler"

@@ -1,7 +1,7 @@
 """What a profiled request keeps (plain values) and how the panel and the
 ``X-Observe-Report`` page show it: flame graphs, hottest functions, speedscope file.
 
-.. versionadded:: 0.2.0
+.. versionadded:: 0.3.0
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ A thread running pure Python holds the GIL until the interpreter's switch interv
 (5 ms by default) asks it to let go; while sampling, the switch interval is lowered to
 the sampling interval (and put back when the sampler stops), so samples come on time.
 
-.. versionadded:: 0.2.0
+.. versionadded:: 0.3.0
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 one "sampled" profile in milliseconds; speedscope opens it offline too
 (``npx speedscope file.json``).
 
-.. versionadded:: 0.2.0
+.. versionadded:: 0.3.0
 """
 
 from __future__ import annotations
