@@ -39,6 +39,8 @@ MEMORY_PANEL = "flask_observe.panels.memory.MemoryPanel"
 OBSERVE_PANEL = "flask_observe.panels.observe.ObservePanel"
 #: Dotted path of the sampling Profiler panel, for ``DEBUG_TB_PANELS``.
 PROFILER_PANEL = "flask_observe.panels.profiler.ProfilerPanel"
+#: Dotted path of the History panel, for ``DEBUG_TB_PANELS``.
+HISTORY_PANEL = "flask_observe.panels.history.HistoryPanel"
 
 #: Flask-DebugToolbar 0.16's default ``DEBUG_TB_PANELS``, used when the toolbar has not
 #: set its defaults yet (our panels are appended to them).
@@ -115,7 +117,7 @@ def add_panels(app: Flask) -> None:
     :param app: the Flask application.
     """
     panels = list(app.config.get("DEBUG_TB_PANELS", TOOLBAR_DEFAULT_PANELS))
-    for path in (PROFILER_PANEL, MEMORY_PANEL, OBSERVE_PANEL):
+    for path in (HISTORY_PANEL, PROFILER_PANEL, MEMORY_PANEL, OBSERVE_PANEL):
         if path not in panels:
             panels.append(path)
     app.config["DEBUG_TB_PANELS"] = tuple(panels)
@@ -134,11 +136,16 @@ def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
     :return: the finish hook filling the report store.
     """
     from .report import install_report_hooks
+    from .report import open_reports
     from .report import ReportStore
     from .views import register_routes
 
     config = state.config
-    store = ReportStore(config.report_store_size)
+    store = ReportStore(
+        config.report_store_size,
+        open_reports(config),
+        min(config.history_size, config.report_store_size),  # every row has its report
+    )
     state.add_part(store)
     add_panels(app)
     register_routes(app)

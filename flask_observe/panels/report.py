@@ -14,12 +14,14 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
+import time
 import typing as t
-from secrets import token_hex
+from secrets import token_urlsafe
 from time import perf_counter
 
 from flask import request
 from flask import url_for
+from markupsafe import Markup
 
 from ..containment import contained
 from ..record import current_record
@@ -29,17 +31,23 @@ from .access import BLUEPRINT_NAME
 from .access import request_allowed
 from .access import TOOLBAR_BLUEPRINT
 from .templating import shorten
+from .timeline import capture
+from .timeline import render_svg
+from .timeline import TOOLBAR_KEY
+from .timeline import VIEW_SPAN_KEY
 
 if t.TYPE_CHECKING:
     from flask import Flask
     from flask import Response
 
+    from ..config import ObserveConfig
     from ..record import RequestRecord
     from ..secrets import Scrubber
     from ..state import FinishHook
     from .heap import Tier1
     from .heap import Tier2
     from .profiler.report import RequestProfile
+    from .timeline import Timeline
 
 #: Response header carrying the report URL.
 REPORT_HEADER = "X-Observe-Report"
@@ -75,14 +83,50 @@ class Snapshot:
     heap: Tier2 | None = None
     profile: RequestProfile | None = None
     id: str = ""
+    #: Where the time went (:mod:`~flask_observe.panels.timeline`).
+    timeline: Timeline | None = None
+    #: When the request was seen (seconds since the epoch), for the history.
+    at: float = 0.0
+
+    def timeline_svg(self) -> Markup:
+        """The timeline as inline SVG (empty when the request has none).
+
+        .. versionadded:: 0.3.0
+        """
+        if self.timeline is None:
+            return Markup("")
+        element_id = f"observe-timeline-{self.id or 'now'}"
+        return Markup(render_svg(self.timeline, element_id))  # every text in it is escaped
 
 
-class ReportStore:
-    """The last *size* snapshots by id; adding one more evicts the oldest. Thread-safe.
+class Reports(t.Protocol):
+    """Where a :class:`ReportStore` keeps its snapshots: this process's memory
+    (:class:`MemoryReports`) or a SQLite file shared by processes
+    (:class:`~flask_observe.panels.sqlite_store.SqliteReports`).
 
-    Kept in the app's Flask-Observe state (:func:`report_store`).
+    .. versionadded:: 0.3.0
+    """
 
-    :param size: how many snapshots to keep (``OBSERVE_REPORT_STORE_SIZE``).
+    def add(self, item: Snapshot) -> None:
+        """Keep *item*, evicting the oldest beyond the size."""
+
+    def get(self, report_id: str) -> Snapshot | None:
+        """The snapshot stored under *report_id*, or ``None``."""
+
+    def recent(self, limit: int) -> list[Snapshot]:
+        """The *limit* newest snapshots, newest first."""
+
+    def __len__(self) -> int:
+        """How many snapshots are kept."""
+
+
+class MemoryReports:
+    """The last *size* snapshots by id in this process; adding one more evicts the
+    oldest. Thread-safe.
+
+    :param size: how many snapshots to keep.
+
+    .. versionadded:: 0.3.0
     """
 
     def __init__(self, size: int) -> None:
@@ -102,9 +146,73 @@ class ReportStore:
         with self._lock:
             return self._items.get(report_id)
 
+    def recent(self, limit: int) -> list[Snapshot]:
+        """The *limit* newest snapshots, newest first."""
+        with self._lock:
+            items = list(self._items.values())
+        return items[: -limit - 1 : -1] if limit > 0 else []
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._items)
+
+
+class ReportStore:
+    """The reports behind ``X-Observe-Report`` and the history: the last *size*
+    snapshots by id, oldest evicted first; :meth:`recent` is the history.
+
+    Kept in the app's Flask-Observe state (:func:`report_store`).
+
+    :param size: how many snapshots to keep (``OBSERVE_REPORT_STORE_SIZE``).
+    :param reports: where they are kept; in this process's memory by default.
+    :param history_size: how many the history lists (``OBSERVE_HISTORY_SIZE``, at
+        most *size*: every row links to its report).
+
+    .. versionchanged:: 0.3.0
+        The *reports* and *history_size* parameters, :meth:`recent`.
+    """
+
+    def __init__(
+        self, size: int, reports: Reports | None = None, history_size: int | None = None
+    ) -> None:
+        self.size = size
+        self.history_size = size if history_size is None else history_size
+        self.reports: Reports = reports if reports is not None else MemoryReports(size)
+
+    def add(self, item: Snapshot) -> None:
+        """Keep *item* under its id, evicting the oldest beyond :attr:`size`."""
+        self.reports.add(item)
+
+    def get(self, report_id: str) -> Snapshot | None:
+        """The snapshot stored under *report_id*, or ``None`` (unknown or evicted)."""
+        return self.reports.get(report_id)
+
+    def recent(self, limit: int | None = None) -> list[Snapshot]:
+        """The history: the newest snapshots first, at most *limit* (default
+        :attr:`history_size`).
+
+        .. versionadded:: 0.3.0
+        """
+        return self.reports.recent(self.history_size if limit is None else limit)
+
+    def __len__(self) -> int:
+        return len(self.reports)
+
+
+def open_reports(config: ObserveConfig) -> Reports | None:
+    """Where the app's reports go: the SQLite file of ``OBSERVE_HISTORY_PATH``, or
+    ``None`` for this process's memory.
+
+    :param config: the app's validated configuration.
+    :raises flask_observe.ConfigError: the file cannot be used.
+
+    .. versionadded:: 0.3.0
+    """
+    if config.history_path is None:
+        return None
+    from .sqlite_store import SqliteReports
+
+    return SqliteReports(config.history_path, config.report_store_size)
 
 
 def report_store(app: Flask) -> ReportStore | None:
@@ -136,11 +244,12 @@ def snapshot(
     :param report_id: the report id, when stored.
     """
     extra = record.extra or {}
+    now = perf_counter()
     if final:
         total = record.total_seconds
         timing = record.server_timing
     else:
-        total = perf_counter() - record.start
+        total = now - record.start
         timing = format_server_timing(total, record.timers) if server_timing else None
     error = None
     if record.exception is not None:
@@ -165,6 +274,8 @@ def snapshot(
         heap=memory[1],
         profile=extra.get(PROFILE_KEY),
         id=report_id,
+        timeline=capture(record, final=final, now=now),
+        at=time.time(),
     )
 
 
@@ -179,7 +290,7 @@ def keep_report(record: RequestRecord, path: str) -> str:
     existing = record.extra.get(REPORT_KEY)
     if existing is not None:
         return t.cast(str, existing[0])
-    report_id = token_hex(8)
+    report_id = token_urlsafe(12)
     record.extra[REPORT_KEY] = (report_id, path)
     return report_id
 
@@ -192,9 +303,24 @@ def note_view_time(seconds: float) -> None:
     """
     record = current_record()
     if record is not None:
+        end = perf_counter()
         if record.extra is None:
             record.extra = {}
         record.extra.setdefault(VIEW_KEY, seconds)
+        record.extra.setdefault(VIEW_SPAN_KEY, (end - seconds, end))
+
+
+def note_toolbar_start() -> None:
+    """Note on the current record that Flask-DebugToolbar starts its work on the
+    response (it is injecting itself into an HTML page); the first note wins.
+
+    .. versionadded:: 0.3.0
+    """
+    record = current_record()
+    if record is not None:
+        if record.extra is None:
+            record.extra = {}
+        record.extra.setdefault(TOOLBAR_KEY, perf_counter())
 
 
 def _wants_report(response: Response) -> bool:
@@ -217,25 +343,28 @@ def install_report_hooks(
     skip_blueprints = frozenset((BLUEPRINT_NAME, TOOLBAR_BLUEPRINT))
 
     def add_report_header(response: Response) -> Response:
-        """``after_request``: name a report URL on responses the toolbar cannot show.
+        """``after_request``: keep a report of every request of an allowed client (the
+        history) and name its URL on responses the toolbar cannot show.
 
-        Runs for every request of an app with the panels on; a failure is logged and
-        the response goes out unchanged.
+        Runs for every request of an app with the panels on (never our pages nor
+        static files); a failure is logged and the response goes out unchanged.
         """
         with contained("X-Observe-Report header"):
+            endpoint = request.endpoint or ""
             if (
                 request.blueprint in skip_blueprints
-                or request.endpoint == "_debug_toolbar.static"
-                or not _wants_report(response)
+                or endpoint == "static"
+                or endpoint.endswith(".static")
             ):
                 return response
             record = current_record()
             if record is None or not request_allowed():
                 return response
-            report_id = keep_report(record, request.path)
-            response.headers[REPORT_HEADER] = url_for(
-                f"{BLUEPRINT_NAME}.report", report_id=report_id
-            )
+            report_id = keep_report(record, request.path)  # every request: the history
+            if _wants_report(response):
+                response.headers[REPORT_HEADER] = url_for(
+                    f"{BLUEPRINT_NAME}.report", report_id=report_id
+                )
         return response
 
     def store_report(record: RequestRecord) -> None:
