@@ -31,7 +31,7 @@ if t.TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def history_app(path: str, **config: object) -> Flask:
+def history_app(path: str, **config: t.Any) -> Flask:
     """A toolbar app keeping its history in *path*, with a page naming its process."""
     app = make_toolbar_app(OBSERVE_HISTORY_PATH=path, **config)
 
