@@ -94,6 +94,7 @@ def test_a_row_has_every_field_and_links_to_its_report() -> None:
         "status",
         "duration_ms",
         "view_ms",
+        "toolbar_ms",
         "memory_delta",
         "error",
         "event_id",
@@ -105,6 +106,7 @@ def test_a_row_has_every_field_and_links_to_its_report() -> None:
     assert row["report_url"] == f"/_observe/report/{row['id']}"
     assert row["url"] == f"/_observe/api/requests/{row['id']}"
     assert row["endpoint"] == "json_view" and row["error"] is None and row["event_id"] is None
+    assert row["toolbar_ms"] is None  # JSON: the toolbar did nothing
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+\+00:00$", row["at"])
     # The duration is the one sent in X-Runtime (seconds), in milliseconds.
     assert row["duration_ms"] == pytest.approx(
@@ -346,3 +348,16 @@ def test_two_apps_keep_two_histories() -> None:
     assert shown(history(first.test_client())) == [("GET", "/json", 200)]
     assert shown(history(second.test_client())) == [("GET", "/", 200)]
     assert as_json(second.test_client().get("/_observe/api/requests"))["size"] == 5
+
+
+def test_a_pages_row_shows_the_toolbars_share_in_red() -> None:
+    client = make_toolbar_app().test_client()
+    fetch(client, "/")
+    fetch(client, "/json")
+    page_row, json_row = history(client)[::-1]
+    assert page_row["path"] == "/" and 0 < page_row["toolbar_ms"] < page_row["duration_ms"]
+    assert json_row["toolbar_ms"] is None
+    html = client.get("/_observe/history").get_data(as_text=True)
+    (red,) = re.findall(r'<rect class="observe-bar-toolbar" x="([\d.]+)" width="([\d.]+)"', html)
+    assert float(red[0]) + float(red[1]) == pytest.approx(120.0, abs=0.02)  # the slowest: the page
+    assert f"toolbar {page_row['toolbar_ms']} ms" in html

@@ -46,6 +46,7 @@ def summary(item: Snapshot) -> dict[str, t.Any]:
     :param item: the request's report.
     """
     memory = item.memory.rss_delta if item.memory is not None else None
+    toolbar = item.timeline.toolbar_seconds if item.timeline is not None else None
     return {
         "id": item.id,
         "at": datetime.datetime.fromtimestamp(item.at, datetime.timezone.utc).isoformat(),
@@ -55,6 +56,7 @@ def summary(item: Snapshot) -> dict[str, t.Any]:
         "status": item.status,
         "duration_ms": round(item.total * 1000.0, 3) if item.total is not None else None,
         "view_ms": round(item.view * 1000.0, 3) if item.view is not None else None,
+        "toolbar_ms": round(toolbar * 1000.0, 3) if toolbar is not None else None,
         "memory_delta": memory,
         "error": {"type": item.error[0], "message": item.error[1]} if item.error else None,
         "event_id": item.event_id,
@@ -69,7 +71,10 @@ class Row(t.NamedTuple):
     data: dict[str, t.Any]
     duration: str
     memory: str
+    #: Width of the duration bar.
     bar: float
+    #: Width of its part that was the toolbar's own work (drawn in red at its end).
+    toolbar_bar: float
     time: str
 
 
@@ -83,6 +88,7 @@ def rows(items: list[Snapshot]) -> list[Row]:
     for item in items:
         data = summary(item)
         share = (item.total or 0.0) / slowest if slowest > 0 else 0.0
+        toolbar = (data["toolbar_ms"] or 0.0) / 1000.0 / slowest if slowest > 0 else 0.0
         memory = data["memory_delta"]
         out.append(
             Row(
@@ -90,6 +96,7 @@ def rows(items: list[Snapshot]) -> list[Row]:
                 format_ms(item.total),
                 format_bytes(memory, signed=True) if memory is not None else "\u2013",
                 max(round(share * BAR_WIDTH, 2), 1.0),
+                round(min(toolbar, share) * BAR_WIDTH, 2),
                 data["at"][11:19],
             )
         )

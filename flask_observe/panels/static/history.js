@@ -73,10 +73,19 @@
       slowest = Math.max(slowest, parseFloat(rows[index].getAttribute("data-ms")) || 0);
     }
     for (index = 0; index < rows.length; index += 1) {
-      var rect = rows[index].querySelector("svg.observe-bar rect");
-      var ms = parseFloat(rows[index].getAttribute("data-ms")) || 0;
+      var row = rows[index];
+      var ms = parseFloat(row.getAttribute("data-ms")) || 0;
+      var toolbarMs = parseFloat(row.getAttribute("data-toolbar-ms")) || 0;
+      var bar = Math.max(slowest > 0 ? (ms / slowest) * width : 0, 1);
+      var rect = row.querySelector("svg.observe-bar rect");
+      var toolbar = row.querySelector("svg.observe-bar rect.observe-bar-toolbar");
       if (rect) {
-        rect.setAttribute("width", String(Math.max(slowest > 0 ? (ms / slowest) * width : 0, 1)));
+        rect.setAttribute("width", String(bar));
+      }
+      if (toolbar) {
+        var part = Math.min(slowest > 0 ? (toolbarMs / slowest) * width : 0, bar);
+        toolbar.setAttribute("width", String(part));
+        toolbar.setAttribute("x", String(bar - part));
       }
     }
   }
@@ -90,6 +99,7 @@
     row.className = "observe-live" + (data.error || data.status >= 500 ? " observe-error" : "");
     row.setAttribute("data-id", data.id);
     row.setAttribute("data-ms", String(data.duration_ms || 0));
+    row.setAttribute("data-toolbar-ms", String(data.toolbar_ms || 0));
     cell(row, data.at.slice(11, 19));
     var link = document.createElement("a");
     link.href = data.report_url;
