@@ -126,24 +126,29 @@ def add_panels(app: Flask) -> None:
 def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
     """Set up the panels on *app* (after :func:`check` said they go on).
 
-    Adds both panels to ``DEBUG_TB_PANELS``, keeps the app's
+    Adds our panels to ``DEBUG_TB_PANELS``, keeps the app's
     :class:`~flask_observe.panels.report.ReportStore` in its state (the panels' one
-    part of it), registers our blueprint and an ``after_request`` hook adding
-    ``X-Observe-Report`` to non-HTML responses.
+    part of it; in the SQLite file of ``OBSERVE_HISTORY_PATH`` when set), registers
+    our blueprint and an ``after_request`` hook keeping every request's report and
+    adding ``X-Observe-Report`` to non-HTML responses.
 
     :param app: the Flask application.
     :param state: the app's Flask-Observe state.
     :return: the finish hook filling the report store.
     """
     from .report import install_report_hooks
-    from .report import open_reports
     from .report import ReportStore
     from .views import register_routes
 
     config = state.config
+    reports = None  # this process's memory
+    if config.history_path is not None:
+        from .sqlite_store import SqliteReports
+
+        reports = SqliteReports(config.history_path, config.report_store_size)
     store = ReportStore(
         config.report_store_size,
-        open_reports(config),
+        reports,
         min(config.history_size, config.report_store_size),  # every row has its report
     )
     state.add_part(store)

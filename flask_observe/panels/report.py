@@ -40,7 +40,6 @@ if t.TYPE_CHECKING:
     from flask import Flask
     from flask import Response
 
-    from ..config import ObserveConfig
     from ..record import RequestRecord
     from ..secrets import Scrubber
     from ..state import FinishHook
@@ -197,22 +196,6 @@ class ReportStore:
 
     def __len__(self) -> int:
         return len(self.reports)
-
-
-def open_reports(config: ObserveConfig) -> Reports | None:
-    """Where the app's reports go: the SQLite file of ``OBSERVE_HISTORY_PATH``, or
-    ``None`` for this process's memory.
-
-    :param config: the app's validated configuration.
-    :raises flask_observe.ConfigError: the file cannot be used.
-
-    .. versionadded:: 0.3.0
-    """
-    if config.history_path is None:
-        return None
-    from .sqlite_store import SqliteReports
-
-    return SqliteReports(config.history_path, config.report_store_size)
 
 
 def report_store(app: Flask) -> ReportStore | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import time
 import typing as t
 
 from ..config import ConfigError
@@ -39,6 +40,10 @@ CREATE TABLE IF NOT EXISTS observe_reports (
 """
 
 
+def _refused(path: str, exc: sqlite3.Error) -> ConfigError:
+    return ConfigError("OBSERVE_HISTORY_PATH", f"cannot use {path!r} as a SQLite history: {exc}")
+
+
 class SqliteReports:
     """The last *size* reports in the SQLite file *path*, newest by insertion.
 
@@ -50,14 +55,22 @@ class SqliteReports:
     def __init__(self, path: str, size: int) -> None:
         self.path = path
         self.size = size
-        try:
-            with self._connect() as db:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise ConfigError(
-                "OBSERVE_HISTORY_PATH", f"cannot use {path!r} as a SQLite history: {exc}"
-            ) from exc
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                with self._connect() as db:
+                    # Switching to WAL takes an exclusive lock without waiting for it:
+                    # processes starting together retry until the first one is done.
+                    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                        db.execute("PRAGMA journal_mode=WAL")
+                    db.execute(_SCHEMA)
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise _refused(path, exc) from exc
+                time.sleep(0.01)
+            except sqlite3.Error as exc:
+                raise _refused(path, exc) from exc
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
