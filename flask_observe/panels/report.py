@@ -1,10 +1,12 @@
-"""Request snapshots shown by the Observe panel, and the ``X-Observe-Report`` store.
+"""Request snapshots shown by the Observe panel, and the report store behind
+``X-Observe-Report`` and the history.
 
-The toolbar only injects itself into HTML pages. For any other response (JSON, a
-stream, an HTMX fragment) from an allowed client, an ``after_request`` hook adds
-``X-Observe-Report: /_observe/report/<id>``; once the body is closed a finish hook
-keeps a :class:`Snapshot` of the request (plain values, never the request's objects)
-in a bounded :class:`ReportStore`, oldest evicted first.
+Every request of an allowed client gets a report id in an ``after_request`` hook; once
+the body is closed a finish hook keeps a :class:`Snapshot` of the request (plain
+values, never the request's objects) in a bounded :class:`ReportStore`, oldest evicted
+first, whose newest entries are the history. The toolbar only injects itself into HTML
+pages: any other response (JSON, a stream, an HTMX fragment) names its report in
+``X-Observe-Report: /_observe/report/<id>``.
 
 .. versionadded:: 0.1.0
 """

@@ -1,6 +1,7 @@
 /* Flask-Observe: the History panel follows this page's own fetch() and
  * XMLHttpRequest calls. A response naming its report in X-Observe-Report gets its
- * row from the JSON API, inserted at the top of the panel's table without a reload.
+ * row from the JSON API, inserted in the panel's table (newest first, by the time
+ * the request completed) without a reload.
  *
  * Installed once per page (a second copy of this script does nothing). Our own calls
  * to the API go through the original fetch and carry no X-Observe-Report, so they are
@@ -126,8 +127,19 @@
       error.textContent = data.error.type + ": " + data.error.message +
         (data.event_id ? " (event " + data.event_id + ")" : "");
     }
+    row.setAttribute("data-at", data.at);
+    // Newest first, as the server lists them: a stream's row may arrive after the
+    // rows of calls that completed later.
     var body = table.tBodies[0];
-    body.insertBefore(row, body.firstChild);
+    var next = null;
+    var index;
+    for (index = 0; index < body.rows.length; index += 1) {
+      if ((body.rows[index].getAttribute("data-at") || "") < data.at) {
+        next = body.rows[index];
+        break;
+      }
+    }
+    body.insertBefore(row, next);
     var size = parseInt(table.getAttribute("data-size"), 10) || 50;
     while (body.rows.length > size) {
       body.deleteRow(body.rows.length - 1);
