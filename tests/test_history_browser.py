@@ -65,6 +65,11 @@ def spa_app() -> Flask:
         time.sleep(0.3 if number == 3 else 0.01 * number)  # item 3 is the slow one
         return {"number": number}
 
+    @app.get("/csp")
+    def csp() -> tuple[str, dict[str, str]]:
+        """The page under a Content-Security-Policy that allows no inline script."""
+        return SPA, {"Content-Security-Policy": "script-src 'self'"}
+
     @app.get("/api/fail")
     def fail() -> str:
         raise APIError("the item is locked", status=409)
@@ -287,5 +292,41 @@ def test_report_page_timeline(servers: tuple[str, str], tmp_path: Path) -> None:
             assert re.search(r"own work on this page:\s+[\d.]+ ms", text), text
             timeline.screenshot(path=str(OUTPUT / "timeline-report.png"))
             assert (OUTPUT / "timeline-report.png").stat().st_size > 5_000
+        finally:
+            browser.close()
+
+
+@pytest.mark.services
+def test_the_script_runs_under_a_policy_without_inline_scripts(
+    servers: tuple[str, str], tmp_path: Path
+) -> None:
+    """``script-src 'self'`` blocks the toolbar's one inline script, not ours: a file
+    served by our blueprint."""
+    from playwright.sync_api import expect
+    from playwright.sync_api import sync_playwright
+
+    server, _ = servers
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=ARGS
+        )
+        try:
+            page = browser.new_page()
+            violations: list[str] = []
+            page.on(
+                "console",
+                lambda message: (
+                    violations.append(message.text)
+                    if "Content Security Policy" in message.text
+                    else None
+                ),
+            )
+            page.goto(f"{server}/csp")
+            page.wait_for_function("window.flObserveHistory !== undefined", timeout=15_000)
+            page.evaluate("async () => { await (await fetch('/api/items/1')).json(); }")
+            live = page.locator("#observe-history-rows tr.observe-live")
+            expect(live).to_have_count(1, timeout=15_000)
+            expect(live.locator("td").nth(1)).to_have_text("GET /api/items/1")
+            assert violations and all("inline script" in text for text in violations)
         finally:
             browser.close()
