@@ -276,7 +276,9 @@ def keep_report(record: RequestRecord, path: str) -> str:
     if existing is not None:
         return t.cast(str, existing[0])
     report_id = token_urlsafe(12)
-    record.extra[REPORT_KEY] = (report_id, path)
+    # The method too: a request whose error propagates (debug mode) never starts its
+    # response, where the middleware notes it.
+    record.extra[REPORT_KEY] = (report_id, path, request.method)
     return report_id
 
 
@@ -318,7 +320,9 @@ def _wants_report(response: Response) -> bool:
 def install_report_hooks(
     app: Flask, store: ReportStore, scrubber: Scrubber, server_timing: bool
 ) -> FinishHook:
-    """Add the ``X-Observe-Report`` header hook to *app*; return the store's finish hook.
+    """Add the hooks giving every request of an allowed client a report id (the
+    history) and the ``X-Observe-Report`` header to *app*; return the store's finish
+    hook.
 
     :param app: the Flask application.
     :param store: its report store.
@@ -327,28 +331,40 @@ def install_report_hooks(
     """
     skip_blueprints = frozenset((BLUEPRINT_NAME, TOOLBAR_BLUEPRINT))
 
-    def add_report_header(response: Response) -> Response:
-        """``after_request``: keep a report of every request of an allowed client (the
-        history) and name its URL on responses the toolbar cannot show.
+    def report_id() -> str | None:
+        """The current request's report id, given now to a request the history keeps:
+        an allowed client's, neither our pages nor static files."""
+        record = current_record()
+        if record is None:
+            return None
+        if record.extra is not None and REPORT_KEY in record.extra:
+            return t.cast(str, record.extra[REPORT_KEY][0])
+        endpoint = request.endpoint or ""
+        if (
+            request.blueprint in skip_blueprints
+            or endpoint == "static"
+            or endpoint.endswith(".static")
+            or not request_allowed()
+        ):
+            return None
+        return keep_report(record, request.path)
 
-        Runs for every request of an app with the panels on (never our pages nor
-        static files); a failure is logged and the response goes out unchanged.
+    def keep_in_history() -> None:
+        """``before_request``: give the request its report id before the view runs, so
+        a view that raises into the debugger is kept too. A failure is logged."""
+        with contained("history"):
+            report_id()
+
+    def add_report_header(response: Response) -> Response:
+        """``after_request``: name the report's URL on responses the toolbar cannot
+        show (and give a report id to a request an earlier ``before_request`` hook
+        answered). A failure is logged and the response goes out unchanged.
         """
         with contained("X-Observe-Report header"):
-            endpoint = request.endpoint or ""
-            if (
-                request.blueprint in skip_blueprints
-                or endpoint == "static"
-                or endpoint.endswith(".static")
-            ):
-                return response
-            record = current_record()
-            if record is None or not request_allowed():
-                return response
-            report_id = keep_report(record, request.path)  # every request: the history
-            if _wants_report(response):
+            kept = report_id()
+            if kept is not None and _wants_report(response):
                 response.headers[REPORT_HEADER] = url_for(
-                    f"{BLUEPRINT_NAME}.report", report_id=report_id
+                    f"{BLUEPRINT_NAME}.report", report_id=kept
                 )
         return response
 
@@ -357,7 +373,7 @@ def install_report_hooks(
         extra = record.extra
         if not extra or REPORT_KEY not in extra:
             return
-        report_id, path = extra[REPORT_KEY]
+        report_id, path, method = extra[REPORT_KEY]
         item = snapshot(
             record,
             path=path,
@@ -366,7 +382,10 @@ def install_report_hooks(
             server_timing=server_timing,
             report_id=report_id,
         )
+        if not item.method:
+            item = dataclasses.replace(item, method=method)
         store.add(item)
 
+    app.before_request(keep_in_history)
     app.after_request(add_report_header)
     return store_report
