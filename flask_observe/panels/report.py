@@ -1,7 +1,7 @@
 """Request snapshots shown by the Observe panel, and the report store behind
 ``X-Observe-Report`` and the history.
 
-Every request of an allowed client gets a report id in an ``after_request`` hook; once
+Every request of an allowed client gets a report id in a ``before_request`` hook; once
 the body is closed a finish hook keeps a :class:`Snapshot` of the request (plain
 values, never the request's objects) in a bounded :class:`ReportStore`, oldest evicted
 first, whose newest entries are the history. The toolbar only injects itself into HTML
@@ -86,7 +86,8 @@ class Snapshot:
     id: str = ""
     #: Where the time went (:mod:`~flask_observe.panels.timeline`).
     timeline: Timeline | None = None
-    #: When the request was seen (seconds since the epoch), for the history.
+    #: When the snapshot was taken (seconds since the epoch): as the request completed,
+    #: for a stored report; the history is in this order.
     at: float = 0.0
 
     def timeline_svg(self) -> Markup:
