@@ -364,6 +364,26 @@ OPTIONS: tuple[Option, ...] = (
         "How many recent requests the ``X-Observe-Report`` store keeps.",
         lambda k, v: as_int(k, v, 1, 100_000),
     ),
+    _opt(
+        "OBSERVE_HISTORY_SIZE",
+        50,
+        "int",
+        "How many recent requests the toolbar's History panel, page and JSON API list, "
+        "newest first; at most ``OBSERVE_REPORT_STORE_SIZE``, as every row links to "
+        "its report.",
+        lambda k, v: as_int(k, v, 1, 100_000),
+        since="0.3.0",
+    ),
+    _opt(
+        "OBSERVE_HISTORY_PATH",
+        None,
+        "str or None",
+        "A SQLite file holding the history and the reports, shared by every process of "
+        "the app (the reloader's child, gunicorn workers) and bounded on disk as in "
+        "memory. ``None`` keeps them in each process's memory.",
+        as_optional_str,
+        since="0.3.0",
+    ),
 )
 
 KNOWN_KEYS = frozenset(option.key for option in OPTIONS)
@@ -401,6 +421,8 @@ class ObserveConfig:
     toolbar_panels: bool | None
     memory_budget: float
     report_store_size: int
+    history_size: int
+    history_path: str | None
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, object]) -> ObserveConfig:

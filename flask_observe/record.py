@@ -8,6 +8,7 @@ closed, longer than Flask's request context and ``g``.
 from __future__ import annotations
 
 import typing as t
+from time import perf_counter
 
 from flask import has_request_context
 from flask import request
@@ -27,6 +28,12 @@ class Timer(t.NamedTuple):
     seconds: float
     #: Also send it as a statsd timer (named timers from ``timed`` and ``metrics``).
     metric: bool = False
+    #: When the span was noted (its end, for ``timed`` and ``timer``): a
+    #: :func:`time.perf_counter` value, ``None`` for a timer made by hand. The
+    #: toolbar's timeline places the span with it.
+    #:
+    #: .. versionadded:: 0.3.0
+    end: float | None = None
 
 
 class RequestRecord:
@@ -86,8 +93,9 @@ class RequestRecord:
         return self.end - self.start
 
     def add_timer(self, name: str, seconds: float, *, metric: bool = False) -> None:
-        """Note a span for ``Server-Timing`` (and for metrics when *metric* is set)."""
-        timer = Timer(clean_token(name), seconds, metric)
+        """Note a span that ends now for ``Server-Timing`` (and for metrics when
+        *metric* is set)."""
+        timer = Timer(clean_token(name), seconds, metric, perf_counter())
         if isinstance(self.timers, list):
             self.timers.append(timer)
         else:

@@ -81,8 +81,14 @@ def titles(html: str) -> list[str]:
 
 
 def panel_html(html: str) -> str:
+    """The profiler panel's content: up to the next panel (the Observe panel draws a
+    timeline SVG of its own)."""
     start = html.index('id="observe-profiler"')
-    return html[start : html.index("</div>\n</div>", start)]
+    ends = (
+        html.find('class="flDebugPanelContentParent"', start),
+        html.find("</div>\n</div>", start),
+    )
+    return html[start : min(end for end in ends if end >= 0)]
 
 
 def line(function: t.Callable[..., object]) -> int:

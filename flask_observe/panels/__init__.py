@@ -39,6 +39,8 @@ MEMORY_PANEL = "flask_observe.panels.memory.MemoryPanel"
 OBSERVE_PANEL = "flask_observe.panels.observe.ObservePanel"
 #: Dotted path of the sampling Profiler panel, for ``DEBUG_TB_PANELS``.
 PROFILER_PANEL = "flask_observe.panels.profiler.ProfilerPanel"
+#: Dotted path of the History panel, for ``DEBUG_TB_PANELS``.
+HISTORY_PANEL = "flask_observe.panels.history.HistoryPanel"
 
 #: Flask-DebugToolbar 0.16's default ``DEBUG_TB_PANELS``, used when the toolbar has not
 #: set its defaults yet (our panels are appended to them).
@@ -115,7 +117,7 @@ def add_panels(app: Flask) -> None:
     :param app: the Flask application.
     """
     panels = list(app.config.get("DEBUG_TB_PANELS", TOOLBAR_DEFAULT_PANELS))
-    for path in (PROFILER_PANEL, MEMORY_PANEL, OBSERVE_PANEL):
+    for path in (HISTORY_PANEL, PROFILER_PANEL, MEMORY_PANEL, OBSERVE_PANEL):
         if path not in panels:
             panels.append(path)
     app.config["DEBUG_TB_PANELS"] = tuple(panels)
@@ -124,10 +126,11 @@ def add_panels(app: Flask) -> None:
 def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
     """Set up the panels on *app* (after :func:`check` said they go on).
 
-    Adds both panels to ``DEBUG_TB_PANELS``, keeps the app's
+    Adds our panels to ``DEBUG_TB_PANELS``, keeps the app's
     :class:`~flask_observe.panels.report.ReportStore` in its state (the panels' one
-    part of it), registers our blueprint and an ``after_request`` hook adding
-    ``X-Observe-Report`` to non-HTML responses.
+    part of it; in the SQLite file of ``OBSERVE_HISTORY_PATH`` when set), registers
+    our blueprint and an ``after_request`` hook keeping every request's report and
+    adding ``X-Observe-Report`` to non-HTML responses.
 
     :param app: the Flask application.
     :param state: the app's Flask-Observe state.
@@ -138,7 +141,16 @@ def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
     from .views import register_routes
 
     config = state.config
-    store = ReportStore(config.report_store_size)
+    reports = None  # this process's memory
+    if config.history_path is not None:
+        from .sqlite_store import SqliteReports
+
+        reports = SqliteReports(config.history_path, config.report_store_size)
+    store = ReportStore(
+        config.report_store_size,
+        reports,
+        min(config.history_size, config.report_store_size),  # every row has its report
+    )
     state.add_part(store)
     add_panels(app)
     register_routes(app)

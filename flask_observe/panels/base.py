@@ -10,12 +10,16 @@ import typing as t
 
 from flask_debugtoolbar.panels import DebugPanel
 
+from ..containment import contained
 from ..containment import warn_limited
+from .report import note_toolbar_start
 from .templating import FAILED
 from .views import register_routes
 
 if t.TYPE_CHECKING:
     from flask import Flask
+    from werkzeug import Request
+    from werkzeug import Response
 
 
 class BlueprintPanel(DebugPanel):
@@ -38,6 +42,12 @@ class BlueprintPanel(DebugPanel):
             without ``DEBUG_TB_HOSTS``.
         """
         register_routes(app)
+
+    def process_response(self, request: Request, response: Response) -> None:
+        """The toolbar is injecting itself into this HTML page: note when its work
+        began, for the timeline (the first of our panels to hear it wins)."""
+        with contained("toolbar start"):
+            note_toolbar_start()
 
     def nav_title(self) -> str:
         return str(self.name)

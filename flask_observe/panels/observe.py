@@ -96,6 +96,7 @@ class ObservePanel(BlueprintPanel):
         return timed_view
 
     def process_response(self, request: Request, response: Response) -> None:
+        super().process_response(request, response)
         self.status = response.status_code
 
     def _snapshot(self) -> Snapshot | None:

@@ -1,10 +1,12 @@
-"""Request snapshots shown by the Observe panel, and the ``X-Observe-Report`` store.
+"""Request snapshots shown by the Observe panel, and the report store behind
+``X-Observe-Report`` and the history.
 
-The toolbar only injects itself into HTML pages. For any other response (JSON, a
-stream, an HTMX fragment) from an allowed client, an ``after_request`` hook adds
-``X-Observe-Report: /_observe/report/<id>``; once the body is closed a finish hook
-keeps a :class:`Snapshot` of the request (plain values, never the request's objects)
-in a bounded :class:`ReportStore`, oldest evicted first.
+Every request of an allowed client gets a report id in a ``before_request`` hook; once
+the body is closed a finish hook keeps a :class:`Snapshot` of the request (plain
+values, never the request's objects) in a bounded :class:`ReportStore`, oldest evicted
+first, whose newest entries are the history. The toolbar only injects itself into HTML
+pages: any other response (JSON, a stream, an HTMX fragment) names its report in
+``X-Observe-Report: /_observe/report/<id>``.
 
 .. versionadded:: 0.1.0
 """
@@ -14,12 +16,14 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
+import time
 import typing as t
-from secrets import token_hex
+from secrets import token_urlsafe
 from time import perf_counter
 
 from flask import request
 from flask import url_for
+from markupsafe import Markup
 
 from ..containment import contained
 from ..record import current_record
@@ -29,6 +33,10 @@ from .access import BLUEPRINT_NAME
 from .access import request_allowed
 from .access import TOOLBAR_BLUEPRINT
 from .templating import shorten
+from .timeline import capture
+from .timeline import render_svg
+from .timeline import TOOLBAR_KEY
+from .timeline import VIEW_SPAN_KEY
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -40,6 +48,7 @@ if t.TYPE_CHECKING:
     from .heap import Tier1
     from .heap import Tier2
     from .profiler.report import RequestProfile
+    from .timeline import Timeline
 
 #: Response header carrying the report URL.
 REPORT_HEADER = "X-Observe-Report"
@@ -75,14 +84,51 @@ class Snapshot:
     heap: Tier2 | None = None
     profile: RequestProfile | None = None
     id: str = ""
+    #: Where the time went (:mod:`~flask_observe.panels.timeline`).
+    timeline: Timeline | None = None
+    #: When the snapshot was taken (seconds since the epoch): as the request completed,
+    #: for a stored report; the history is in this order.
+    at: float = 0.0
+
+    def timeline_svg(self) -> Markup:
+        """The timeline as inline SVG (empty when the request has none).
+
+        .. versionadded:: 0.3.0
+        """
+        if self.timeline is None:
+            return Markup("")
+        element_id = f"observe-timeline-{self.id or 'now'}"
+        return Markup(render_svg(self.timeline, element_id))  # every text in it is escaped
 
 
-class ReportStore:
-    """The last *size* snapshots by id; adding one more evicts the oldest. Thread-safe.
+class Reports(t.Protocol):
+    """Where a :class:`ReportStore` keeps its snapshots: this process's memory
+    (:class:`MemoryReports`) or a SQLite file shared by processes
+    (:class:`~flask_observe.panels.sqlite_store.SqliteReports`).
 
-    Kept in the app's Flask-Observe state (:func:`report_store`).
+    .. versionadded:: 0.3.0
+    """
 
-    :param size: how many snapshots to keep (``OBSERVE_REPORT_STORE_SIZE``).
+    def add(self, item: Snapshot) -> None:
+        """Keep *item*, evicting the oldest beyond the size."""
+
+    def get(self, report_id: str) -> Snapshot | None:
+        """The snapshot stored under *report_id*, or ``None``."""
+
+    def recent(self, limit: int) -> list[Snapshot]:
+        """The *limit* newest snapshots, newest first."""
+
+    def __len__(self) -> int:
+        """How many snapshots are kept."""
+
+
+class MemoryReports:
+    """The last *size* snapshots by id in this process; adding one more evicts the
+    oldest. Thread-safe.
+
+    :param size: how many snapshots to keep.
+
+    .. versionadded:: 0.3.0
     """
 
     def __init__(self, size: int) -> None:
@@ -102,9 +148,57 @@ class ReportStore:
         with self._lock:
             return self._items.get(report_id)
 
+    def recent(self, limit: int) -> list[Snapshot]:
+        """The *limit* newest snapshots, newest first."""
+        with self._lock:
+            items = list(self._items.values())
+        return items[: -limit - 1 : -1] if limit > 0 else []
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._items)
+
+
+class ReportStore:
+    """The reports behind ``X-Observe-Report`` and the history: the last *size*
+    snapshots by id, oldest evicted first; :meth:`recent` is the history.
+
+    Kept in the app's Flask-Observe state (:func:`report_store`).
+
+    :param size: how many snapshots to keep (``OBSERVE_REPORT_STORE_SIZE``).
+    :param reports: where they are kept; in this process's memory by default.
+    :param history_size: how many the history lists (``OBSERVE_HISTORY_SIZE``, at
+        most *size*: every row links to its report).
+
+    .. versionchanged:: 0.3.0
+        The *reports* and *history_size* parameters, :meth:`recent`.
+    """
+
+    def __init__(
+        self, size: int, reports: Reports | None = None, history_size: int | None = None
+    ) -> None:
+        self.size = size
+        self.history_size = size if history_size is None else history_size
+        self.reports: Reports = reports if reports is not None else MemoryReports(size)
+
+    def add(self, item: Snapshot) -> None:
+        """Keep *item* under its id, evicting the oldest beyond :attr:`size`."""
+        self.reports.add(item)
+
+    def get(self, report_id: str) -> Snapshot | None:
+        """The snapshot stored under *report_id*, or ``None`` (unknown or evicted)."""
+        return self.reports.get(report_id)
+
+    def recent(self, limit: int | None = None) -> list[Snapshot]:
+        """The history: the newest snapshots first, at most *limit* (default
+        :attr:`history_size`).
+
+        .. versionadded:: 0.3.0
+        """
+        return self.reports.recent(self.history_size if limit is None else limit)
+
+    def __len__(self) -> int:
+        return len(self.reports)
 
 
 def report_store(app: Flask) -> ReportStore | None:
@@ -136,11 +230,12 @@ def snapshot(
     :param report_id: the report id, when stored.
     """
     extra = record.extra or {}
+    now = perf_counter()
     if final:
         total = record.total_seconds
         timing = record.server_timing
     else:
-        total = perf_counter() - record.start
+        total = now - record.start
         timing = format_server_timing(total, record.timers) if server_timing else None
     error = None
     if record.exception is not None:
@@ -165,6 +260,8 @@ def snapshot(
         heap=memory[1],
         profile=extra.get(PROFILE_KEY),
         id=report_id,
+        timeline=capture(record, final=final, now=now),
+        at=time.time(),
     )
 
 
@@ -179,8 +276,10 @@ def keep_report(record: RequestRecord, path: str) -> str:
     existing = record.extra.get(REPORT_KEY)
     if existing is not None:
         return t.cast(str, existing[0])
-    report_id = token_hex(8)
-    record.extra[REPORT_KEY] = (report_id, path)
+    report_id = token_urlsafe(12)
+    # The method too: a request whose error propagates (debug mode) never starts its
+    # response, where the middleware notes it.
+    record.extra[REPORT_KEY] = (report_id, path, request.method)
     return report_id
 
 
@@ -192,9 +291,24 @@ def note_view_time(seconds: float) -> None:
     """
     record = current_record()
     if record is not None:
+        end = perf_counter()
         if record.extra is None:
             record.extra = {}
         record.extra.setdefault(VIEW_KEY, seconds)
+        record.extra.setdefault(VIEW_SPAN_KEY, (end - seconds, end))
+
+
+def note_toolbar_start() -> None:
+    """Note on the current record that Flask-DebugToolbar starts its work on the
+    response (it is injecting itself into an HTML page); the first note wins.
+
+    .. versionadded:: 0.3.0
+    """
+    record = current_record()
+    if record is not None:
+        if record.extra is None:
+            record.extra = {}
+        record.extra.setdefault(TOOLBAR_KEY, perf_counter())
 
 
 def _wants_report(response: Response) -> bool:
@@ -207,7 +321,9 @@ def _wants_report(response: Response) -> bool:
 def install_report_hooks(
     app: Flask, store: ReportStore, scrubber: Scrubber, server_timing: bool
 ) -> FinishHook:
-    """Add the ``X-Observe-Report`` header hook to *app*; return the store's finish hook.
+    """Add the hooks giving every request of an allowed client a report id (the
+    history) and the ``X-Observe-Report`` header to *app*; return the store's finish
+    hook.
 
     :param app: the Flask application.
     :param store: its report store.
@@ -216,26 +332,41 @@ def install_report_hooks(
     """
     skip_blueprints = frozenset((BLUEPRINT_NAME, TOOLBAR_BLUEPRINT))
 
-    def add_report_header(response: Response) -> Response:
-        """``after_request``: name a report URL on responses the toolbar cannot show.
+    def report_id() -> str | None:
+        """The current request's report id, given now to a request the history keeps:
+        an allowed client's, neither our pages nor static files."""
+        record = current_record()
+        if record is None:
+            return None
+        if record.extra is not None and REPORT_KEY in record.extra:
+            return t.cast(str, record.extra[REPORT_KEY][0])
+        endpoint = request.endpoint or ""
+        if (
+            request.blueprint in skip_blueprints
+            or endpoint == "static"
+            or endpoint.endswith(".static")
+            or not request_allowed()
+        ):
+            return None
+        return keep_report(record, request.path)
 
-        Runs for every request of an app with the panels on; a failure is logged and
-        the response goes out unchanged.
+    def keep_in_history() -> None:
+        """``before_request``: give the request its report id before the view runs, so
+        a view that raises into the debugger is kept too. A failure is logged."""
+        with contained("history"):
+            report_id()
+
+    def add_report_header(response: Response) -> Response:
+        """``after_request``: name the report's URL on responses the toolbar cannot
+        show (and give a report id to a request an earlier ``before_request`` hook
+        answered). A failure is logged and the response goes out unchanged.
         """
         with contained("X-Observe-Report header"):
-            if (
-                request.blueprint in skip_blueprints
-                or request.endpoint == "_debug_toolbar.static"
-                or not _wants_report(response)
-            ):
-                return response
-            record = current_record()
-            if record is None or not request_allowed():
-                return response
-            report_id = keep_report(record, request.path)
-            response.headers[REPORT_HEADER] = url_for(
-                f"{BLUEPRINT_NAME}.report", report_id=report_id
-            )
+            kept = report_id()
+            if kept is not None and _wants_report(response):
+                response.headers[REPORT_HEADER] = url_for(
+                    f"{BLUEPRINT_NAME}.report", report_id=kept
+                )
         return response
 
     def store_report(record: RequestRecord) -> None:
@@ -243,7 +374,7 @@ def install_report_hooks(
         extra = record.extra
         if not extra or REPORT_KEY not in extra:
             return
-        report_id, path = extra[REPORT_KEY]
+        report_id, path, method = extra[REPORT_KEY]
         item = snapshot(
             record,
             path=path,
@@ -252,7 +383,10 @@ def install_report_hooks(
             server_timing=server_timing,
             report_id=report_id,
         )
+        if not item.method:
+            item = dataclasses.replace(item, method=method)
         store.add(item)
 
+    app.before_request(keep_in_history)
     app.after_request(add_report_header)
     return store_report

@@ -202,6 +202,9 @@ def make_blueprint() -> Blueprint:
             abort(404)
         return _page("report.html", data=item, tier1=item.memory, tier2=item.heap, standalone=True)
 
+    from .api import add_routes  # the history's page and API (imports the panel base)
+
+    add_routes(bp)
     return bp
 
 
