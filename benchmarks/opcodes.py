@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             where: functions.get(where, 0.0) - bare.get(where, 0.0)
             for where in set(functions) | set(bare)
         }
-        ranked = sorted((item for item in changed.items() if item[1]), key=lambda i: -abs(i[1]))
+        # Ties by name: the set above has no stable order from one run to the next.
+        ranked = sorted((i for i in changed.items() if i[1]), key=lambda i: (-abs(i[1]), i[0]))
         print(f"\n{name}: functions whose opcodes per request differ from bare Flask")
         for where, delta in ranked[: args.top]:
             print(f"  {delta:>+8.1f}  {where}  ({functions.get(where, 0.0):.1f})")
