@@ -82,5 +82,9 @@ bench: venv services
 	$(BIN)/python benchmarks/memory_panel.py
 	$(BIN)/python benchmarks/load.py
 
+# Never through a chroot's mounts (a run killed with SIGKILL leaves them): that would
+# delete the checkout or /dev.
 clean:
-	rm -rf $(VENV) .cache docs/_build .mypy_cache .ruff_cache .pytest_cache test-output
+	@if findmnt -rn -o TARGET | grep -q "^$$(realpath -m .cache)/"; then \
+		echo "mounts left under .cache/ (findmnt): umount -R them first" >&2; exit 1; fi
+	rm -rf $(VENV) .cache docs/_build .mypy_cache .ruff_cache .pytest_cache test-output dist

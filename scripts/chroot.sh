@@ -58,6 +58,18 @@ copy_host_config() {
     fi
 }
 
+# Refuse to delete a tree that still has something mounted inside (a run killed with
+# SIGKILL, or debootstrap's own /proc): rm -rf would go through a bind mount into the
+# checkout or /dev.
+assert_nothing_mounted() {
+    local path
+    path="$(realpath -m "$1")"
+    if findmnt -rn -o TARGET | grep -q "^$path\(/\|$\)"; then
+        findmnt -rn -o TARGET | grep "^$path\(/\|$\)" >&2
+        die "still mounted under $path (above): umount -R them, then run again"
+    fi
+}
+
 MOUNTED=()
 unmount_all() {
     local i
@@ -133,12 +145,14 @@ build() {
             script=/usr/share/debootstrap/scripts/sid
         fi
         echo "chroot $name: debootstrap $suite into .cache/$name (about a minute)"
+        assert_nothing_mounted "$dir.partial"
         rm -rf "$dir.partial"
         if ! debootstrap --variant=minbase --include="$PACKAGES" "$suite" "$dir.partial" \
             "$MIRROR" $script >"$dir.debootstrap.log" 2>&1; then
             tail -n 20 "$dir.debootstrap.log" >&2
             die "debootstrap $suite failed (whole log: $dir.debootstrap.log)"
         fi
+        assert_nothing_mounted "$dir"
         rm -rf "$dir"
         mv "$dir.partial" "$dir"
         echo "$suite $RECIPE" >"$stamp"
@@ -152,8 +166,8 @@ build() {
         return
     fi
     echo "chroot $name: installing the package and the dev tools into $VENV"
-    mount_all "$dir"
     rm -rf "$dir$VENV"
+    mount_all "$dir"
     in_chroot "$dir" python3 -m venv "$VENV"
     in_chroot "$dir" "$VENV/bin/python" -m pip install --quiet --upgrade pip
     in_chroot "$dir" "$VENV/bin/python" -m pip install --quiet \
