@@ -107,7 +107,7 @@ in_chroot() {
     local dir="$1"
     shift
     chroot "$dir" /usr/bin/env -i \
-        HOME=/root LANG=C.UTF-8 PATH="$VENV/bin:/usr/local/bin:/usr/bin:/bin" \
+        HOME=/root LANG=C.UTF-8 PATH="$VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
         PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 \
         TERM="${TERM:-dumb}" CI="${CI:-}" \
         "$@"
