@@ -9,7 +9,12 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE / "_ext"))
 sys.path.insert(0, str(HERE.parent))
 
+from flask_observe import __version__  # noqa: E402 (after the sys.path insert)
+
 project = "Flask-Observe"
+#: The one version, ``flask_observe.__version__`` (flit reads the same line for the wheel).
+release = __version__
+version = ".".join(__version__.split(".")[:2])
 author = "Flask-Observe contributors"
 copyright = "2026, Flask-Observe contributors"
 

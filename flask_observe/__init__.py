@@ -14,4 +14,4 @@ from .record import current_record as current_record
 from .record import RequestRecord as RequestRecord
 from .timing import timed as timed
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.3.0.dev0"

@@ -57,7 +57,7 @@ def summary(item: Snapshot) -> dict[str, t.Any]:
     toolbar = item.timeline.toolbar_seconds if item.timeline is not None else None
     return {
         "id": item.id,
-        "at": datetime.datetime.fromtimestamp(item.at, datetime.timezone.utc).isoformat(
+        "at": datetime.datetime.fromtimestamp(item.at, datetime.UTC).isoformat(
             timespec="microseconds"  # one width: the strings sort as the times do
         ),
         "method": item.method,
