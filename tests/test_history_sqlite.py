@@ -4,6 +4,7 @@ process, two gunicorn workers sharing one history, and a path that cannot work."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -85,21 +86,21 @@ def test_two_processes_write_and_a_third_lists_both(tmp_path: Path) -> None:
     for name in ("left", "right"):  # each process's rows, newest first
         own = [row["path"] for row in rows if row["path"].startswith(f"/from/{name}-")]
         assert own == [f"/from/{name}-{i}" for i in reversed(range(30))]
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 def test_bounded_on_disk_as_in_memory(tmp_path: Path) -> None:
     path = str(tmp_path / "history.sqlite")
     run_writers(path, count=30, size=25)
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT COUNT(*) FROM observe_reports").fetchone() == (25,)
     client = history_app(path, OBSERVE_REPORT_STORE_SIZE=25, OBSERVE_HISTORY_SIZE=10).test_client()
     rows = listed(client)
     assert len(rows) == 10
     client.get("/from/parent").close()
     assert listed(client)[0]["path"] == "/from/parent"
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT COUNT(*) FROM observe_reports").fetchone() == (25,)
 
 
