@@ -29,7 +29,7 @@ if t.TYPE_CHECKING:
 
 pytestmark = pytest.mark.services
 
-OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "browser"
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "browser"
 NUMBER_WITH_UNIT = re.compile(r"\d+(\.\d+)? (B|KiB|MiB|GiB|ms)")
 
 

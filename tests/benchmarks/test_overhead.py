@@ -18,7 +18,7 @@ from benchmarks import harness
 from benchmarks import overhead
 from benchmarks import peers
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 #: A table row: the configuration, its figure, then (first on the line) its ratio to bare.
 ROW = re.compile(

@@ -223,7 +223,7 @@ FLASK_INTEGRATION_SCRIPT = """
 import json, os
 import sentry_sdk
 from sentry_sdk.integrations.flask import FlaskIntegration
-from tests.test_sentry import build_app
+from tests.sentry.test_capture import build_app
 
 sentry_sdk.init(dsn=os.environ["TEST_DSN"], integrations=[FlaskIntegration()])
 app = build_app()  # no OBSERVE_SENTRY_DSN: the app's own SDK set-up is used
@@ -383,7 +383,7 @@ def test_fork_recreates_the_client_instead_of_resending(receiver: EnvelopeReceiv
 
 def test_errors_and_sentry_meet_only_in_the_extension() -> None:
     """errors gets its capture callable from init_app: neither imports the other."""
-    from tests.test_transparency import import_graph
+    from tests.test_package import import_graph
 
     graph = import_graph()
     sentry_modules = {name for name in graph if name.startswith("flask_observe.sentry")}

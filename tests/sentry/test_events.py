@@ -551,7 +551,7 @@ import sentry_sdk
 from sentry_sdk.integrations.dedupe import DedupeIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration
 from flask_observe.sentry import flush
-from tests.test_sentry_storm import build_app
+from tests.sentry.test_events import build_app
 
 sentry_sdk.init(
     dsn=os.environ["TEST_DSN"],
