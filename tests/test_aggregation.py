@@ -30,7 +30,7 @@ from flask_observe.extension import get_state
 from flask_observe.metrics import MetricsState
 from flask_observe.record import RequestRecord
 from tests.support.apps import add_api_routes
-from tests.support.apps import AppFactory as MetricsAppFactory
+from tests.support.apps import AppFactory
 from tests.support.metrics import counter_total
 from tests.support.metrics import flush
 from tests.support.metrics import requests_from_threads
@@ -67,12 +67,10 @@ NAMES = {
 
 @pytest.mark.parametrize("dialect", list(NAMES))
 def test_counters_are_summed_and_timers_kept_per_name(
-    dialect: str, metrics_app: MetricsAppFactory, udp: UdpReceiver
+    dialect: str, make_app: AppFactory, udp: UdpReceiver
 ) -> None:
     config = udp_config(udp, OBSERVE_STATSD_PREFIX="p", OBSERVE_STATSD_TAGS=dialect)
-    app = metrics_app(
-        **config | {"OBSERVE_STATSD_FLUSH_INTERVAL": 60.0}, PROPAGATE_EXCEPTIONS=False
-    )
+    app = make_app(**config | {"OBSERVE_STATSD_FLUSH_INTERVAL": 60.0}, PROPAGATE_EXCEPTIONS=False)
     add_api_routes(app)
     client = app.test_client()
     for item in range(3):
@@ -90,9 +88,9 @@ def test_counters_are_summed_and_timers_kept_per_name(
 
 
 def test_timer_count_stays_exact_beyond_the_kept_samples(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver
+    make_app: AppFactory, udp: UdpReceiver
 ) -> None:
-    app = metrics_app(
+    app = make_app(
         **udp_config(udp, OBSERVE_STATSD_TIMER_SAMPLES=4, OBSERVE_STATSD_FLUSH_INTERVAL=60.0)
     )
     app.add_url_rule("/", "index", lambda: "ok")
@@ -111,10 +109,8 @@ def test_timer_count_stays_exact_beyond_the_kept_samples(
         assert weight == int(weight) and int(weight) & (int(weight) - 1) == 0  # 2**k
 
 
-def test_samples_are_spread_over_the_interval(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver
-) -> None:
-    app = metrics_app(
+def test_samples_are_spread_over_the_interval(make_app: AppFactory, udp: UdpReceiver) -> None:
+    app = make_app(
         **udp_config(udp, OBSERVE_STATSD_TIMER_SAMPLES=4, OBSERVE_STATSD_FLUSH_INTERVAL=60.0)
     )
     aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
@@ -148,8 +144,8 @@ def test_rates_parse_back_exactly(power: int) -> None:
         assert 1 / float(text[2:]) == 2**power  # as the daemon computes 1 / sampleRate
 
 
-def test_one_batch_per_interval(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=0.3))
+def test_one_batch_per_interval(make_app: AppFactory, udp: UdpReceiver) -> None:
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=0.3))
     app.add_url_rule("/", "index", lambda: "ok")
     client = app.test_client()
     for _ in range(20):
@@ -185,8 +181,8 @@ def test_close_sends_what_was_aggregated(udp: UdpReceiver) -> None:
     assert "upstream:12.500000|ms" in lines
 
 
-def test_sampled_counters_carry_the_rate(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
-    app = metrics_app(
+def test_sampled_counters_carry_the_rate(make_app: AppFactory, udp: UdpReceiver) -> None:
+    app = make_app(
         **udp_config(udp, OBSERVE_STATSD_SAMPLE_RATE=0.25, OBSERVE_STATSD_FLUSH_INTERVAL=60.0)
     )
     app.add_url_rule("/", "index", lambda: "ok")
@@ -206,11 +202,11 @@ def test_sampled_counters_carry_the_rate(metrics_app: MetricsAppFactory, udp: Ud
 
 
 def test_exact_counts_under_many_threads_while_flushing(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver
+    make_app: AppFactory, udp: UdpReceiver
 ) -> None:
     """Requests append without the lock while the sender thread drains every 10 ms:
     every request is counted once, in the counter and in the timer's count."""
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=0.01))
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=0.01))
     app.add_url_rule("/", "index", lambda: "ok")
     received = requests_from_threads(app, udp)
     assert counter_total(received, "response.index.GET.200") == 2000
@@ -218,8 +214,8 @@ def test_exact_counts_under_many_threads_while_flushing(
     assert len(udp.packets) > 1
 
 
-def test_app_metrics_are_aggregated(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_PREFIX="p"))
+def test_app_metrics_are_aggregated(make_app: AppFactory, udp: UdpReceiver) -> None:
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_PREFIX="p"))
 
     @app.get("/report")
     @timed("report.build")
@@ -246,9 +242,9 @@ def test_app_metrics_are_aggregated(metrics_app: MetricsAppFactory, udp: UdpRece
 
 
 def test_recording_keeps_each_requests_lines_while_aggregating(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver
+    make_app: AppFactory, udp: UdpReceiver
 ) -> None:
-    app = metrics_app(**udp_config(udp), OBSERVE_METRICS_RECORD=True)
+    app = make_app(**udp_config(udp), OBSERVE_METRICS_RECORD=True)
     app.add_url_rule("/", "index", lambda: "ok")
     records: list[RequestRecord] = []
     get_state(app).add_finish_hook(records.append)
@@ -265,12 +261,10 @@ def test_recording_keeps_each_requests_lines_while_aggregating(
     assert "response.index.GET.200:3|c" in lines
 
 
-def test_a_request_with_a_record_still_counts_once(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver
-) -> None:
+def test_a_request_with_a_record_still_counts_once(make_app: AppFactory, udp: UdpReceiver) -> None:
     """A request that made a record (a timed view) goes through the record path; one
     without goes through the table; each is counted once."""
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
     app.add_url_rule("/plain", "plain", lambda: "ok")
 
     @app.get("/timed")
@@ -289,8 +283,8 @@ def test_a_request_with_a_record_still_counts_once(
     assert timer_count(lines, "request.timed_view.GET") == 4
 
 
-def test_statsd_down_costs_nothing_with_aggregation(metrics_app: MetricsAppFactory) -> None:
-    app = metrics_app(
+def test_statsd_down_costs_nothing_with_aggregation(make_app: AppFactory) -> None:
+    app = make_app(
         OBSERVE_STATSD_HOST="127.0.0.1", OBSERVE_STATSD_PORT=9, OBSERVE_STATSD_FLUSH_INTERVAL=0.01
     )
     app.add_url_rule("/", "index", lambda: "ok")
@@ -332,12 +326,10 @@ def _counting_hand_over(app: Flask) -> list[tuple[object, ...]]:
     return calls
 
 
-def test_known_keys_are_appended_without_the_lock(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver
-) -> None:
+def test_known_keys_are_appended_without_the_lock(make_app: AppFactory, udp: UdpReceiver) -> None:
     """A record-less request whose key is already in the table is one look-up and one
     append by the sink; only a new key goes through the aggregator's lock."""
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
     app.add_url_rule("/", "index", lambda: "ok")
     calls = _counting_hand_over(app)
     client = app.test_client()
@@ -363,11 +355,11 @@ def _slots(aggregator: Aggregator) -> list[tuple[str | None, str, str | None, in
 
 
 def test_every_slot_of_an_endpoint_is_found_by_the_middleware(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver
+    make_app: AppFactory, udp: UdpReceiver
 ) -> None:
     """An endpoint answering several methods and statuses has one slot per pair; the
     middleware finds each of them, not only the first."""
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
 
     @app.route("/", methods=["GET", "POST"])
     def index() -> tuple[str, int]:
@@ -399,12 +391,12 @@ def test_every_slot_of_an_endpoint_is_found_by_the_middleware(
 
 
 def test_invented_methods_and_status_lines_keep_the_table_bounded(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver
+    make_app: AppFactory, udp: UdpReceiver
 ) -> None:
     """Clients inventing methods (and an app inventing status lines) cannot grow the
     table: past :data:`ENDPOINT_SLOTS` per endpoint, requests are aggregated under
     their metric names, which are bounded, and every one is still counted."""
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
 
     @app.get("/")
     def index() -> Response:
@@ -429,11 +421,11 @@ def test_invented_methods_and_status_lines_keep_the_table_bounded(
 
 
 def test_a_method_sent_in_lower_case_is_named_as_werkzeug_reads_it(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver
+    make_app: AppFactory, udp: UdpReceiver
 ) -> None:
     """The middleware takes the method from the environ (as ``request.method`` does,
     before Werkzeug upper-cases it); ``get`` and ``GET`` are one metric name."""
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
     app.add_url_rule("/", "index", lambda: request.method)
     bodies = []
     for method in ("GET", "get", "get", "GET"):
@@ -451,10 +443,10 @@ def test_a_method_sent_in_lower_case_is_named_as_werkzeug_reads_it(
 
 
 def test_a_full_table_sends_new_endpoints_to_the_overflow(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
+    make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(aggregation, "TABLE_ENDPOINTS", 2)
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
     for number in range(4):
         app.add_url_rule(f"/{number}", f"page{number}", lambda: "ok")
     client = app.test_client()
@@ -472,10 +464,10 @@ def test_a_full_table_sends_new_endpoints_to_the_overflow(
 
 
 def test_a_full_list_sends_requests_to_the_lock_and_all_are_counted(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
+    make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(aggregation, "COLLECTED", 3)
-    app = metrics_app(
+    app = make_app(
         **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0, OBSERVE_STATSD_TIMER_SAMPLES=2)
     )
     app.add_url_rule("/", "index", lambda: "ok")
@@ -493,11 +485,11 @@ def test_a_full_list_sends_requests_to_the_lock_and_all_are_counted(
 
 
 def test_sampled_requests_are_chosen_before_they_are_counted(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
+    make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a sample rate, each request is drawn once: those drawn in are counted
     (and scaled up by the daemon), the others leave no trace."""
-    app = metrics_app(
+    app = make_app(
         **udp_config(udp, OBSERVE_STATSD_SAMPLE_RATE=0.5, OBSERVE_STATSD_FLUSH_INTERVAL=60.0)
     )
     app.add_url_rule("/", "index", lambda: "ok")

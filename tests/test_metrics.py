@@ -32,7 +32,7 @@ from flask_observe.extension import get_state
 from flask_observe.naming import clean_part
 from flask_observe.record import RequestRecord
 from tests.support.apps import add_api_routes
-from tests.support.apps import AppFactory as MetricsAppFactory
+from tests.support.apps import AppFactory
 from tests.support.metrics import counter_total
 from tests.support.metrics import flush
 from tests.support.metrics import line_config
@@ -95,11 +95,9 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("dialect", list(EXPECTED))
-def test_request_lines_on_the_wire(
-    dialect: str, metrics_app: MetricsAppFactory, udp: UdpReceiver
-) -> None:
+def test_request_lines_on_the_wire(dialect: str, make_app: AppFactory, udp: UdpReceiver) -> None:
     """Without aggregation, each request's lines in order."""
-    app = metrics_app(
+    app = make_app(
         **line_config(udp, OBSERVE_STATSD_PREFIX="p", OBSERVE_STATSD_TAGS=dialect),
         PROPAGATE_EXCEPTIONS=False,
     )
@@ -119,9 +117,9 @@ def test_request_lines_on_the_wire(
 
 @pytest.mark.parametrize("aggregate", [True, False], ids=["aggregated", "lines"])
 def test_timer_measures_until_the_streamed_body_closed(
-    aggregate: bool, metrics_app: MetricsAppFactory, udp: UdpReceiver
+    aggregate: bool, make_app: AppFactory, udp: UdpReceiver
 ) -> None:
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_AGGREGATE=aggregate))
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_AGGREGATE=aggregate))
     pause = 0.05
 
     @app.get("/stream")
@@ -143,7 +141,7 @@ def test_timer_measures_until_the_streamed_body_closed(
     assert timer_ms - header_ms >= pause * 1000 - 0.002
 
 
-def test_lines_match_pystatsd(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
+def test_lines_match_pystatsd(make_app: AppFactory, udp: UdpReceiver) -> None:
     """Our none-dialect lines are byte for byte what pystatsd sends for the same calls."""
     reference = statsd.StatsClient("127.0.0.1", udp.port, prefix="p")
     try:
@@ -159,7 +157,7 @@ def test_lines_match_pystatsd(metrics_app: MetricsAppFactory, udp: UdpReceiver) 
         expected = udp.wait_for(9)
     finally:
         reference.close()
-    app = metrics_app(**line_config(udp, OBSERVE_STATSD_PREFIX="p"))
+    app = make_app(**line_config(udp, OBSERVE_STATSD_PREFIX="p"))
     with app.app_context():
         metrics.incr("jobs.sent")
         metrics.incr("jobs.sent", 3)
@@ -184,9 +182,9 @@ def test_lines_match_pystatsd(metrics_app: MetricsAppFactory, udp: UdpReceiver) 
     ],
 )
 def test_api_tags_per_dialect(
-    dialect: str, expected: str, metrics_app: MetricsAppFactory, udp: UdpReceiver
+    dialect: str, expected: str, make_app: AppFactory, udp: UdpReceiver
 ) -> None:
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_PREFIX="p", OBSERVE_STATSD_TAGS=dialect))
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_PREFIX="p", OBSERVE_STATSD_TAGS=dialect))
     with app.app_context():
         metrics.incr("mail.sent", 2, tags={"queue": "bulk", "region": "eu"})
     flush(app)
@@ -210,9 +208,9 @@ def test_api_on_app_without_observe_raises_clearly() -> None:
 
 
 def test_timer_context_manager_decorator_and_server_timing(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver
+    make_app: AppFactory, udp: UdpReceiver
 ) -> None:
-    app = metrics_app(**udp_config(udp))
+    app = make_app(**udp_config(udp))
 
     @metrics.timer("work.sync")
     def work() -> int:
@@ -249,8 +247,8 @@ def test_timer_context_manager_decorator_and_server_timing(
     assert float(sync.split(":")[1].split("|")[0]) >= 10.0
 
 
-def test_timed_view_emits_a_timer(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_PREFIX="p"))
+def test_timed_view_emits_a_timer(make_app: AppFactory, udp: UdpReceiver) -> None:
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_PREFIX="p"))
 
     @app.get("/report")
     @timed("report.build")
@@ -263,9 +261,9 @@ def test_timed_view_emits_a_timer(metrics_app: MetricsAppFactory, udp: UdpReceiv
 
 
 def test_development_default_records_and_sends_nothing(
-    metrics_app: MetricsAppFactory,
+    make_app: AppFactory,
 ) -> None:
-    app = metrics_app(OBSERVE_STATSD_PREFIX="dev")
+    app = make_app(OBSERVE_STATSD_PREFIX="dev")
 
     @app.get("/")
     def index() -> str:
@@ -293,8 +291,8 @@ def test_production_without_host_has_no_hook() -> None:
         metrics.incr("x")  # no host, no recording: nothing happens, nothing raises
 
 
-def test_recording_can_be_forced_off_in_testing(metrics_app: MetricsAppFactory) -> None:
-    app = metrics_app(OBSERVE_METRICS_RECORD=False)
+def test_recording_can_be_forced_off_in_testing(make_app: AppFactory) -> None:
+    app = make_app(OBSERVE_METRICS_RECORD=False)
     assert get_state(app).finish_hooks == ()
     seen: list[RequestRecord | None] = []
 
@@ -319,10 +317,8 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("name", HOSTILE)
-def test_hostile_names_are_cleaned(
-    name: str, metrics_app: MetricsAppFactory, udp: UdpReceiver
-) -> None:
-    app = metrics_app(**line_config(udp, OBSERVE_STATSD_MAX_PACKET=8192))
+def test_hostile_names_are_cleaned(name: str, make_app: AppFactory, udp: UdpReceiver) -> None:
+    app = make_app(**line_config(udp, OBSERVE_STATSD_MAX_PACKET=8192))
 
     def view() -> str:
         metrics.incr(name, tags={name: name})
@@ -347,10 +343,8 @@ def test_hostile_names_are_cleaned(
     assert len(clean) <= 100
 
 
-def test_oversize_line_is_dropped_and_counted(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver
-) -> None:
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_MAX_PACKET=64))
+def test_oversize_line_is_dropped_and_counted(make_app: AppFactory, udp: UdpReceiver) -> None:
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_MAX_PACKET=64))
     with app.app_context():
         metrics.incr("short")
         metrics.incr("x" * 90)
@@ -363,8 +357,8 @@ def test_oversize_line_is_dropped_and_counted(
     assert all(len(packet) <= 64 for packet in udp.packets)
 
 
-def test_packets_respect_the_size_limit(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_MAX_PACKET=200))
+def test_packets_respect_the_size_limit(make_app: AppFactory, udp: UdpReceiver) -> None:
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_MAX_PACKET=200))
     with app.app_context():
         for number in range(100):
             metrics.incr(f"counter.{number}")
@@ -375,8 +369,8 @@ def test_packets_respect_the_size_limit(metrics_app: MetricsAppFactory, udp: Udp
     assert len(udp.packets) > 5
 
 
-def test_random_unmatched_paths_keep_names_bounded(metrics_app: MetricsAppFactory) -> None:
-    app = metrics_app()
+def test_random_unmatched_paths_keep_names_bounded(make_app: AppFactory) -> None:
+    app = make_app()
     add_api_routes(app)
     names: set[str] = set()
     get_state(app).add_finish_hook(
@@ -403,7 +397,7 @@ def test_random_unmatched_paths_keep_names_bounded(metrics_app: MetricsAppFactor
 
 
 def test_unresolvable_host_at_start_then_resolves(
-    metrics_app: MetricsAppFactory,
+    make_app: AppFactory,
     udp: UdpReceiver,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -426,7 +420,7 @@ def test_unresolvable_host_at_start_then_resolves(
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     caplog.set_level(logging.WARNING, logger="flask_observe")
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_HOST="statsd.flask-observe.test"))
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_HOST="statsd.flask-observe.test"))
     client_ = metrics.client(app)
     assert client_ is not None
     client_.resolve_interval = 0.1
@@ -455,14 +449,12 @@ def test_unresolvable_host_at_start_then_resolves(
 
 @pytest.mark.parametrize("aggregate", [True, False], ids=["aggregated", "lines"])
 @pytest.mark.parametrize("protocol", ["udp", "tcp"])
-def test_daemon_down_raises_nothing(
-    protocol: str, aggregate: bool, metrics_app: MetricsAppFactory
-) -> None:
+def test_daemon_down_raises_nothing(protocol: str, aggregate: bool, make_app: AppFactory) -> None:
     kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
     with socket.socket(socket.AF_INET, kind) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = metrics_app(
+    app = make_app(
         OBSERVE_STATSD_HOST="127.0.0.1",
         OBSERVE_STATSD_PORT=port,
         OBSERVE_STATSD_PROTOCOL=protocol,
@@ -494,12 +486,12 @@ def test_daemon_down_raises_nothing(
         )
 
 
-def test_tcp_transport(metrics_app: MetricsAppFactory) -> None:
+def test_tcp_transport(make_app: AppFactory) -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(1)
         server.settimeout(5)
-        app = metrics_app(
+        app = make_app(
             OBSERVE_STATSD_HOST="127.0.0.1",
             OBSERVE_STATSD_PORT=server.getsockname()[1],
             OBSERVE_STATSD_PROTOCOL="tcp",
@@ -517,22 +509,20 @@ def test_tcp_transport(metrics_app: MetricsAppFactory) -> None:
     assert data == b"over.tcp:1|c\nagain:1|c\n"
 
 
-def test_unix_transport(metrics_app: MetricsAppFactory, tmp_path: Path) -> None:
+def test_unix_transport(make_app: AppFactory, tmp_path: Path) -> None:
     path = str(tmp_path / "statsd.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
         server.bind(path)
         server.settimeout(5)
-        app = metrics_app(OBSERVE_STATSD_HOST=path, OBSERVE_STATSD_PROTOCOL="unix")
+        app = make_app(OBSERVE_STATSD_HOST=path, OBSERVE_STATSD_PROTOCOL="unix")
         with app.app_context():
             metrics.timing("over.unix", 1.5)
         flush(app)
         assert server.recv(4096) == b"over.unix:1.500000|ms"
 
 
-def test_sampling_marks_lines_with_the_rate(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver
-) -> None:
-    app = metrics_app(**line_config(udp, OBSERVE_STATSD_SAMPLE_RATE=0.25))
+def test_sampling_marks_lines_with_the_rate(make_app: AppFactory, udp: UdpReceiver) -> None:
+    app = make_app(**line_config(udp, OBSERVE_STATSD_SAMPLE_RATE=0.25))
     app.add_url_rule("/", "index", lambda: "ok")
     client = app.test_client()
     for _ in range(400):
@@ -547,9 +537,9 @@ def test_sampling_marks_lines_with_the_rate(
     assert all(line.endswith("|ms|@0.25") for line in timers)
 
 
-def test_thread_safe_under_many_threads(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
+def test_thread_safe_under_many_threads(make_app: AppFactory, udp: UdpReceiver) -> None:
     udp.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-    app = metrics_app(**line_config(udp))
+    app = make_app(**line_config(udp))
     app.add_url_rule("/", "index", lambda: "ok")
     received = requests_from_threads(app, udp)
     assert received.count("response.index.GET.200:1|c") == 2000
@@ -559,9 +549,9 @@ def test_thread_safe_under_many_threads(metrics_app: MetricsAppFactory, udp: Udp
 
 @pytest.mark.parametrize("aggregate", [True, False], ids=["aggregated", "lines"])
 def test_fork_child_sends_its_own_metrics(
-    aggregate: bool, metrics_app: MetricsAppFactory, udp: UdpReceiver
+    aggregate: bool, make_app: AppFactory, udp: UdpReceiver
 ) -> None:
-    app = metrics_app(
+    app = make_app(
         **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=30.0, OBSERVE_STATSD_AGGREGATE=aggregate)
     )
     app.add_url_rule("/parent", "parent", lambda: "ok")
@@ -671,8 +661,8 @@ def test_invalid_metrics_configuration_names_the_key(key: str, value: object) ->
 # -- CLI ---------------------------------------------------------------------------------
 
 
-def test_cli_metrics_lists_names_per_route(metrics_app: MetricsAppFactory) -> None:
-    app = metrics_app(OBSERVE_STATSD_PREFIX="shop")
+def test_cli_metrics_lists_names_per_route(make_app: AppFactory) -> None:
+    app = make_app(OBSERVE_STATSD_PREFIX="shop")
     add_api_routes(app)
     result = app.test_cli_runner().invoke(args=["observe", "metrics"])
     assert result.exit_code == 0, result.output
@@ -682,8 +672,8 @@ def test_cli_metrics_lists_names_per_route(metrics_app: MetricsAppFactory) -> No
     assert "counter  shop.response._unmatched.<METHOD>.<status>" in result.output
 
 
-def test_cli_metrics_marks_excluded_paths_and_static(metrics_app: MetricsAppFactory) -> None:
-    app = metrics_app(OBSERVE_EXCLUDE_PATHS=["/health", "/assets/*"])
+def test_cli_metrics_marks_excluded_paths_and_static(make_app: AppFactory) -> None:
+    app = make_app(OBSERVE_EXCLUDE_PATHS=["/health", "/assets/*"])
 
     @app.get("/health")
     def health() -> str:
@@ -700,41 +690,41 @@ def test_cli_metrics_marks_excluded_paths_and_static(metrics_app: MetricsAppFact
     # static is measured unless excluded, and the listing says how to exclude it
     assert "GET /static/<path:filename>  ->  static\n" in output
     assert "OBSERVE_EXCLUDE_PATHS = ['/static/*'] stops them" in output
-    excluded = metrics_app(OBSERVE_EXCLUDE_PATHS=["/static/*"])
+    excluded = make_app(OBSERVE_EXCLUDE_PATHS=["/static/*"])
     output = excluded.test_cli_runner().invoke(args=["observe", "metrics"]).output
     assert "GET /static/<path:filename>  ->  static  (not emitting" in output
 
 
-def test_cli_metrics_in_a_tag_dialect(metrics_app: MetricsAppFactory) -> None:
-    app = metrics_app(OBSERVE_STATSD_TAGS="dogstatsd")
+def test_cli_metrics_in_a_tag_dialect(make_app: AppFactory) -> None:
+    app = make_app(OBSERVE_STATSD_TAGS="dogstatsd")
     add_api_routes(app)
     result = app.test_cli_runner().invoke(args=["observe", "metrics"])
     assert "timer    request #endpoint:api.get_item,method:GET" in result.output
 
 
-def test_cli_check_udp_sent(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_PREFIX="p"))
+def test_cli_check_udp_sent(make_app: AppFactory, udp: UdpReceiver) -> None:
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_PREFIX="p"))
     result = app.test_cli_runner().invoke(args=["observe", "check"])
     assert result.exit_code == 0, result.output
     assert "sent over UDP" in result.output
     assert udp.wait_for(1) == ["p.flask_observe.check:1|c"]
 
 
-def test_cli_check_udp_nobody_listening(metrics_app: MetricsAppFactory) -> None:
+def test_cli_check_udp_nobody_listening(make_app: AppFactory) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = metrics_app(OBSERVE_STATSD_HOST="127.0.0.1", OBSERVE_STATSD_PORT=port)
+    app = make_app(OBSERVE_STATSD_HOST="127.0.0.1", OBSERVE_STATSD_PORT=port)
     result = app.test_cli_runner().invoke(args=["observe", "check"])
     assert result.exit_code == 1
     assert "refused" in result.output
 
 
-def test_cli_check_tcp(metrics_app: MetricsAppFactory) -> None:
+def test_cli_check_tcp(make_app: AppFactory) -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(1)
-        app = metrics_app(
+        app = make_app(
             OBSERVE_STATSD_HOST="127.0.0.1",
             OBSERVE_STATSD_PORT=server.getsockname()[1],
             OBSERVE_STATSD_PROTOCOL="tcp",
@@ -747,8 +737,8 @@ def test_cli_check_tcp(metrics_app: MetricsAppFactory) -> None:
             assert conn.recv(100) == b"flask_observe.check:1|c\n"
 
 
-def test_cli_check_without_host(metrics_app: MetricsAppFactory) -> None:
-    result = metrics_app().test_cli_runner().invoke(args=["observe", "check"])
+def test_cli_check_without_host(make_app: AppFactory) -> None:
+    result = make_app().test_cli_runner().invoke(args=["observe", "check"])
     assert result.exit_code == 1
     assert "OBSERVE_STATSD_HOST is not set" in result.output
 
