@@ -29,6 +29,7 @@ from tests.support.sentry import SilentServer
 if t.TYPE_CHECKING:
     from werkzeug.test import TestResponse
 
+
 #: Every value here must be absent from every byte the receiver gets.
 PII: dict[str, str] = {
     "password": "pw-Kd93hQ",
@@ -381,12 +382,86 @@ def test_fork_recreates_the_client_instead_of_resending(receiver: EnvelopeReceiv
     assert [e["event_id"] for e in events] == [child_id]
 
 
-def test_errors_and_sentry_meet_only_in_the_extension() -> None:
-    """errors gets its capture callable from init_app: neither imports the other."""
-    from tests.test_package import import_graph
+# --- the thread's context ---------------------------------------------------------------
 
-    graph = import_graph()
-    sentry_modules = {name for name in graph if name.startswith("flask_observe.sentry")}
-    assert "flask_observe.sentry.capture" in sentry_modules
-    assert graph["flask_observe.errors"] & sentry_modules == set()
-    assert {name for name in sentry_modules if "flask_observe.errors" in graph[name]} == set()
+#: Serves a success, an unhandled error (answered by the app's own 500 handler, which
+#: reads sentry_sdk.last_event_id()) and a success again in a fresh interpreter, and
+#: prints what each request saw and what the main thread's context holds in between.
+_CONTEXT_SCRIPT = """
+import contextvars, json, sys
+from flask import Flask
+from flask_observe import Observe
+
+def names():
+    return sorted(var.name for var in contextvars.copy_context())
+
+app = Flask("context")
+app.config.update(json.loads(sys.argv[1]))
+
+def last_id():  # read in a copy: sentry-sdk sets the scope it reads, if none is set
+    sdk = sys.modules.get("sentry_sdk")
+    return contextvars.copy_context().run(sdk.last_event_id) if sdk is not None else None
+
+@app.get("/ok")
+def ok():
+    return {"vars": names(), "last": last_id()}
+
+@app.get("/boom")
+def boom():
+    raise RuntimeError("boom")
+
+@app.errorhandler(500)
+def own_500(error):
+    return {"vars": names(), "last": last_id()}, 500
+
+Observe(app)
+client = app.test_client()
+report = {"init": names()}
+report["ok"] = client.get("/ok").json
+report["after_ok"] = names()
+response = client.get("/boom")
+report["boom"] = response.json
+report["after_boom"] = names()
+report["ok_again"] = client.get("/ok").json
+report["after_all"] = names()
+report["sdk_imported"] = "sentry_sdk" in sys.modules
+print(json.dumps(report))
+"""
+
+
+def _context_report(**config: object) -> dict[str, t.Any]:
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", _CONTEXT_SCRIPT, json.dumps(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return t.cast("dict[str, t.Any]", json.loads(result.stdout.splitlines()[-1]))
+
+
+def test_timing_alone_never_imports_sentry_sdk() -> None:
+    """Importing sentry-sdk sets three context variables in the importing thread, which
+    makes each of Flask's own context changes dearer on every later request: an app
+    with no Sentry configured must not pay for it, errors included."""
+    report = _context_report(PROPAGATE_EXCEPTIONS=False)
+    assert report["sdk_imported"] is False
+    assert report["ok"]["vars"] == ["flask.app_ctx", "flask.request_ctx"]
+    assert report["init"] == report["after_ok"] == report["after_all"] == []
+
+
+def test_sentry_leaves_the_thread_context_as_it_found_it() -> None:
+    """With a DSN, sentry-sdk is imported and initialised, and an error is captured,
+    all without leaving a variable in the serving thread's context; within the
+    request, sentry_sdk.last_event_id() answers the captured id, and only there."""
+    report = _context_report(
+        PROPAGATE_EXCEPTIONS=False,
+        OBSERVE_SENTRY_DSN=closed_port_dsn(),
+        OBSERVE_SENTRY_ERROR_RATE=None,
+    )
+    assert report["sdk_imported"] is True
+    assert report["init"] == report["after_ok"] == report["after_boom"] == report["after_all"] == []
+    assert report["ok"] == {"vars": ["flask.app_ctx", "flask.request_ctx"], "last": None}
+    assert report["boom"]["last"] is not None and len(report["boom"]["last"]) == 32
+    assert report["ok_again"]["last"] is None  # the id does not leak into the next request
