@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from benchmarks import errors
-from tests.benchmarks.test_overhead import ratio_table
-from tests.benchmarks.test_overhead import run_module
+from tests.support.benchmarks import ratio_table
+from tests.support.benchmarks import run_module
 
 pytestmark = pytest.mark.services
 
