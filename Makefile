@@ -58,7 +58,7 @@ matrix: venv services chroots min-deps
 
 test: lint typecheck docs matrix sentry-matrix
 
-# tests/test_sentry*.py against the lowest sentry-sdk pyproject.toml declares and the
+# tests/sentry/ against the lowest sentry-sdk pyproject.toml declares and the
 # newest on the index (scripts/sentry_matrix.sh; each installed under .cache/): 20 to
 # 35 s, part of `make test`.
 sentry-matrix: venv

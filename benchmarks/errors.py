@@ -22,8 +22,8 @@ Flask logs the traceback, into a null stream):
     (wall clock) but is not counted in ``--instructions``; the queue drops the oldest
     events it cannot keep up with.
 ``sentry-inline``
-    the 0.1 path, for comparison: each event built and captured in the request thread
-    (``benchmarks/sentry_baseline.py``), throttle off.
+    in-request capture, for comparison: each event built and captured in the request
+    thread (``benchmarks/sentry_baseline.py``), throttle off.
 ``sentry_flask``
     bare Flask with sentry-sdk's stock integrations (``FlaskIntegration``), the same
     receiver.
@@ -41,7 +41,7 @@ sentry-sdk's transport run on other threads and are left out: that is the point.
 
 Load (``--load``): gunicorn (4 sync workers) serving a small app, wrk with 8 connections,
 one request in ten raising the same error; requests/s with Sentry armed against the same
-app with Sentry off (and bare Flask, and the 0.1 path), then 50 distinct errors, each of
+app with Sentry off (and bare Flask, and in-request capture), then 50 distinct errors, each of
 which must reach the receiver.
 """
 
@@ -245,7 +245,7 @@ def settle(name: str) -> None:
 def load_app(mode: str = "sentry-off") -> Flask:
     """The app gunicorn serves in ``--load`` (``benchmarks.errors:load_app("...")``):
     ``bare``, ``sentry-off``, ``sentry`` (the DSN from ``BENCH_SENTRY_DSN``) or
-    ``sentry-inline`` (the 0.1 path). Flask logs each traceback to gunicorn's error log,
+    ``sentry-inline`` (in-request capture). Flask logs each traceback to gunicorn's error log,
     as in production."""
     from flask_observe import Observe
 

@@ -4,7 +4,7 @@ statsd daemon and a real Sentry envelope receiver, all on loopback.
 Each scenario runs for a fixed time and stops by itself; the whole run is bounded.
 
     python -m benchmarks.load               # the long run (10 s per phase)
-    python -m benchmarks.load --seconds 2   # what `make test` runs through tests/test_load.py
+    python -m benchmarks.load --seconds 2   # the short run of tests/integration/test_load.py
 
 Scenarios (each prints bare Flask vs Flask-Observe where a comparison means something):
 

@@ -1,14 +1,15 @@
-"""The 0.1 way of capturing an error, kept as the baseline the benchmarks and the tests
-compare Flask-Observe's capture worker with: the event built and captured in the
-request thread, with sentry-sdk's ``event_from_exception``, written here apart from the
-package's own :func:`flask_observe.sentry.events.build_event`.
+"""In-request capture: the baseline the benchmarks and the tests compare Flask-Observe's
+capture worker with. Each event is built and captured in the request thread, with
+sentry-sdk's ``event_from_exception``, written here apart from the package's own
+:func:`flask_observe.sentry.events.build_event`.
 
     from benchmarks.sentry_baseline import build_in_request
 
     build_in_request(app)  # an app initialised with Flask-Observe and Sentry
 
-The app's events then go through everything else as before (throttle, request data,
-scopes, event id in the response); only where and how the event is built changes.
+Everything else on the app's error path is the same as with the worker (throttle,
+request data, scopes, event id in the response); only where and how the event is built
+differ.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ if t.TYPE_CHECKING:
 
 
 def build_in_request(app: Flask) -> None:
-    """Make *app* build and capture each event in the request thread, as 0.1 did."""
+    """Make *app* build and capture each event in the request thread."""
     sentry = get_state(app).part(SentryState)
     if sentry is None:
         raise RuntimeError(f"Flask-Observe's Sentry capture is not set up on {app.name!r}")
@@ -36,8 +37,9 @@ def build_in_request(app: Flask) -> None:
 
 
 def capture_in_request(pending: PendingEvent) -> str | None:
-    """Build and capture *pending*'s event right here, as 0.1's ``capture_event`` did;
-    the id sentry-sdk gave it, or ``None`` when it was dropped.
+    """Build and capture *pending*'s event right here, in the request thread, with
+    sentry-sdk's ``event_from_exception``; the id sentry-sdk gave it, or ``None`` when it
+    was dropped.
 
     Runs in a copy of the request's context (the caller makes it), in forks of the
     request's scopes or fresh ones; ``DedupeIntegration`` and ``before_send`` apply.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Sentry tests (tests/test_sentry*.py) against the lowest sentry-sdk that
+# The Sentry tests (tests/sentry/) against the lowest sentry-sdk that
 # pyproject.toml declares and against the newest one the index has: `make sentry-matrix`.
 #
 # Each version is installed alone (no dependencies: the virtualenv has them) under
@@ -25,7 +25,7 @@ run() {
     local version
     version="$(PYTHONPATH="$target" "$BIN/python" -c 'import sentry_sdk; print(sentry_sdk.VERSION)')"
     echo "== sentry-sdk $version ($label)"
-    PYTHONPATH="$target" "$BIN/python" -m pytest -q -p no:cacheprovider tests/test_sentry*.py "${@:3}"
+    PYTHONPATH="$target" "$BIN/python" -m pytest -q -p no:cacheprovider tests/sentry/ "${@:3}"
 }
 
 start=$SECONDS

@@ -70,12 +70,6 @@ def make_app() -> Iterator[apps.AppFactory]:
 
 
 @pytest.fixture
-def metrics_app(make_app: apps.AppFactory) -> apps.AppFactory:
-    """The ``make_app`` fixture, under the name the metrics tests use."""
-    return make_app
-
-
-@pytest.fixture
 def app(make_app: apps.AppFactory) -> Flask:
     return make_app()
 

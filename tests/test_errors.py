@@ -1,5 +1,6 @@
-"""JSON problem errors: every failure kind, APIError, register_error, custom bodies and
-the last-resort path (no Sentry here: see test_sentry.py)."""
+"""JSON problem errors: every failure kind, APIError, register_error, custom bodies, the
+last-resort path, and the secrets masked in a body's detail (no Sentry here: see
+``tests/sentry/``)."""
 
 from __future__ import annotations
 
@@ -546,3 +547,56 @@ def test_many_apps_one_process(make_app: Callable[..., Flask]) -> None:
 def test_invalid_dsn_fails_at_init() -> None:
     with pytest.raises(ConfigError, match="OBSERVE_SENTRY_DSN"):
         build_app(OBSERVE_SENTRY_DSN="not a dsn")
+
+
+# --- secrets in the detail ------------------------------------------------------------
+
+
+class LookupFailed(Exception):
+    """A domain exception mapped to 404."""
+
+
+def body_app(**config: object) -> Flask:
+    app = Flask("body_secrets")
+    app.config.update(PROPAGATE_EXCEPTIONS=False, **config)
+    observe = Observe()
+    observe.register_error(LookupFailed, 404)
+    observe.init_app(app)
+
+    @app.get("/db")
+    def db() -> str:
+        raise RuntimeError("cannot reach postgres://app:hunter2@db/x (ssn=078-05-1120)")
+
+    @app.get("/lookup")
+    def lookup() -> str:
+        raise LookupFailed("no user for api_key=k-4242 at https://admin:pw9@idp/x")
+
+    @app.get("/api")
+    def api() -> str:
+        raise APIError("token: expected 32 characters", status=400)
+
+    return app
+
+
+def test_debug_detail_masks_the_exceptions_secrets() -> None:
+    app = body_app(DEBUG=True, OBSERVE_SCRUB_KEYS=["ssn"])
+    response = app.test_client().get("/db")
+    assert response.status_code == 500
+    assert response.json is not None
+    assert response.json["detail"] == (
+        "RuntimeError: cannot reach postgres://[Filtered]@db/x (ssn=[Filtered])"
+    )
+
+
+def test_mapped_exception_detail_masks_its_secrets() -> None:
+    response = body_app().test_client().get("/lookup")
+    assert response.status_code == 404
+    assert response.json is not None
+    assert response.json["detail"] == "no user for api_key=[Filtered] at https://[Filtered]@idp/x"
+
+
+def test_a_message_written_for_the_client_is_kept() -> None:
+    response = body_app().test_client().get("/api")
+    assert response.status_code == 400
+    assert response.json is not None
+    assert response.json["detail"] == "token: expected 32 characters"

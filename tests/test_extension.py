@@ -1,30 +1,23 @@
-"""The extension contract: per-app state, app factories, many apps, no side effects."""
+"""The extension contract: no app kept on the extension, app factories, many apps, apps
+freed by the collector, no side effects, and a refused feature leaving the app as it was."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
 import typing as t
+import weakref
 
 import pytest
 from flask import Flask
 
 from flask_observe import Observe
-from flask_observe.extension import get_state
-from flask_observe.extension import ObserveState
+from tests.support.apps import plain_app
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable
-
-
-def test_state_lives_in_app_extensions(app: Flask) -> None:
-    state = app.extensions["observe"]
-    assert isinstance(state, ObserveState)
-    assert state.config.runtime_header is True
-    with app.app_context():
-        assert get_state() is state
-    assert get_state(app) is state
+    pass
 
 
 def test_extension_object_keeps_no_app() -> None:
@@ -42,14 +35,6 @@ def test_init_twice_raises(app: Flask) -> None:
         Observe(app)
     with pytest.raises(RuntimeError, match="already registered"):
         Observe().init_app(app)
-
-
-def test_get_state_explains_what_is_missing() -> None:
-    with pytest.raises(RuntimeError, match="needs an application context"):
-        get_state()
-    app = Flask("plain")
-    with pytest.raises(RuntimeError, match="Did you forget to call Observe.init_app"):
-        get_state(app)
 
 
 def test_factory_pattern_with_different_configs() -> None:
@@ -112,24 +97,6 @@ def test_register_error_validates_its_arguments() -> None:
         observe.register_error("DoesNotExist", 404)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="400 to 599"):
         observe.register_error(DoesNotExist, 200)
-
-
-def test_finish_hook_added_after_init_gets_records(make_app: Callable[..., Flask]) -> None:
-    app = make_app()
-
-    @app.get("/items/<int:number>")
-    def item(number: int) -> str:
-        return str(number)
-
-    seen: list[tuple[str | None, str, int]] = []
-    app.extensions["observe"].add_finish_hook(
-        lambda record: seen.append((record.endpoint, record.method, record.status))
-    )
-    app.test_client().get("/items/3").close()
-    app.test_client().post("/items/3").close()
-    app.test_client().get("/nowhere").close()
-    # A 405 matched no rule for its method: Flask sets no url_rule, like a 404.
-    assert seen == [("item", "GET", 200), (None, "POST", 405), (None, "GET", 404)]
 
 
 def test_import_has_no_side_effects_and_needs_no_extra() -> None:
@@ -207,3 +174,17 @@ def test_a_refused_feature_leaves_the_app_as_it_was(config: dict[str, object], k
     after = registrations(app)
     assert after == before
     assert "observe" not in app.extensions
+
+
+# --- garbage collection ----------------------------------------------------------------
+
+
+def test_apps_with_observe_are_freed_by_the_collector() -> None:
+    refs = []
+    for index in range(20):
+        app = plain_app(OBSERVE_EXCLUDE_PATHS=["/health"], TESTING=bool(index % 2))
+        app.test_client().get("/nowhere")
+        refs.append(weakref.ref(app))
+        del app
+    gc.collect()
+    assert [ref() for ref in refs] == [None] * 20

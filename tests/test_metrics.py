@@ -1,18 +1,15 @@
 """Metrics on the wire: exact statsd lines read from a real UDP socket, the app API,
-recording, naming safety, transport failures, sampling, threads and fork."""
+recording, sampling, threads, fork, interpreter exit and many apps in one process."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import random
 import re
 import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import typing as t
 import warnings
@@ -22,17 +19,15 @@ import pytest
 import statsd
 from flask import Flask
 from flask import Response
-from werkzeug.test import EnvironBuilder
 
 from flask_observe import ConfigError
 from flask_observe import current_record
 from flask_observe import metrics
 from flask_observe import timed
 from flask_observe.extension import get_state
-from flask_observe.naming import clean_part
 from flask_observe.record import RequestRecord
 from tests.support.apps import add_api_routes
-from tests.support.apps import AppFactory as MetricsAppFactory
+from tests.support.apps import AppFactory
 from tests.support.metrics import counter_total
 from tests.support.metrics import flush
 from tests.support.metrics import line_config
@@ -42,9 +37,6 @@ from tests.support.metrics import udp_config
 from tests.support.metrics import UdpReceiver
 
 MS = r"\d+\.\d{6}"
-#: The statsd client's TCP connect timeout (flask_observe/statsd_client.py), seconds.
-CONNECT_TIMEOUT = 1.0
-LINE = re.compile(r"^[A-Za-z0-9_.-]+(?:[;,][A-Za-z0-9_.=;,-]+)?:[-+]?[0-9.]+\|(?:c|ms|g)")
 
 
 def capture_records(app: Flask) -> list[RequestRecord]:
@@ -95,11 +87,9 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("dialect", list(EXPECTED))
-def test_request_lines_on_the_wire(
-    dialect: str, metrics_app: MetricsAppFactory, udp: UdpReceiver
-) -> None:
+def test_request_lines_on_the_wire(dialect: str, make_app: AppFactory, udp: UdpReceiver) -> None:
     """Without aggregation, each request's lines in order."""
-    app = metrics_app(
+    app = make_app(
         **line_config(udp, OBSERVE_STATSD_PREFIX="p", OBSERVE_STATSD_TAGS=dialect),
         PROPAGATE_EXCEPTIONS=False,
     )
@@ -119,9 +109,9 @@ def test_request_lines_on_the_wire(
 
 @pytest.mark.parametrize("aggregate", [True, False], ids=["aggregated", "lines"])
 def test_timer_measures_until_the_streamed_body_closed(
-    aggregate: bool, metrics_app: MetricsAppFactory, udp: UdpReceiver
+    aggregate: bool, make_app: AppFactory, udp: UdpReceiver
 ) -> None:
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_AGGREGATE=aggregate))
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_AGGREGATE=aggregate))
     pause = 0.05
 
     @app.get("/stream")
@@ -143,7 +133,7 @@ def test_timer_measures_until_the_streamed_body_closed(
     assert timer_ms - header_ms >= pause * 1000 - 0.002
 
 
-def test_lines_match_pystatsd(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
+def test_lines_match_pystatsd(make_app: AppFactory, udp: UdpReceiver) -> None:
     """Our none-dialect lines are byte for byte what pystatsd sends for the same calls."""
     reference = statsd.StatsClient("127.0.0.1", udp.port, prefix="p")
     try:
@@ -159,7 +149,7 @@ def test_lines_match_pystatsd(metrics_app: MetricsAppFactory, udp: UdpReceiver) 
         expected = udp.wait_for(9)
     finally:
         reference.close()
-    app = metrics_app(**line_config(udp, OBSERVE_STATSD_PREFIX="p"))
+    app = make_app(**line_config(udp, OBSERVE_STATSD_PREFIX="p"))
     with app.app_context():
         metrics.incr("jobs.sent")
         metrics.incr("jobs.sent", 3)
@@ -184,9 +174,9 @@ def test_lines_match_pystatsd(metrics_app: MetricsAppFactory, udp: UdpReceiver) 
     ],
 )
 def test_api_tags_per_dialect(
-    dialect: str, expected: str, metrics_app: MetricsAppFactory, udp: UdpReceiver
+    dialect: str, expected: str, make_app: AppFactory, udp: UdpReceiver
 ) -> None:
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_PREFIX="p", OBSERVE_STATSD_TAGS=dialect))
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_PREFIX="p", OBSERVE_STATSD_TAGS=dialect))
     with app.app_context():
         metrics.incr("mail.sent", 2, tags={"queue": "bulk", "region": "eu"})
     flush(app)
@@ -210,9 +200,9 @@ def test_api_on_app_without_observe_raises_clearly() -> None:
 
 
 def test_timer_context_manager_decorator_and_server_timing(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver
+    make_app: AppFactory, udp: UdpReceiver
 ) -> None:
-    app = metrics_app(**udp_config(udp))
+    app = make_app(**udp_config(udp))
 
     @metrics.timer("work.sync")
     def work() -> int:
@@ -249,8 +239,8 @@ def test_timer_context_manager_decorator_and_server_timing(
     assert float(sync.split(":")[1].split("|")[0]) >= 10.0
 
 
-def test_timed_view_emits_a_timer(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_PREFIX="p"))
+def test_timed_view_emits_a_timer(make_app: AppFactory, udp: UdpReceiver) -> None:
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_PREFIX="p"))
 
     @app.get("/report")
     @timed("report.build")
@@ -263,9 +253,9 @@ def test_timed_view_emits_a_timer(metrics_app: MetricsAppFactory, udp: UdpReceiv
 
 
 def test_development_default_records_and_sends_nothing(
-    metrics_app: MetricsAppFactory,
+    make_app: AppFactory,
 ) -> None:
-    app = metrics_app(OBSERVE_STATSD_PREFIX="dev")
+    app = make_app(OBSERVE_STATSD_PREFIX="dev")
 
     @app.get("/")
     def index() -> str:
@@ -293,8 +283,8 @@ def test_production_without_host_has_no_hook() -> None:
         metrics.incr("x")  # no host, no recording: nothing happens, nothing raises
 
 
-def test_recording_can_be_forced_off_in_testing(metrics_app: MetricsAppFactory) -> None:
-    app = metrics_app(OBSERVE_METRICS_RECORD=False)
+def test_recording_can_be_forced_off_in_testing(make_app: AppFactory) -> None:
+    app = make_app(OBSERVE_METRICS_RECORD=False)
     assert get_state(app).finish_hooks == ()
     seen: list[RequestRecord | None] = []
 
@@ -308,231 +298,8 @@ def test_recording_can_be_forced_off_in_testing(metrics_app: MetricsAppFactory) 
     assert seen[0] is not None and seen[0].metric_lines is None
 
 
-HOSTILE = [
-    pytest.param("a|c\nevil:9|c", id="pipe-newline-injection"),
-    pytest.param("x:1|c@0.1", id="colon-at"),
-    pytest.param("café.naïve", id="non-ascii"),
-    pytest.param("e" * 300, id="300-chars"),
-    pytest.param("..dots..", id="empty-nodes"),
-    pytest.param("#tag,k=v;t=1 ", id="tag-separators"),
-]
-
-
-@pytest.mark.parametrize("name", HOSTILE)
-def test_hostile_names_are_cleaned(
-    name: str, metrics_app: MetricsAppFactory, udp: UdpReceiver
-) -> None:
-    app = metrics_app(**line_config(udp, OBSERVE_STATSD_MAX_PACKET=8192))
-
-    def view() -> str:
-        metrics.incr(name, tags={name: name})
-        return "ok"
-
-    app.add_url_rule("/hostile", endpoint=name, view_func=view)
-    response = app.test_client().open("/hostile", method="BREW\x7f", buffered=True)
-    assert response.status_code == 405  # a method outside the route still gets metrics
-    response = app.test_client().get("/hostile", buffered=True)
-    assert response.status_code == 200
-    flush(app)
-    lines = udp.wait_for(5)
-    assert len(lines) == 5, lines
-    for line in lines:
-        assert LINE.match(line), line
-        key = line.split(":")[0]
-        assert len(key) < 400
-    assert "._OTHER" in lines[0]
-    clean = clean_part(name)
-    assert lines[2].startswith(f"{clean}.{clean}:1|c")
-    assert lines[4] == f"response.{clean}.GET.200:1|c"
-    assert len(clean) <= 100
-
-
-def test_oversize_line_is_dropped_and_counted(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver
-) -> None:
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_MAX_PACKET=64))
-    with app.app_context():
-        metrics.incr("short")
-        metrics.incr("x" * 90)
-        metrics.incr("short.again")
-    client = metrics.client(app)
-    assert client is not None
-    flush(app)
-    assert udp.wait_for(2) == ["short:1|c", "short.again:1|c"]
-    assert client.dropped_lines == 1
-    assert all(len(packet) <= 64 for packet in udp.packets)
-
-
-def test_packets_respect_the_size_limit(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_MAX_PACKET=200))
-    with app.app_context():
-        for number in range(100):
-            metrics.incr(f"counter.{number}")
-    flush(app)
-    lines = udp.wait_for(100)
-    assert lines == [f"counter.{number}:1|c" for number in range(100)]
-    assert all(len(packet.encode()) <= 200 for packet in udp.packets)
-    assert len(udp.packets) > 5
-
-
-def test_random_unmatched_paths_keep_names_bounded(metrics_app: MetricsAppFactory) -> None:
-    app = metrics_app()
-    add_api_routes(app)
-    names: set[str] = set()
-    get_state(app).add_finish_hook(
-        lambda record: names.update(line.split(":")[0] for line in record.metric_lines or ())
-    )
-    rng = random.Random(1234)
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@é|\n"
-    base = EnvironBuilder(path="/").get_environ()
-
-    def start_response(
-        status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
-    ) -> t.Any:
-        return None
-
-    for _ in range(10_000):
-        path = "/" + "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
-        body = app(dict(base, PATH_INFO=path), start_response)
-        b"".join(body)
-        body.close()  # type: ignore[attr-defined]
-    routes = len(list(app.url_map.iter_rules()))
-    timers = {name for name in names if name.startswith("request.")}
-    assert 1 <= len(timers) <= routes + 1, timers
-    assert len(names) <= (routes + 1) * 4, sorted(names)
-
-
-def test_unresolvable_host_at_start_then_resolves(
-    metrics_app: MetricsAppFactory,
-    udp: UdpReceiver,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """The app starts, requests stay fast, one warning, and metrics resume once the
-    name resolves, all resolution happening off the request thread."""
-    real_getaddrinfo = socket.getaddrinfo
-    resolvable = threading.Event()
-    callers: list[str] = []
-    slow = 0.4  # each failed lookup takes this long
-
-    def getaddrinfo(host: t.Any, port: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
-        if host == "statsd.flask-observe.test":
-            callers.append(threading.current_thread().name)
-            if not resolvable.is_set():
-                time.sleep(slow)  # a slow failing resolver must not delay requests
-                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-            host = "127.0.0.1"
-        return real_getaddrinfo(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    caplog.set_level(logging.WARNING, logger="flask_observe")
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_HOST="statsd.flask-observe.test"))
-    client_ = metrics.client(app)
-    assert client_ is not None
-    client_.resolve_interval = 0.1
-    app.add_url_rule("/", "index", lambda: "ok")
-    client = app.test_client()
-    # Requests go on while the sender thread fails its first lookups, so a request that
-    # resolved, or waited for a lookup in progress, would take a good part of `slow`.
-    durations: list[float] = []
-    deadline = time.monotonic() + 10
-    while len(callers) < 2 and time.monotonic() < deadline:
-        started = time.perf_counter()
-        assert client.get("/", buffered=True).status_code == 200
-        durations.append(time.perf_counter() - started)
-        time.sleep(0.01)
-    assert len(callers) >= 2  # retried
-    assert max(durations) < slow / 2, max(durations)
-    warnings_ = [r for r in caplog.records if "unavailable" in r.getMessage()]
-    assert len(warnings_) == 1
-    resolvable.set()
-    client.get("/", buffered=True)
-    lines = udp.wait_for(2, timeout=3)
-    assert "response.index.GET.200:1|c" in lines
-    assert threading.current_thread().name not in callers
-    assert any("reachable again" in r.getMessage() for r in caplog.records)
-
-
-@pytest.mark.parametrize("aggregate", [True, False], ids=["aggregated", "lines"])
-@pytest.mark.parametrize("protocol", ["udp", "tcp"])
-def test_daemon_down_raises_nothing(
-    protocol: str, aggregate: bool, metrics_app: MetricsAppFactory
-) -> None:
-    kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = metrics_app(
-        OBSERVE_STATSD_HOST="127.0.0.1",
-        OBSERVE_STATSD_PORT=port,
-        OBSERVE_STATSD_PROTOCOL=protocol,
-        OBSERVE_STATSD_AGGREGATE=aggregate,
-    )
-    app.add_url_rule("/", "index", lambda: "ok")
-    client = app.test_client()
-    for _ in range(50):
-        assert client.get("/", buffered=True).status_code == 200
-    flush(app)
-    durations: list[float] = []
-    for _ in range(50):
-        started = time.perf_counter()
-        assert client.get("/", buffered=True).status_code == 200
-        durations.append(time.perf_counter() - started)
-    # No request waits for a connection attempt: each stays far below the sender's TCP
-    # connect timeout (a figure that holds on a slow machine, unlike a total for all).
-    assert max(durations) < CONNECT_TIMEOUT / 2, max(durations)
-    flush(app)
-    if protocol == "tcp":
-        statsd_client = metrics.client(app)
-        assert statsd_client is not None
-        # Without aggregation every line is lost; with it, a counter and the timer
-        # samples per flush.
-        assert (
-            statsd_client.dropped_lines == 200
-            if not aggregate
-            else 0 < statsd_client.dropped_lines < 200
-        )
-
-
-def test_tcp_transport(metrics_app: MetricsAppFactory) -> None:
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(1)
-        server.settimeout(5)
-        app = metrics_app(
-            OBSERVE_STATSD_HOST="127.0.0.1",
-            OBSERVE_STATSD_PORT=server.getsockname()[1],
-            OBSERVE_STATSD_PROTOCOL="tcp",
-        )
-        with app.app_context():
-            metrics.incr("over.tcp")
-            metrics.incr("again")
-        flush(app)
-        conn, _ = server.accept()
-        with conn:
-            conn.settimeout(5)
-            data = b""
-            while data.count(b"\n") < 2:
-                data += conn.recv(4096)
-    assert data == b"over.tcp:1|c\nagain:1|c\n"
-
-
-def test_unix_transport(metrics_app: MetricsAppFactory, tmp_path: Path) -> None:
-    path = str(tmp_path / "statsd.sock")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
-        server.bind(path)
-        server.settimeout(5)
-        app = metrics_app(OBSERVE_STATSD_HOST=path, OBSERVE_STATSD_PROTOCOL="unix")
-        with app.app_context():
-            metrics.timing("over.unix", 1.5)
-        flush(app)
-        assert server.recv(4096) == b"over.unix:1.500000|ms"
-
-
-def test_sampling_marks_lines_with_the_rate(
-    metrics_app: MetricsAppFactory, udp: UdpReceiver
-) -> None:
-    app = metrics_app(**line_config(udp, OBSERVE_STATSD_SAMPLE_RATE=0.25))
+def test_sampling_marks_lines_with_the_rate(make_app: AppFactory, udp: UdpReceiver) -> None:
+    app = make_app(**line_config(udp, OBSERVE_STATSD_SAMPLE_RATE=0.25))
     app.add_url_rule("/", "index", lambda: "ok")
     client = app.test_client()
     for _ in range(400):
@@ -547,9 +314,9 @@ def test_sampling_marks_lines_with_the_rate(
     assert all(line.endswith("|ms|@0.25") for line in timers)
 
 
-def test_thread_safe_under_many_threads(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
+def test_thread_safe_under_many_threads(make_app: AppFactory, udp: UdpReceiver) -> None:
     udp.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-    app = metrics_app(**line_config(udp))
+    app = make_app(**line_config(udp))
     app.add_url_rule("/", "index", lambda: "ok")
     received = requests_from_threads(app, udp)
     assert received.count("response.index.GET.200:1|c") == 2000
@@ -559,9 +326,9 @@ def test_thread_safe_under_many_threads(metrics_app: MetricsAppFactory, udp: Udp
 
 @pytest.mark.parametrize("aggregate", [True, False], ids=["aggregated", "lines"])
 def test_fork_child_sends_its_own_metrics(
-    aggregate: bool, metrics_app: MetricsAppFactory, udp: UdpReceiver
+    aggregate: bool, make_app: AppFactory, udp: UdpReceiver
 ) -> None:
-    app = metrics_app(
+    app = make_app(
         **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=30.0, OBSERVE_STATSD_AGGREGATE=aggregate)
     )
     app.add_url_rule("/parent", "parent", lambda: "ok")
@@ -666,131 +433,3 @@ def test_invalid_metrics_configuration_names_the_key(key: str, value: object) ->
     app.config[key] = value
     with pytest.raises(ConfigError, match=key):
         Observe(app)
-
-
-# -- CLI ---------------------------------------------------------------------------------
-
-
-def test_cli_metrics_lists_names_per_route(metrics_app: MetricsAppFactory) -> None:
-    app = metrics_app(OBSERVE_STATSD_PREFIX="shop")
-    add_api_routes(app)
-    result = app.test_cli_runner().invoke(args=["observe", "metrics"])
-    assert result.exit_code == 0, result.output
-    assert "timer    shop.request.api.get_item.GET" in result.output
-    assert "counter  shop.response.api.get_item.GET.<status>" in result.output
-    assert "counter  shop.exception.api.boom.<ExceptionClass>" in result.output
-    assert "counter  shop.response._unmatched.<METHOD>.<status>" in result.output
-
-
-def test_cli_metrics_marks_excluded_paths_and_static(metrics_app: MetricsAppFactory) -> None:
-    app = metrics_app(OBSERVE_EXCLUDE_PATHS=["/health", "/assets/*"])
-
-    @app.get("/health")
-    def health() -> str:
-        return "ok"
-
-    @app.get("/assets/<path:name>")
-    def assets(name: str) -> str:
-        return name
-
-    output = app.test_cli_runner().invoke(args=["observe", "metrics"]).output
-    assert "GET /health  ->  health  (not emitting: OBSERVE_EXCLUDE_PATHS)" in output
-    assert "GET /assets/<path:name>  ->  assets  (not emitting" in output
-    assert "request.health" not in output and "request.assets" not in output
-    # static is measured unless excluded, and the listing says how to exclude it
-    assert "GET /static/<path:filename>  ->  static\n" in output
-    assert "OBSERVE_EXCLUDE_PATHS = ['/static/*'] stops them" in output
-    excluded = metrics_app(OBSERVE_EXCLUDE_PATHS=["/static/*"])
-    output = excluded.test_cli_runner().invoke(args=["observe", "metrics"]).output
-    assert "GET /static/<path:filename>  ->  static  (not emitting" in output
-
-
-def test_cli_metrics_in_a_tag_dialect(metrics_app: MetricsAppFactory) -> None:
-    app = metrics_app(OBSERVE_STATSD_TAGS="dogstatsd")
-    add_api_routes(app)
-    result = app.test_cli_runner().invoke(args=["observe", "metrics"])
-    assert "timer    request #endpoint:api.get_item,method:GET" in result.output
-
-
-def test_cli_check_udp_sent(metrics_app: MetricsAppFactory, udp: UdpReceiver) -> None:
-    app = metrics_app(**udp_config(udp, OBSERVE_STATSD_PREFIX="p"))
-    result = app.test_cli_runner().invoke(args=["observe", "check"])
-    assert result.exit_code == 0, result.output
-    assert "sent over UDP" in result.output
-    assert udp.wait_for(1) == ["p.flask_observe.check:1|c"]
-
-
-def test_cli_check_udp_nobody_listening(metrics_app: MetricsAppFactory) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = metrics_app(OBSERVE_STATSD_HOST="127.0.0.1", OBSERVE_STATSD_PORT=port)
-    result = app.test_cli_runner().invoke(args=["observe", "check"])
-    assert result.exit_code == 1
-    assert "refused" in result.output
-
-
-def test_cli_check_tcp(metrics_app: MetricsAppFactory) -> None:
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(1)
-        app = metrics_app(
-            OBSERVE_STATSD_HOST="127.0.0.1",
-            OBSERVE_STATSD_PORT=server.getsockname()[1],
-            OBSERVE_STATSD_PROTOCOL="tcp",
-        )
-        result = app.test_cli_runner().invoke(args=["observe", "check"])
-        assert result.exit_code == 0, result.output
-        assert "statsd answered" in result.output
-        conn, _ = server.accept()
-        with conn:
-            assert conn.recv(100) == b"flask_observe.check:1|c\n"
-
-
-def test_cli_check_without_host(metrics_app: MetricsAppFactory) -> None:
-    result = metrics_app().test_cli_runner().invoke(args=["observe", "check"])
-    assert result.exit_code == 1
-    assert "OBSERVE_STATSD_HOST is not set" in result.output
-
-
-@pytest.mark.services
-def test_gunicorn_workers_each_send_their_own(udp: UdpReceiver) -> None:
-    """Preloaded app, two forked workers: every request is counted once, by the worker
-    that served it, and the buffers are flushed when gunicorn stops the workers."""
-    import signal
-    import urllib.request
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    server = subprocess.Popen(
-        [
-            str(gunicorn),
-            "--preload",
-            "--workers=2",
-            f"--bind=127.0.0.1:{port}",
-            "tests.support.apps:gunicorn_metrics_app()",
-        ],
-        env=dict(os.environ, OBSERVE_TEST_STATSD_PORT=str(udp.port)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    served: list[str] = []
-    try:
-        deadline = time.monotonic() + 20
-        while len(served) < 60 and time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as reply:
-                    served.append(reply.read().decode())
-            except OSError:
-                time.sleep(0.05)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        _, stderr = server.communicate(timeout=30)
-    assert len(served) == 60, stderr
-    lines = udp.wait_for(40)
-    for pid in set(served):
-        assert counter_total(lines, f"served.{pid}") == served.count(pid)
-    assert counter_total(lines, "response.index.GET.200") == 60
-    assert timer_count(lines, "request.index.GET") == 60

@@ -6,7 +6,6 @@ import asyncio
 import inspect
 import logging
 import re
-import threading
 import time
 import typing as t
 
@@ -25,13 +24,17 @@ from werkzeug.test import EnvironBuilder
 from flask_observe import current_record
 from flask_observe import RequestRecord
 from flask_observe import timed
-from flask_observe.record import clean_token
+from tests.support.timing import entries
+from tests.support.timing import PATHS
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterator
 
+
 RUNTIME = re.compile(r"^\d+\.\d{6}$")
+
+
 APP_ENTRY = re.compile(r"(?:^|, )app;dur=(\d+\.\d{3})(?:,|$)")
 
 
@@ -39,10 +42,6 @@ def app_ms(response: t.Any) -> float:
     match = APP_ENTRY.search(response.headers["Server-Timing"])
     assert match, response.headers["Server-Timing"]
     return float(match.group(1))
-
-
-def entries(response: t.Any) -> list[str]:
-    return [part.split(";")[0] for part in response.headers["Server-Timing"].split(", ")]
 
 
 def add_routes(app: Flask) -> None:
@@ -214,23 +213,6 @@ def test_streaming_reports_time_to_headers_and_records_the_full_duration(
     assert (record.status, record.method, record.endpoint) == (200, "GET", "stream")
 
 
-def test_propagated_exception_still_finishes_the_record(make_app: Callable[..., Flask]) -> None:
-    app = make_app()  # TESTING: exceptions propagate to the caller
-    finished: list[RequestRecord] = []
-    app.extensions["observe"].add_finish_hook(finished.append)
-
-    @app.get("/raise")
-    def explode() -> str:
-        raise KeyError("boom")
-
-    with pytest.raises(KeyError):
-        app.test_client().get("/raise")
-    assert len(finished) == 1
-    assert finished[0].status == 500
-    assert isinstance(finished[0].exception, KeyError)
-    assert finished[0].end is not None
-
-
 def test_a_failing_finish_hook_is_contained(
     make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -249,19 +231,6 @@ def test_a_failing_finish_hook_is_contained(
     assert response.status_code == 200 and later == [200]
     assert "a finish hook failed" in caplog.text
     assert all(r.levelno == logging.WARNING for r in caplog.records)
-
-
-# With TESTING metrics record every request's lines (the full-record path); without it,
-# only timing headers are on (the lean path, where the record is made on demand); with a
-# statsd host, metrics take each request without a record (the sink's add).
-PATHS = [
-    pytest.param({}, id="with-finish-hooks"),
-    pytest.param({"TESTING": False}, id="timing-only"),
-    pytest.param(
-        {"TESTING": False, "OBSERVE_STATSD_HOST": "127.0.0.1", "OBSERVE_STATSD_PORT": 9},
-        id="request-hook",
-    ),
-]
 
 
 class Broken:
@@ -324,33 +293,6 @@ def test_the_servers_start_response_is_called_once_and_its_error_propagates(
         app(environ, refusing_start_response)
     assert calls == ["200 OK"]
     assert not [r for r in caplog.records if "could not add its headers" in r.getMessage()]
-
-
-@pytest.mark.parametrize("config", PATHS)
-def test_records_are_per_request_under_threads(
-    make_app: Callable[..., Flask], config: dict[str, object]
-) -> None:
-    app = make_app(**config)
-    records: dict[str, RequestRecord | None] = {}
-
-    @app.get("/<name>")
-    @timed("work")
-    def work(name: str) -> str:
-        time.sleep(0.01)
-        records[name] = current_record()
-        return name
-
-    def call(name: str) -> None:
-        response = app.test_client().get(f"/{name}")
-        assert response.text == name
-        assert entries(response) == ["app", "work"]
-
-    threads = [threading.Thread(target=call, args=(f"t{n}",)) for n in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len({id(record) for record in records.values()}) == 20
 
 
 # --- timed -----------------------------------------------------------------------------
@@ -599,20 +541,6 @@ def test_mypy_understands_timed(tmp_path: t.Any) -> None:
     assert 'sample.py:11: error: Argument 1 to "b" has incompatible type "int"' in stdout
     assert "def (item_id: int) -> flask.wrappers.Response" in stdout
     assert stdout.count("error:") == 2
-
-
-@pytest.mark.parametrize(
-    ("name", "token"),
-    [
-        pytest.param("view", "view", id="plain"),
-        pytest.param("db query", "db_query", id="space"),
-        pytest.param("a,b;c=d", "a_b_c_d", id="separators"),
-        pytest.param("", "_", id="empty"),
-        pytest.param("é" * 100, "_" * 64, id="long-non-ascii"),
-    ],
-)
-def test_server_timing_names_are_tokens(name: str, token: str) -> None:
-    assert clean_token(name) == token
 
 
 # --- the request hook (the path metrics use without recording) ----------------------

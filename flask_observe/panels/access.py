@@ -28,7 +28,7 @@ TOOLBAR_BLUEPRINT = "debugtoolbar"
 
 def panel_config(app: Flask) -> ObserveConfig:
     """The validated configuration of *app*: Flask-Observe's, or, for panels listed in
-    ``DEBUG_TB_PANELS`` without Observe, validated from ``app.config`` now.
+    ``DEBUG_TB_PANELS`` without Observe, validated from ``app.config`` on each call.
 
     :param app: the Flask application.
     :raises flask_observe.ConfigError: an ``OBSERVE_*`` value is invalid.

@@ -57,7 +57,7 @@ def flush(timeout: float = 2.0) -> bool:
     most *timeout* seconds in all.
 
     ``sentry_sdk.flush()`` alone waits only for events already built: call this one
-    where you used to call that (tests, short-lived scripts, before a serverless
+    wherever an app would call that (tests, short-lived scripts, before a serverless
     function returns). Interpreter exit does the same by itself.
 
     :param timeout: the longest wait, in seconds.

@@ -67,8 +67,8 @@ class SentryState:
     #: .. versionadded:: 0.2.0
     throttle: ErrorThrottle | None = None
     #: Builds and captures each noted event in the request thread, instead of the
-    #: capture worker: ``benchmarks/sentry_baseline.py`` sets it to 0.1's way of
-    #: building events, to compare the two. Not a setting.
+    #: capture worker: ``benchmarks/sentry_baseline.py`` sets it to its in-request
+    #: build, to compare the two. Not a setting.
     #:
     #: .. versionadded:: 0.2.0
     deliver_inline: t.Callable[[PendingEvent], str | None] | None = None

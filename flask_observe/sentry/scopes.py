@@ -10,7 +10,7 @@ scope managers (``isolation_scope()``, ``new_scope()``, ``use_isolation_scope()`
 first do the same for the current scope. Run in a copy of the context, the getters
 cost two fresh scopes, about 9 µs per error. So this module reads two names sentry-sdk
 keeps private, each in one function that says why, and falls back to the public API
-(with a warning) when a release no longer has them; ``tests/test_sentry_sdk.py`` fails
+(with a warning) when a release no longer has them; ``tests/sentry/test_scopes.py`` fails
 as soon as one changes.
 
 .. versionadded:: 0.3.0

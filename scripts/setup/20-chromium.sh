@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian's chromium for the real-browser test (tests/test_browser_panels.py), driven by
+# Debian's chromium for the real-browser test (tests/panels/test_browser.py), driven by
 # the playwright Python package with executable_path=/usr/bin/chromium. Never
 # `playwright install`: no browser is downloaded from anywhere but Debian's archive.
 # Idempotent: does nothing when /usr/bin/chromium exists.

@@ -19,8 +19,10 @@ from __future__ import annotations
 import os
 import typing as t
 
+from flask import abort
 from flask import Blueprint
 from flask import Flask
+from flask import request
 
 from flask_observe import metrics
 from flask_observe import Observe
@@ -97,3 +99,27 @@ def gunicorn_metrics_app() -> Flask:
         OBSERVE_STATSD_FLUSH_INTERVAL=60.0,
         OBSERVE_STATSD_MAX_PACKET=65000,
     )
+
+
+def add_failing_routes(app: Flask) -> None:
+    """``POST /form`` reads a missing form key (a ``BadRequestKeyError``), ``GET
+    /abort/<code>`` aborts with *code*, ``GET /boom`` raises ``RuntimeError``."""
+
+    @app.post("/form")
+    def form() -> str:
+        return request.form["missing"]
+
+    @app.get("/abort/<int:code>")
+    def abort_code(code: int) -> str:
+        abort(code)
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("boom")
+
+
+def plain_app(observe: bool = True, **config: object) -> Flask:
+    """An app with :func:`add_failing_routes` as plain Flask configures it (not in
+    testing mode unless *config* says so)."""
+    settings: dict[str, t.Any] = {"TESTING": False, **config}
+    return make_app(add_failing_routes, observe=observe, name="transparent", **settings)

@@ -7,6 +7,10 @@
 * The browser: Debian's chromium (scripts/setup/20-chromium.sh) with the flags that let it
   run offline and headless (:data:`CHROMIUM`, :data:`CHROMIUM_ARGS`), and
   :func:`serve_in_thread` to serve an app over real HTTP for it.
+* gunicorn: :func:`serve_demo` serves the demo app under gunicorn with
+  :func:`benchmarks.harness.gunicorn`, the launcher the benchmarks use. This module is
+  the one place where the tests' helpers import from ``benchmarks/``; a test that needs
+  gunicorn asks here.
 * The marker: a test that starts a daemon, a server, a subprocess server (gunicorn,
   ``flask run``, Flask's own suite), a browser or a tool that ``make services`` installs
   (wrk, valgrind) is marked ``@pytest.mark.services``, so that ``pytest -m "not
@@ -305,6 +309,29 @@ def serve_in_thread(app: Flask) -> Iterator[str]:
 
 #: The names of the fixtures that start a service (see :func:`starts_services`).
 SERVICE_FIXTURES: set[str] = set()
+
+
+@contextlib.contextmanager
+def serve_demo(
+    config: dict[str, object],
+    *,
+    workers: int = 4,
+    threads: int = 1,
+    extra_args: tuple[str, ...] = (),
+) -> Iterator[str]:
+    """Serve ``demo_app:create_app()`` under gunicorn (:func:`benchmarks.harness.gunicorn`,
+    warmed up on ``/health``); yields its base URL. *config* reaches the app through
+    ``FLASK_*`` environment variables (the demo reads them with ``from_prefixed_env``)."""
+    # The one place tests/support imports from benchmarks/ (here, not at the top:
+    # importing the benchmarks package applies a benchmark memory layout when asked to).
+    from benchmarks.harness import gunicorn
+
+    env = {f"FLASK_{key}": json.dumps(value) for key, value in config.items()}
+    with gunicorn(
+        "demo_app:create_app()", workers=workers, threads=threads, env=env,
+        extra_args=extra_args, warm_up="/health",
+    ) as url:  # fmt: skip
+        yield url
 
 
 def starts_services(fixture_function: F) -> F:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import typing as t
 
 from flask import abort
@@ -19,9 +20,12 @@ from tests.support.apps import make_app
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from flask.testing import FlaskClient
     from werkzeug import Response as BaseResponse
 
 SECRET = "very-secret-value-42"
+#: The ``fldt_active`` cookie value that switches the Memory panel's second tier on.
+MEMORY_ON = "flDebugMemoryPanel"
 PAGE = "<!doctype html><html><head><title>t</title></head><body><p>{}</p></body></html>"
 
 
@@ -126,3 +130,19 @@ def make_toolbar_app(
     if not toolbar_first:
         DebugToolbarExtension(app)
     return app
+
+
+def cell(html: str, row_id: str) -> str:
+    """The text of the table row with id *row_id* (tags stripped)."""
+    match = re.search(rf'<tr[^>]*id="{row_id}"[^>]*>(.*?)</tr>', html, re.S)
+    assert match, f"no row {row_id}"
+    return re.sub(r"<[^>]+>", " ", match.group(1))
+
+
+def get_page(client: FlaskClient, url: str = "/") -> str:
+    """The HTML of *url*, which must answer 200; the response is closed."""
+    response = client.get(url)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    response.close()
+    return html

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from benchmarks import errors
-from tests.test_benchmarks import ratio_table
-from tests.test_benchmarks import run_module
+from tests.support.benchmarks import ratio_table
+from tests.support.benchmarks import run_module
 
 pytestmark = pytest.mark.services
 

@@ -40,7 +40,7 @@ ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
-OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "profiler"
+OUTPUT = Path(__file__).resolve().parents[3] / "test-output" / "profiler"
 PANEL = "#flDebugSamplingProfilerPanel"
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "flask_suite.py"
 #: Flask 3.1's suite has about 490 tests; far fewer passing means the run did not really run.
 MIN_PLAIN_PASSED = 300

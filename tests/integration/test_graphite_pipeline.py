@@ -21,7 +21,7 @@ if t.TYPE_CHECKING:
 
 pytestmark = pytest.mark.services
 
-DASHBOARD = Path(__file__).resolve().parent.parent / "docs" / "grafana" / "flask-observe.json"
+DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "flask-observe.json"
 
 #: (method, path, times, expected status)
 TRAFFIC = [

@@ -1,93 +1,35 @@
 """Sentry capture with the real sentry-sdk posting envelopes to a receiver on 127.0.0.1:
-exactly one event per unhandled error, none for 4xx, matching event ids, no secrets."""
+exactly one event per unhandled error, none for 4xx, matching event ids, no secrets, no
+latency when Sentry is unreachable, and the serving thread's context left as found."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 import typing as t
-import warnings
 
 import pytest
 import sentry_sdk
-from flask import abort
 from flask import Flask
-from flask import request
 
-from flask_observe import APIError
 from flask_observe.errors import GENERIC_DETAIL
 from flask_observe.sentry import drain
-from tests.support.apps import make_app
 from tests.support.sentry import closed_port_dsn
 from tests.support.sentry import EnvelopeReceiver
 from tests.support.sentry import flush
 from tests.support.sentry import SilentServer
+from tests.support.sentry_apps import event_id_of
+from tests.support.sentry_apps import PII
+from tests.support.sentry_apps import pii_app
 
 if t.TYPE_CHECKING:
     from werkzeug.test import TestResponse
 
-#: Every value here must be absent from every byte the receiver gets.
-PII: dict[str, str] = {
-    "password": "pw-Kd93hQ",
-    "card": "4111-5555-0000-9182",
-    "api_key": "ak-Vn28sL",
-    "client_secret": "cs-Jm51tR",
-    "authorization": "tok-Bz47yW",
-    "cookie": "ck-Hx62pN",
-    "x_api_key": "xk-Ql35dF",
-    "x_auth_token": "xt-Wr84cV",
-    "query_api_key": "qa-Tp19mZ",
-    "query_token": "qt-Ys73gK",
-    "url_password": "up-Ne66bJ",
-    "custom": "cu-Lf20hD",
-}
-
-
-def build_app(**config: object) -> Flask:
-    settings: dict[str, t.Any] = {"TESTING": False, "PROPAGATE_EXCEPTIONS": False, **config}
-    return make_app(add_pii_routes, name="sentry_app", **settings)
-
-
-def add_pii_routes(app: Flask) -> None:
-    @app.get("/ok")
-    def ok() -> str:
-        return "ok"
-
-    @app.get("/boom")
-    def boom() -> str:
-        raise RuntimeError(f"postgres://user:{PII['url_password']}@db/x")
-
-    @app.post("/pii")
-    def pii() -> str:
-        data = request.get_json()
-        token = request.headers.get("X-Auth-Token")
-        raise RuntimeError(f"could not charge {len(data)} fields with {bool(token)}")
-
-    @app.post("/json")
-    def takes_json() -> dict[str, t.Any]:
-        return {"got": request.get_json()}
-
-    @app.get("/abort/<int:code>")
-    def abort_code(code: int) -> str:
-        abort(code)
-
-    @app.get("/api-error")
-    def api_error() -> str:
-        raise APIError("Numbers must be integers", status=400)
-
-
-def event_id_of(response: TestResponse) -> str:
-    body = json.loads(response.get_data())
-    assert body["event_id"] == response.headers["X-Sentry-Event-Id"]
-    assert len(body["event_id"]) == 32
-    return t.cast(str, body["event_id"])
-
 
 def test_unhandled_error_is_captured_exactly_once(receiver: EnvelopeReceiver) -> None:
-    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn)
+    app = pii_app(OBSERVE_SENTRY_DSN=receiver.dsn)
     response = app.test_client().get("/boom?page=2")
     assert response.status_code == 500
     event_id = event_id_of(response)
@@ -113,7 +55,7 @@ def test_unhandled_error_is_captured_exactly_once(receiver: EnvelopeReceiver) ->
 
 
 def test_captured_under_propagate_exceptions(receiver: EnvelopeReceiver) -> None:
-    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn, TESTING=True, PROPAGATE_EXCEPTIONS=None)
+    app = pii_app(OBSERVE_SENTRY_DSN=receiver.dsn, TESTING=True, PROPAGATE_EXCEPTIONS=None)
     with pytest.raises(RuntimeError):
         app.test_client().get("/boom")
     flush()
@@ -135,7 +77,7 @@ def test_captured_under_propagate_exceptions(receiver: EnvelopeReceiver) -> None
 def test_4xx_are_never_captured(
     receiver: EnvelopeReceiver, method: str, path: str, data: bytes | None
 ) -> None:
-    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn)
+    app = pii_app(OBSERVE_SENTRY_DSN=receiver.dsn)
     response = app.test_client().open(
         path, method=method, data=data, content_type="application/json"
     )
@@ -162,7 +104,7 @@ def test_4xx_are_never_captured(
 def test_abort_5xx_capture_is_configurable(
     receiver: EnvelopeReceiver, config: dict[str, object], code: int, captured: bool
 ) -> None:
-    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn, **config)
+    app = pii_app(OBSERVE_SENTRY_DSN=receiver.dsn, **config)
     response = app.test_client().get(f"/abort/{code}")
     assert response.status_code == code
     app.test_client().get("/boom")  # a marker event after it
@@ -178,7 +120,7 @@ def test_abort_5xx_capture_is_configurable(
 
 
 def test_no_secret_from_the_pii_fixture_reaches_sentry(receiver: EnvelopeReceiver) -> None:
-    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn, OBSERVE_SCRUB_KEYS=["loyalty_id"])
+    app = pii_app(OBSERVE_SENTRY_DSN=receiver.dsn, OBSERVE_SCRUB_KEYS=["loyalty_id"])
     body = {
         "user": "ann",
         "password": PII["password"],
@@ -217,97 +159,24 @@ def test_no_secret_from_the_pii_fixture_reaches_sentry(receiver: EnvelopeReceive
     assert event["request"]["headers"]["Authorization"] == "[Filtered]"
 
 
-#: Run in a fresh interpreter: FlaskIntegration patches Flask and connects receivers
-#: once per process, so only a new process shows its stock behaviour.
-FLASK_INTEGRATION_SCRIPT = """
-import json, os
-import sentry_sdk
-from sentry_sdk.integrations.flask import FlaskIntegration
-from tests.test_sentry import build_app
-
-sentry_sdk.init(dsn=os.environ["TEST_DSN"], integrations=[FlaskIntegration()])
-app = build_app()  # no OBSERVE_SENTRY_DSN: the app's own SDK set-up is used
-response = app.test_client().get("/boom?token=" + os.environ["TEST_TOKEN"])
-sentry_sdk.flush(timeout=2)
-print(json.dumps({"status": response.status_code, "body": response.get_json(),
-                  "header": response.headers.get("X-Sentry-Event-Id")}))
-"""
-
-
-def test_flask_integration_active_still_exactly_once(receiver: EnvelopeReceiver) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", FLASK_INTEGRATION_SCRIPT],
-        env={**os.environ, "TEST_DSN": receiver.dsn, "TEST_TOKEN": PII["query_token"]},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    answer = json.loads(result.stdout.strip().splitlines()[-1])
-    assert answer["status"] == 500
-    event_id = answer["body"]["event_id"]
-    assert answer["header"] == event_id
-    events = receiver.wait_for_events(2, timeout=1.0)
-    assert [e["event_id"] for e in events] == [event_id]
-    assert events[0]["exception"]["values"][-1]["mechanism"]["type"] == "flask"
-    assert events[0]["transaction"] == "boom"
-    assert PII["query_token"].encode() not in receiver.raw
-    assert PII["url_password"].encode() not in receiver.raw
-
-
-def test_app_initialised_lean_sdk_is_used_and_scrubbed(receiver: EnvelopeReceiver) -> None:
-    seen: list[dict[str, t.Any]] = []
-
-    def own_before_send(event: t.Any, hint: t.Any) -> t.Any:
-        seen.append(event)
-        event.setdefault("tags", {})["own"] = "yes"
-        return event
-
-    sentry_sdk.init(dsn=receiver.dsn, default_integrations=False, before_send=own_before_send)
-    app = build_app()
-    response = app.test_client().get("/boom", headers={"X-Auth-Token": PII["x_auth_token"]})
-    event_id = event_id_of(response)
-    flush()
-    events = receiver.wait_for_events(1)
-    assert [e["event_id"] for e in events] == [event_id]
-    assert events[0]["tags"]["own"] == "yes"  # the app's before_send ran...
-    assert seen[0]["request"]["headers"]["X-Auth-Token"] == "[Filtered]"  # ...after ours
-    assert PII["x_auth_token"].encode() not in receiver.raw
-
-
-def test_no_sdk_configured_captures_nothing_and_answers_the_same() -> None:
-    response = build_app().test_client().get("/boom")
-    assert response.status_code == 500
-    assert "X-Sentry-Event-Id" not in response.headers
-    assert "event_id" not in json.loads(response.get_data())
-
-
 def test_event_id_header_name_is_configurable(receiver: EnvelopeReceiver) -> None:
-    client = build_app(OBSERVE_SENTRY_DSN=receiver.dsn, OBSERVE_EVENT_ID_HEADER="X-Error-Id")
+    client = pii_app(OBSERVE_SENTRY_DSN=receiver.dsn, OBSERVE_EVENT_ID_HEADER="X-Error-Id")
     response = client.test_client().get("/boom")
     assert response.headers["X-Error-Id"] == json.loads(response.get_data())["event_id"]
     assert "X-Sentry-Event-Id" not in response.headers
-    off = build_app(OBSERVE_SENTRY_DSN=receiver.dsn, OBSERVE_EVENT_ID_HEADER=None)
+    off = pii_app(OBSERVE_SENTRY_DSN=receiver.dsn, OBSERVE_EVENT_ID_HEADER=None)
     response = off.test_client().get("/boom")
     assert "event_id" in json.loads(response.get_data())
     assert "X-Sentry-Event-Id" not in response.headers
 
 
 def test_json_errors_off_still_captures_with_header(receiver: EnvelopeReceiver) -> None:
-    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn, OBSERVE_JSON_ERRORS=False)
+    app = pii_app(OBSERVE_SENTRY_DSN=receiver.dsn, OBSERVE_JSON_ERRORS=False)
     response = app.test_client().get("/boom")
     assert response.mimetype == "text/html"
     flush()
     events = receiver.wait_for_events(1)
     assert [e["event_id"] for e in events] == [response.headers["X-Sentry-Event-Id"]]
-
-
-def test_lean_init_enables_no_framework_integration(receiver: EnvelopeReceiver) -> None:
-    build_app(OBSERVE_SENTRY_DSN=receiver.dsn)
-    client = sentry_sdk.get_client()
-    assert client.is_active()
-    assert set(client.integrations) == {"dedupe", "atexit"}
-    assert client.options["traces_sample_rate"] is None
 
 
 def _timed_requests(app: Flask, count: int) -> tuple[list[float], list[TestResponse]]:
@@ -324,15 +193,15 @@ def _timed_requests(app: Flask, count: int) -> tuple[list[float], list[TestRespo
 
 @pytest.mark.parametrize("target", ["closed-port", "silent-server"])
 def test_unreachable_sentry_changes_nothing_and_adds_no_latency(target: str) -> None:
-    _, baseline = _timed_requests(build_app(), 20)
+    _, baseline = _timed_requests(pii_app(), 20)
     unthrottled: dict[str, t.Any] = {"OBSERVE_SENTRY_ERROR_RATE": None}  # 20 events
     if target == "closed-port":
-        app = build_app(OBSERVE_SENTRY_DSN=closed_port_dsn(), **unthrottled)
+        app = pii_app(OBSERVE_SENTRY_DSN=closed_port_dsn(), **unthrottled)
         durations, responses = _timed_requests(app, 20)
         shortest_wait = sentry_sdk.get_client().options["shutdown_timeout"]
     else:
         with SilentServer() as silent:
-            app = build_app(OBSERVE_SENTRY_DSN=silent.dsn, **unthrottled)
+            app = pii_app(OBSERVE_SENTRY_DSN=silent.dsn, **unthrottled)
             durations, responses = _timed_requests(app, 20)
             shortest_wait = sentry_sdk.get_client().options["shutdown_timeout"]
             assert drain(10.0)  # every event built and handed to the SDK's transport
@@ -349,44 +218,86 @@ def test_unreachable_sentry_changes_nothing_and_adds_no_latency(target: str) -> 
     assert max(durations) < shortest_wait / 2, max(durations)
 
 
-def test_fork_recreates_the_client_instead_of_resending(receiver: EnvelopeReceiver) -> None:
-    """A forked child (a gunicorn worker of a preloaded app) captures with a client of
-    its own, made at its first capture with the same lean set-up."""
-    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn)
-    parent_client = sentry_sdk.get_client()
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads, 3.12+
-        pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child process
-        code = 1
-        try:
-            os.close(read_end)
-            response = app.test_client().get("/boom")
-            child_client = sentry_sdk.get_client()
-            assert child_client is not parent_client
-            assert set(child_client.integrations) == {"dedupe", "atexit"}
-            flush()
-            os.write(write_end, event_id_of(response).encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    _, status = os.waitpid(pid, 0)
-    child_id = os.read(read_end, 64).decode()
-    os.close(read_end)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert sentry_sdk.get_client() is parent_client  # the parent keeps its own
-    events = receiver.wait_for_events(1)
-    assert [e["event_id"] for e in events] == [child_id]
+# --- the thread's context ---------------------------------------------------------------
+
+#: Serves a success, an unhandled error (answered by the app's own 500 handler, which
+#: reads sentry_sdk.last_event_id()) and a success again in a fresh interpreter, and
+#: prints what each request saw and what the main thread's context holds in between.
+_CONTEXT_SCRIPT = """
+import contextvars, json, sys
+from flask import Flask
+from flask_observe import Observe
+
+def names():
+    return sorted(var.name for var in contextvars.copy_context())
+
+app = Flask("context")
+app.config.update(json.loads(sys.argv[1]))
+
+def last_id():  # read in a copy: sentry-sdk sets the scope it reads, if none is set
+    sdk = sys.modules.get("sentry_sdk")
+    return contextvars.copy_context().run(sdk.last_event_id) if sdk is not None else None
+
+@app.get("/ok")
+def ok():
+    return {"vars": names(), "last": last_id()}
+
+@app.get("/boom")
+def boom():
+    raise RuntimeError("boom")
+
+@app.errorhandler(500)
+def own_500(error):
+    return {"vars": names(), "last": last_id()}, 500
+
+Observe(app)
+client = app.test_client()
+report = {"init": names()}
+report["ok"] = client.get("/ok").json
+report["after_ok"] = names()
+response = client.get("/boom")
+report["boom"] = response.json
+report["after_boom"] = names()
+report["ok_again"] = client.get("/ok").json
+report["after_all"] = names()
+report["sdk_imported"] = "sentry_sdk" in sys.modules
+print(json.dumps(report))
+"""
 
 
-def test_errors_and_sentry_meet_only_in_the_extension() -> None:
-    """errors gets its capture callable from init_app: neither imports the other."""
-    from tests.test_transparency import import_graph
+def _context_report(**config: object) -> dict[str, t.Any]:
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", _CONTEXT_SCRIPT, json.dumps(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return t.cast("dict[str, t.Any]", json.loads(result.stdout.splitlines()[-1]))
 
-    graph = import_graph()
-    sentry_modules = {name for name in graph if name.startswith("flask_observe.sentry")}
-    assert "flask_observe.sentry.capture" in sentry_modules
-    assert graph["flask_observe.errors"] & sentry_modules == set()
-    assert {name for name in sentry_modules if "flask_observe.errors" in graph[name]} == set()
+
+def test_timing_alone_never_imports_sentry_sdk() -> None:
+    """Importing sentry-sdk sets three context variables in the importing thread, which
+    makes each of Flask's own context changes dearer on every later request: an app
+    with no Sentry configured must not pay for it, errors included."""
+    report = _context_report(PROPAGATE_EXCEPTIONS=False)
+    assert report["sdk_imported"] is False
+    assert report["ok"]["vars"] == ["flask.app_ctx", "flask.request_ctx"]
+    assert report["init"] == report["after_ok"] == report["after_all"] == []
+
+
+def test_sentry_leaves_the_thread_context_as_it_found_it() -> None:
+    """With a DSN, sentry-sdk is imported and initialised, and an error is captured,
+    all without leaving a variable in the serving thread's context; within the
+    request, sentry_sdk.last_event_id() answers the captured id, and only there."""
+    report = _context_report(
+        PROPAGATE_EXCEPTIONS=False,
+        OBSERVE_SENTRY_DSN=closed_port_dsn(),
+        OBSERVE_SENTRY_ERROR_RATE=None,
+    )
+    assert report["sdk_imported"] is True
+    assert report["init"] == report["after_ok"] == report["after_boom"] == report["after_all"] == []
+    assert report["ok"] == {"vars": ["flask.app_ctx", "flask.request_ctx"], "last": None}
+    assert report["boom"]["last"] is not None and len(report["boom"]["last"]) == 32
+    assert report["ok_again"]["last"] is None  # the id does not leak into the next request

@@ -18,7 +18,7 @@ import pytest
 if t.TYPE_CHECKING:
     from flask import Flask
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 #: Both views wait here for each other: the requests overlap in the worker.
 BARRIER = threading.Barrier(2, timeout=20)
 
@@ -82,7 +82,7 @@ def test_overlapping_requests_in_one_gthread_worker() -> None:
         "4",
         "--bind",
         f"127.0.0.1:{port}",
-        "tests.test_profiler_gunicorn:create_app()",
+        "tests.panels.profiler.test_gunicorn:create_app()",
     ]
     server = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True

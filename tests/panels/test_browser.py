@@ -29,7 +29,7 @@ if t.TYPE_CHECKING:
 
 pytestmark = pytest.mark.services
 
-OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "browser"
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "browser"
 NUMBER_WITH_UNIT = re.compile(r"\d+(\.\d+)? (B|KiB|MiB|GiB|ms)")
 
 
@@ -114,7 +114,7 @@ def test_panels_in_a_real_browser(server: str, tmp_path: Path) -> None:
             memory = page.locator("#flDebugMemoryPanel-content")
             table = memory.locator("#memory-types")
             expect(table).to_be_visible()
-            row = table.locator("tr", has_text="test_browser_panels.Retained")
+            row = table.locator("tr", has_text="panels.test_browser.Retained")
             assert row.locator("td").nth(1).inner_text() == "+1000"
             screenshot = OUTPUT / "memory-panel-heap-diff.png"
             page.screenshot(path=str(screenshot))

@@ -21,8 +21,8 @@ import urllib.request
 
 import pytest
 
-from benchmarks.load import gunicorn
 from tests.support.sentry import EnvelopeReceiver
+from tests.support.services import serve_demo
 from tests.support.services import starts_services
 
 if t.TYPE_CHECKING:
@@ -79,7 +79,7 @@ def server() -> Iterator[tuple[str, Sink, EnvelopeReceiver]]:
         "OBSERVE_SENTRY_DSN": receiver.dsn,
     }
     try:
-        with gunicorn(config, workers=2, threads=4, extra_args=GUNICORN_LIMITS) as url:
+        with serve_demo(config, workers=2, threads=4, extra_args=GUNICORN_LIMITS) as url:
             yield url, sink, receiver
     finally:
         sink.close()

@@ -1,0 +1,59 @@
+"""gunicorn with a preloaded app and forked workers: each worker sends its own metrics."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.metrics import counter_total
+from tests.support.metrics import timer_count
+from tests.support.metrics import UdpReceiver
+
+
+@pytest.mark.services
+def test_gunicorn_workers_each_send_their_own(udp: UdpReceiver) -> None:
+    """Preloaded app, two forked workers: every request is counted once, by the worker
+    that served it, and the buffers are flushed when gunicorn stops the workers."""
+    import signal
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    server = subprocess.Popen(
+        [
+            str(gunicorn),
+            "--preload",
+            "--workers=2",
+            f"--bind=127.0.0.1:{port}",
+            "tests.support.apps:gunicorn_metrics_app()",
+        ],
+        env=dict(os.environ, OBSERVE_TEST_STATSD_PORT=str(udp.port)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    served: list[str] = []
+    try:
+        deadline = time.monotonic() + 20
+        while len(served) < 60 and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as reply:
+                    served.append(reply.read().decode())
+            except OSError:
+                time.sleep(0.05)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=30)
+    assert len(served) == 60, stderr
+    lines = udp.wait_for(40)
+    for pid in set(served):
+        assert counter_total(lines, f"served.{pid}") == served.count(pid)
+    assert counter_total(lines, "response.index.GET.200") == 60
+    assert timer_count(lines, "request.index.GET") == 60

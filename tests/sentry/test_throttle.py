@@ -1,0 +1,153 @@
+"""The per-error rate limit (``OBSERVE_SENTRY_ERROR_RATE``): repeats beyond the rate are
+counted, not sent; distinct errors all arrive; fingerprints tell call paths apart; windows
+and forgetting; the setting checked at init."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import typing as t
+
+import pytest
+from flask import abort
+from flask import Flask
+
+from flask_observe import ConfigError
+from flask_observe import Observe
+from flask_observe.extension import get_state
+from flask_observe.record import RequestRecord
+from flask_observe.sentry import SentryState
+from flask_observe.sentry.throttle import ErrorThrottle
+from flask_observe.sentry.throttle import fingerprint
+from flask_observe.sentry.throttle import MAX_FINGERPRINTS
+from tests.support.sentry import EnvelopeReceiver
+from tests.support.sentry import flush
+from tests.support.sentry_apps import event_id_of
+from tests.support.sentry_apps import storm_app
+
+if t.TYPE_CHECKING:
+    pass
+
+
+def sentry_state(app: Flask) -> SentryState:
+    state = get_state(app).part(SentryState)
+    assert state is not None
+    return state
+
+
+def test_repeats_beyond_the_rate_are_counted_not_sent(receiver: EnvelopeReceiver) -> None:
+    app = storm_app(
+        OBSERVE_SENTRY_DSN=receiver.dsn,
+        OBSERVE_SENTRY_ERROR_RATE=(3, 1.0),
+        OBSERVE_METRICS_RECORD=True,
+    )
+    records: list[RequestRecord] = []
+    get_state(app).add_finish_hook(records.append)
+    client = app.test_client()
+    storm = [client.get("/boom") for _ in range(7)]
+    assert [r.status_code for r in storm] == [500] * 7
+    sent_ids = [event_id_of(r) for r in storm[:3]]
+    for suppressed in storm[3:]:  # no event, so no id; the same problem otherwise
+        assert "X-Sentry-Event-Id" not in suppressed.headers
+        assert json.loads(suppressed.get_data()) == {
+            k: v for k, v in json.loads(storm[0].get_data()).items() if k != "event_id"
+        }
+    assert client.get("/abort").status_code == 503  # another fingerprint: sent
+    throttle = sentry_state(app).throttle
+    assert throttle is not None and throttle.suppressed == 4
+
+    time.sleep(1.05)  # the window ends: the next one is sent and carries the count
+    after = client.get("/boom")
+    flush()
+    events = receiver.wait_for_events(5)
+    boom_events = [e for e in events if e["transaction"] == "boom"]
+    assert [e["event_id"] for e in boom_events] == [*sent_ids, event_id_of(after)]
+    assert all("suppressed_since_last" not in e.get("extra", {}) for e in boom_events[:3])
+    assert boom_events[3]["extra"]["suppressed_since_last"] == 4
+    assert boom_events[3]["tags"]["suppressed"] == "yes"
+    assert len(events) == 5
+
+    # the metrics' exception counter still counts every one
+    lines = [line for record in records for line in record.metric_lines or ()]
+    assert lines.count("exception.boom.BoomError:1|c") == 8
+
+
+def test_rate_none_sends_every_error(receiver: EnvelopeReceiver) -> None:
+    app = storm_app(OBSERVE_SENTRY_DSN=receiver.dsn, OBSERVE_SENTRY_ERROR_RATE=None)
+    responses = [app.test_client().get("/boom") for _ in range(15)]
+    flush()
+    events = receiver.wait_for_events(15)
+    assert [e["event_id"] for e in events] == [event_id_of(r) for r in responses]
+
+
+def test_fifty_distinct_errors_all_arrive(receiver: EnvelopeReceiver) -> None:
+    app = storm_app(OBSERVE_SENTRY_DSN=receiver.dsn)  # the default throttle
+    client = app.test_client()
+    sent = {event_id_of(client.get(f"/distinct/{n}")): f"Distinct{n:02d}" for n in range(50)}
+    flush(timeout=30)
+    events = receiver.wait_for_events(50)
+    assert {e["event_id"]: e["exception"]["values"][-1]["type"] for e in events} == sent
+
+
+def test_fingerprint_tells_call_paths_apart() -> None:
+    app = Flask("paths")
+
+    @app.get("/a")
+    def a() -> str:
+        abort(500)
+
+    @app.get("/b")
+    def b() -> str:
+        abort(500)
+
+    prints = []
+    for path in ("/a", "/b", "/a"):
+        with app.test_request_context(path):
+            try:
+                app.dispatch_request()
+            except Exception as exc:
+                prints.append(fingerprint(exc, exc.__traceback__))
+    assert prints[0] == prints[2] != prints[1]  # the same abort line in Werkzeug
+
+
+def test_throttle_windows_and_forgetting(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr("flask_observe.sentry.throttle.time.monotonic", lambda: now[0])
+    throttle = ErrorThrottle(2, 10.0)
+    assert [throttle.admit("a") for _ in range(5)] == [0, 0, None, None, None]
+    now[0] += 9.9
+    assert throttle.admit("a") is None
+    now[0] += 0.1  # the window started at 100.0 has ended
+    assert [throttle.admit("a") for _ in range(3)] == [4, 0, None]
+    assert throttle.suppressed == 5
+    for key in range(MAX_FINGERPRINTS + 10):
+        throttle.admit(key)
+    assert len(throttle) <= MAX_FINGERPRINTS
+    assert throttle.forgotten == 1  # "a" and its one suppressed repeat were the oldest
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param("10/60", "expected (count, seconds)", id="str"),
+        pytest.param(10, "expected (count, seconds)", id="int"),
+        pytest.param((10,), "expected (count, seconds)", id="short"),
+        pytest.param((0, 60), "between 1 and", id="zero-count"),
+        pytest.param((10, 0), "must be in", id="zero-seconds"),
+        pytest.param((10.5, 60), "expected an integer", id="float-count"),
+    ],
+)
+def test_bad_error_rate_fails_at_init_naming_the_key(value: object, message: str) -> None:
+    app = Flask("bad")
+    app.config["OBSERVE_SENTRY_ERROR_RATE"] = value
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        Observe(app)
+    assert info.value.key == "OBSERVE_SENTRY_ERROR_RATE"
+
+
+def test_error_rate_accepts_a_list_from_the_environment() -> None:
+    app = Flask("list")
+    app.config["OBSERVE_SENTRY_ERROR_RATE"] = [5, 1]  # FLASK_OBSERVE_SENTRY_ERROR_RATE='[5, 1]'
+    Observe(app)
+    assert get_state(app).config.sentry_error_rate == (5, 1.0)

@@ -1,0 +1,153 @@
+"""The capture worker: a stalled worker drops the oldest pending event and never blocks a
+request, a forked child never sends its parent's pending events, and pending events are
+sent at interpreter exit."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import typing as t
+import warnings
+
+import pytest
+
+from flask_observe import containment
+from flask_observe.sentry import init_sentry
+from flask_observe.sentry import worker as sentry_worker
+from tests.support.sentry import EnvelopeReceiver
+from tests.support.sentry import flush
+from tests.support.sentry_apps import event_id_of
+from tests.support.sentry_apps import Hold
+from tests.support.sentry_apps import RAISED
+from tests.support.sentry_apps import storm_app
+from tests.support.sentry_apps import wait_until
+
+if t.TYPE_CHECKING:
+    pass
+
+
+# --- bounded queue -----------------------------------------------------------------------
+
+
+def test_stalled_worker_drops_the_oldest_and_never_blocks(
+    receiver: EnvelopeReceiver, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(containment, "_last_warned", {})
+    hold = Hold()
+    init_sentry(receiver.dsn, before_send=hold)
+    app = storm_app(OBSERVE_SENTRY_ERROR_RATE=None)
+    # Log records keep their exception; this test counts the exceptions still alive.
+    monkeypatch.setattr(app.logger, "disabled", True)
+    client = app.test_client()
+    first = event_id_of(client.get("/blocker"))
+    # The worker holds it (taken off the queue: otherwise it is the oldest to drop).
+    wait_until(hold.entered.is_set)
+    assert sentry_worker.stats().pending == 1
+    before = sentry_worker.stats()
+    RAISED.clear()
+    slowest = 0.0
+    ids = []  # not the responses: their environ holds the exception
+    for _ in range(sentry_worker.MAX_PENDING + 50):
+        start = time.perf_counter()
+        ids.append(event_id_of(client.get("/boom")))
+        slowest = max(slowest, time.perf_counter() - start)
+    assert slowest < 1.0  # a blocked request would wait for the 30 s gate
+    stats = sentry_worker.stats()
+    assert stats.pending == sentry_worker.MAX_PENDING + 1
+    assert stats.dropped - before.dropped == 50
+    gc.collect()
+    alive = sum(1 for ref in RAISED if ref() is not None)
+    assert alive <= sentry_worker.MAX_PENDING + 2  # the pending ones, not all 150
+    dropped_warnings = [r for r in caplog.records if "behind" in r.getMessage()]
+    assert [r.levelname for r in dropped_warnings] == ["WARNING"]  # once, never ERROR
+
+    hold.gate.set()
+    flush(timeout=60)
+    events = receiver.wait_for_events(sentry_worker.MAX_PENDING + 1, timeout=20)
+    kept = [first, *ids[50:]]
+    assert [e["event_id"] for e in events] == kept  # the 50 oldest pending were dropped
+
+
+# --- fork and exit -----------------------------------------------------------------------
+
+
+def test_forked_child_never_sends_the_parents_pending_events(
+    receiver: EnvelopeReceiver,
+) -> None:
+    hold = Hold()
+    init_sentry(receiver.dsn, before_send=hold)
+    app = storm_app(OBSERVE_SENTRY_ERROR_RATE=None)
+    parent_ids = [event_id_of(app.test_client().get("/blocker"))]
+    wait_until(hold.entered.is_set)  # the worker holds it
+    parent_ids += [event_id_of(app.test_client().get("/boom")) for _ in range(2)]
+    assert sentry_worker.stats().pending == 3
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads, 3.12+
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child process
+        code = 1
+        try:
+            os.close(read_end)
+            assert sentry_worker.stats().pending == 0  # the parent's queue stayed there
+            child_id = event_id_of(app.test_client().get("/boom"))
+            flush(timeout=10)
+            os.write(write_end, child_id.encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    child_id = os.read(read_end, 64).decode()
+    os.close(read_end)
+    assert os.waitstatus_to_exitcode(status) == 0
+    hold.gate.set()
+    flush()
+    receiver.wait_for_events(4)
+    time.sleep(0.3)  # any duplicate would arrive now
+    ids = [e["event_id"] for e in receiver.events]
+    assert sorted(ids) == sorted([*parent_ids, child_id])
+
+
+EXIT_SCRIPT = """
+import os, time
+from flask import Flask
+from flask_observe import Observe
+
+def slow_before_send(event, hint):
+    time.sleep(0.1)  # the worker is still busy when the script ends
+    return event
+
+from flask_observe.sentry import init_sentry
+init_sentry(os.environ["TEST_DSN"], before_send=slow_before_send)
+app = Flask("exiting")
+app.config.update(PROPAGATE_EXCEPTIONS=False, OBSERVE_SENTRY_ERROR_RATE=None)
+Observe(app)
+
+@app.get("/boom")
+def boom():
+    raise RuntimeError("at exit")
+
+client = app.test_client()
+for _ in range(5):
+    print(client.get("/boom").json["event_id"], flush=True)
+"""
+
+
+def test_pending_events_are_sent_at_interpreter_exit(receiver: EnvelopeReceiver) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(EXIT_SCRIPT)],
+        env={**os.environ, "TEST_DSN": receiver.dsn},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    ids = done.stdout.split()
+    assert len(ids) == 5
+    events = receiver.wait_for_events(5)
+    assert [e["event_id"] for e in events] == ids

@@ -1,0 +1,225 @@
+"""The aggregating sink's hand-over from the middleware: one look-up for a known
+request key, a bounded table per endpoint, the overflow for the rest, and every request
+counted, sampled or not."""
+
+from __future__ import annotations
+
+import random
+import typing as t
+
+import pytest
+from flask import Flask
+from flask import request
+from flask import Response
+from werkzeug.test import EnvironBuilder
+from werkzeug.test import run_wsgi_app
+
+from flask_observe import aggregation
+from flask_observe.aggregation import Aggregator
+from flask_observe.aggregation import ENDPOINT_SLOTS
+from flask_observe.extension import get_state
+from flask_observe.metrics import MetricsState
+from tests.support.apps import AppFactory
+from tests.support.metrics import counter_total
+from tests.support.metrics import flush
+from tests.support.metrics import timer_count
+from tests.support.metrics import udp_config
+from tests.support.metrics import UdpReceiver
+
+
+def _counting_hand_over(app: Flask) -> list[tuple[object, ...]]:
+    """Wrap the aggregator's locked ``add_request`` (the sink's hand-over); return the
+    list of the request keys it gets."""
+    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
+    assert aggregator is not None
+    add_request = aggregator.add_request
+    calls: list[tuple[object, ...]] = []
+
+    def counting(key: t.Any, seconds: float) -> None:
+        calls.append(key)
+        add_request(key, seconds)
+
+    aggregator.add_request = counting  # type: ignore[method-assign]
+    return calls
+
+
+def test_known_keys_are_appended_without_the_lock(make_app: AppFactory, udp: UdpReceiver) -> None:
+    """A record-less request whose key is already in the table is one look-up and one
+    append by the sink; only a new key goes through the aggregator's lock."""
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
+    app.add_url_rule("/", "index", lambda: "ok")
+    calls = _counting_hand_over(app)
+    client = app.test_client()
+    for _ in range(5):
+        client.get("/", buffered=True)
+    assert calls == [("index", "GET", "200 OK")]
+    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
+    assert aggregator is not None
+    assert _slots(aggregator) == [("index", "GET", "200 OK", 5)]
+    flush(app)
+    lines = udp.wait_for(6)
+    assert counter_total(lines, "response.index.GET.200") == 5
+    assert timer_count(lines, "request.index.GET") == 5
+
+
+def _slots(aggregator: Aggregator) -> list[tuple[str | None, str, str | None, int]]:
+    """The request table as (endpoint, method, status line, durations held)."""
+    return [
+        (endpoint, method, status, len(samples))
+        for endpoint, slots in aggregator.requests.items()
+        for method, status, samples in slots
+    ]
+
+
+def test_every_slot_of_an_endpoint_is_found_by_the_middleware(
+    make_app: AppFactory, udp: UdpReceiver
+) -> None:
+    """An endpoint answering several methods and statuses has one slot per pair; the
+    middleware finds each of them, not only the first."""
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
+
+    @app.route("/", methods=["GET", "POST"])
+    def index() -> tuple[str, int]:
+        return "ok", 201 if request.method == "POST" else 200
+
+    @app.get("/other")
+    def other() -> str:
+        return "ok"
+
+    calls = _counting_hand_over(app)
+    client = app.test_client()
+    for _ in range(4):
+        client.get("/", buffered=True)
+        client.post("/", buffered=True)
+        client.get("/other", buffered=True)
+    assert calls == [("index", "GET", "200 OK"), ("index", "POST", "201 CREATED"),
+                     ("other", "GET", "200 OK")]  # fmt: skip
+    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
+    assert aggregator is not None
+    assert _slots(aggregator) == [
+        ("index", "GET", "200 OK", 4), ("index", "POST", "201 CREATED", 4),
+        ("other", "GET", "200 OK", 4),
+    ]  # fmt: skip
+    flush(app)
+    lines = udp.wait_for(15)
+    assert counter_total(lines, "response.index.GET.200") == 4
+    assert counter_total(lines, "response.index.POST.201") == 4
+    assert timer_count(lines, "request.index.POST") == 4
+
+
+def test_invented_methods_and_status_lines_keep_the_table_bounded(
+    make_app: AppFactory, udp: UdpReceiver
+) -> None:
+    """Clients inventing methods (and an app inventing status lines) cannot grow the
+    table: past :data:`ENDPOINT_SLOTS` per endpoint, requests are aggregated under
+    their metric names, which are bounded, and every one is still counted."""
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
+
+    @app.get("/")
+    def index() -> Response:
+        return Response("ok", status=f"299 MADE UP {request.args['n']}")
+
+    client = app.test_client()
+    invented = 3 * ENDPOINT_SLOTS
+    for number in range(invented):
+        assert client.open("/", method=f"M{number}", buffered=True).status_code == 405
+        assert client.get(f"/?n={number}", buffered=True).status_code == 299
+    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
+    assert aggregator is not None
+    slots = _slots(aggregator)
+    assert len([slot for slot in slots if slot[0] is None]) == ENDPOINT_SLOTS
+    assert len([slot for slot in slots if slot[0] == "index"]) == ENDPOINT_SLOTS
+    flush(app)
+    lines = udp.wait_for(2 * invented + 2)
+    assert counter_total(lines, "response._unmatched._OTHER.405") == invented
+    assert counter_total(lines, "response.index.GET.299") == invented
+    assert timer_count(lines, "request.index.GET") == invented
+    assert timer_count(lines, "request._unmatched._OTHER") == invented
+
+
+def test_a_method_sent_in_lower_case_is_named_as_werkzeug_reads_it(
+    make_app: AppFactory, udp: UdpReceiver
+) -> None:
+    """The middleware takes the method from the environ (as ``request.method`` does,
+    before Werkzeug upper-cases it); ``get`` and ``GET`` are one metric name."""
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
+    app.add_url_rule("/", "index", lambda: request.method)
+    bodies = []
+    for method in ("GET", "get", "get", "GET"):
+        environ = EnvironBuilder(path="/").get_environ()
+        environ["REQUEST_METHOD"] = method
+        body, status, _ = run_wsgi_app(app, environ, buffered=True)
+        assert status == "200 OK"
+        bodies.append(b"".join(body))
+    assert bodies == [b"GET"] * 4
+    flush(app)
+    lines = udp.wait_for(5)
+    assert counter_total(lines, "response.index.GET.200") == 4
+    assert timer_count(lines, "request.index.GET") == 4
+    assert not [line for line in lines if "_OTHER" in line]
+
+
+def test_a_full_table_sends_new_endpoints_to_the_overflow(
+    make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aggregation, "TABLE_ENDPOINTS", 2)
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
+    for number in range(4):
+        app.add_url_rule(f"/{number}", f"page{number}", lambda: "ok")
+    client = app.test_client()
+    for _ in range(3):
+        for number in range(4):
+            client.get(f"/{number}", buffered=True)
+    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
+    assert aggregator is not None
+    assert [slot[0] for slot in _slots(aggregator)] == ["page0", "page1"]
+    flush(app)
+    lines = udp.wait_for(16)
+    for number in range(4):
+        assert counter_total(lines, f"response.page{number}.GET.200") == 3
+        assert timer_count(lines, f"request.page{number}.GET") == 3
+
+
+def test_a_full_list_sends_requests_to_the_lock_and_all_are_counted(
+    make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aggregation, "COLLECTED", 3)
+    app = make_app(
+        **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0, OBSERVE_STATSD_TIMER_SAMPLES=2)
+    )
+    app.add_url_rule("/", "index", lambda: "ok")
+    calls = _counting_hand_over(app)
+    client = app.test_client()
+    for _ in range(7):
+        client.get("/", buffered=True)
+    assert len(calls) == 1 + 4  # the new key, then each request beyond the list's size
+    flush(app)
+    lines = udp.wait_for(3)
+    assert counter_total(lines, "response.index.GET.200") == 7
+    assert timer_count(lines, "request.index.GET") == 7
+    client.get("/", buffered=True)  # emptied by the flush: appended again
+    assert len(calls) == 5
+
+
+def test_sampled_requests_are_chosen_before_they_are_counted(
+    make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a sample rate, each request is drawn once: those drawn in are counted
+    (and scaled up by the daemon), the others leave no trace."""
+    app = make_app(
+        **udp_config(udp, OBSERVE_STATSD_SAMPLE_RATE=0.5, OBSERVE_STATSD_FLUSH_INTERVAL=60.0)
+    )
+    app.add_url_rule("/", "index", lambda: "ok")
+    draws = iter([0.9, 0.1, 0.7, 0.2, 0.3])
+    monkeypatch.setattr(random, "random", lambda: next(draws))
+    client = app.test_client()
+    for _ in range(5):
+        client.get("/", buffered=True)
+    monkeypatch.undo()
+    flush(app)
+    lines = udp.wait_for(4)
+    assert [line for line in lines if line.startswith("response.")] == [
+        "response.index.GET.200:3|c|@0.5"
+    ]
+    timers = [line for line in lines if line.startswith("request.index.GET:")]
+    assert len(timers) == 3 and all(line.endswith("|ms|@0.5") for line in timers)

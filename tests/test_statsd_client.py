@@ -1,0 +1,173 @@
+"""The statsd transport: TCP and Unix sockets, a host that does not resolve yet, a
+daemon that is down, and the packet size limit with the lines it drops."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from flask_observe import metrics
+from tests.support.apps import AppFactory
+from tests.support.metrics import flush
+from tests.support.metrics import udp_config
+from tests.support.metrics import UdpReceiver
+
+#: The statsd client's TCP connect timeout (flask_observe/statsd_client.py), seconds.
+CONNECT_TIMEOUT = 1.0
+
+
+def test_oversize_line_is_dropped_and_counted(make_app: AppFactory, udp: UdpReceiver) -> None:
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_MAX_PACKET=64))
+    with app.app_context():
+        metrics.incr("short")
+        metrics.incr("x" * 90)
+        metrics.incr("short.again")
+    client = metrics.client(app)
+    assert client is not None
+    flush(app)
+    assert udp.wait_for(2) == ["short:1|c", "short.again:1|c"]
+    assert client.dropped_lines == 1
+    assert all(len(packet) <= 64 for packet in udp.packets)
+
+
+def test_packets_respect_the_size_limit(make_app: AppFactory, udp: UdpReceiver) -> None:
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_MAX_PACKET=200))
+    with app.app_context():
+        for number in range(100):
+            metrics.incr(f"counter.{number}")
+    flush(app)
+    lines = udp.wait_for(100)
+    assert lines == [f"counter.{number}:1|c" for number in range(100)]
+    assert all(len(packet.encode()) <= 200 for packet in udp.packets)
+    assert len(udp.packets) > 5
+
+
+def test_unresolvable_host_at_start_then_resolves(
+    make_app: AppFactory,
+    udp: UdpReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The app starts, requests stay fast, one warning, and metrics resume once the
+    name resolves, all resolution happening off the request thread."""
+    real_getaddrinfo = socket.getaddrinfo
+    resolvable = threading.Event()
+    callers: list[str] = []
+    slow = 0.4  # each failed lookup takes this long
+
+    def getaddrinfo(host: t.Any, port: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        if host == "statsd.flask-observe.test":
+            callers.append(threading.current_thread().name)
+            if not resolvable.is_set():
+                time.sleep(slow)  # a slow failing resolver must not delay requests
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            host = "127.0.0.1"
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    caplog.set_level(logging.WARNING, logger="flask_observe")
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_HOST="statsd.flask-observe.test"))
+    client_ = metrics.client(app)
+    assert client_ is not None
+    client_.resolve_interval = 0.1
+    app.add_url_rule("/", "index", lambda: "ok")
+    client = app.test_client()
+    # Requests go on while the sender thread fails its first lookups, so a request that
+    # resolved, or waited for a lookup in progress, would take a good part of `slow`.
+    durations: list[float] = []
+    deadline = time.monotonic() + 10
+    while len(callers) < 2 and time.monotonic() < deadline:
+        started = time.perf_counter()
+        assert client.get("/", buffered=True).status_code == 200
+        durations.append(time.perf_counter() - started)
+        time.sleep(0.01)
+    assert len(callers) >= 2  # retried
+    assert max(durations) < slow / 2, max(durations)
+    warnings_ = [r for r in caplog.records if "unavailable" in r.getMessage()]
+    assert len(warnings_) == 1
+    resolvable.set()
+    client.get("/", buffered=True)
+    lines = udp.wait_for(2, timeout=3)
+    assert "response.index.GET.200:1|c" in lines
+    assert threading.current_thread().name not in callers
+    assert any("reachable again" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("aggregate", [True, False], ids=["aggregated", "lines"])
+@pytest.mark.parametrize("protocol", ["udp", "tcp"])
+def test_daemon_down_raises_nothing(protocol: str, aggregate: bool, make_app: AppFactory) -> None:
+    kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = make_app(
+        OBSERVE_STATSD_HOST="127.0.0.1",
+        OBSERVE_STATSD_PORT=port,
+        OBSERVE_STATSD_PROTOCOL=protocol,
+        OBSERVE_STATSD_AGGREGATE=aggregate,
+    )
+    app.add_url_rule("/", "index", lambda: "ok")
+    client = app.test_client()
+    for _ in range(50):
+        assert client.get("/", buffered=True).status_code == 200
+    flush(app)
+    durations: list[float] = []
+    for _ in range(50):
+        started = time.perf_counter()
+        assert client.get("/", buffered=True).status_code == 200
+        durations.append(time.perf_counter() - started)
+    # No request waits for a connection attempt: each stays far below the sender's TCP
+    # connect timeout (a figure that holds on a slow machine, unlike a total for all).
+    assert max(durations) < CONNECT_TIMEOUT / 2, max(durations)
+    flush(app)
+    if protocol == "tcp":
+        statsd_client = metrics.client(app)
+        assert statsd_client is not None
+        # Without aggregation every line is lost; with it, a counter and the timer
+        # samples per flush.
+        assert (
+            statsd_client.dropped_lines == 200
+            if not aggregate
+            else 0 < statsd_client.dropped_lines < 200
+        )
+
+
+def test_tcp_transport(make_app: AppFactory) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        server.settimeout(5)
+        app = make_app(
+            OBSERVE_STATSD_HOST="127.0.0.1",
+            OBSERVE_STATSD_PORT=server.getsockname()[1],
+            OBSERVE_STATSD_PROTOCOL="tcp",
+        )
+        with app.app_context():
+            metrics.incr("over.tcp")
+            metrics.incr("again")
+        flush(app)
+        conn, _ = server.accept()
+        with conn:
+            conn.settimeout(5)
+            data = b""
+            while data.count(b"\n") < 2:
+                data += conn.recv(4096)
+    assert data == b"over.tcp:1|c\nagain:1|c\n"
+
+
+def test_unix_transport(make_app: AppFactory, tmp_path: Path) -> None:
+    path = str(tmp_path / "statsd.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(path)
+        server.settimeout(5)
+        app = make_app(OBSERVE_STATSD_HOST=path, OBSERVE_STATSD_PROTOCOL="unix")
+        with app.app_context():
+            metrics.timing("over.unix", 1.5)
+        flush(app)
+        assert server.recv(4096) == b"over.unix:1.500000|ms"
