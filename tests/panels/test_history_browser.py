@@ -42,7 +42,7 @@ ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
-OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "history"
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "history"
 PANEL = "#flDebugHistoryPanel"
 #: The app's own CSS, hostile to anything drawn in its pages.
 APP_CSS = "svg rect { fill: #ff00ff; } text { fill: #00ff00; } td { color: #ff00ff; }"

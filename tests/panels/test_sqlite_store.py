@@ -28,7 +28,7 @@ if t.TYPE_CHECKING:
     from flask import Flask
     from flask.testing import FlaskClient
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def history_app(path: str, **config: t.Any) -> Flask:
@@ -176,19 +176,21 @@ def test_two_gunicorn_workers_share_one_history(tmp_path: Path) -> None:
         "2",
         "--bind",
         f"127.0.0.1:{port}",
-        "tests.test_history_sqlite:create_app()",
+        "tests.panels.test_sqlite_store:create_app()",
     ]
     server = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
                 get_json(f"{base}/from/ready")
                 break
             except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
+                if server.poll() is not None:
+                    raise AssertionError(f"gunicorn exited: {server.communicate()[1]}") from None
+                if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
         pids: dict[str, int] = {}
