@@ -288,10 +288,13 @@ OPTIONS: tuple[Option, ...] = (
     # --- errors ---
     _opt(
         "OBSERVE_JSON_ERRORS",
-        True,
-        "bool",
-        "Answer every error with an ``application/problem+json`` body.",
-        as_bool,
+        None,
+        "bool or None",
+        "How errors are answered. ``None`` negotiates: an ``application/problem+json`` "
+        "body for API clients, the app's or Flask's HTML page for browsers (an "
+        "``Accept`` preferring ``text/html``). ``True``: always problem+json. "
+        "``False``: always Flask's own response. (Before 0.3.0 the default was ``True``.)",
+        as_optional_bool,
     ),
     _opt(
         "OBSERVE_SENTRY_DSN",
@@ -391,7 +394,7 @@ class ObserveConfig:
     statsd_aggregate: bool
     statsd_timer_samples: int
     metrics_record: bool | None
-    json_errors: bool
+    json_errors: bool | None
     sentry_dsn: str | None
     sentry_capture_statuses: frozenset[int]
     error_body: t.Callable[..., t.Any] | None

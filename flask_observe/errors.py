@@ -144,9 +144,13 @@ class ErrorsState:
     .. versionadded:: 0.1.0
     """
 
-    #: Answer errors with problem JSON (``OBSERVE_JSON_ERRORS``); when off, the
+    #: Answer errors with problem JSON (``OBSERVE_JSON_ERRORS``): ``True`` always,
+    #: ``None`` when the client prefers it (:func:`wants_problem`); when ``False``, the
     #: handler only captures ``abort(5xx)`` and adds the event-id header.
-    json_errors: bool
+    #:
+    #: .. versionchanged:: 0.3.0
+    #:     ``None``, the default, negotiates.
+    json_errors: bool | None
     #: Custom body builder (``OBSERVE_ERROR_BODY``).
     body_builder: BodyBuilder | None
     #: Response header carrying the event id (``OBSERVE_EVENT_ID_HEADER``).
@@ -187,7 +191,7 @@ def install(
     got_request_exception.connect(on_unhandled, app, weak=False)
     for exception in list(errors.error_map):
         register_mapped(app, exception)
-    if not errors.json_errors and not (capture is not None and capturing):
+    if errors.json_errors is False and not (capture is not None and capturing):
         return
     if _app_handler(app, HTTPException) is None:
         app.register_error_handler(HTTPException, handle_http_exception)
@@ -368,7 +372,7 @@ def _answer(
         if capture is not None:
             event_id = _note_event_id(record, capture(cause, status=status, handled=True))
 
-    if errors.json_errors:
+    if errors.json_errors or (errors.json_errors is None and wants_problem()):
         problem = _problem(error, status, cause, unhandled, event_id)
         response = error.get_response()
         if errors.body_builder is not None:
@@ -383,9 +387,31 @@ def _answer(
         if cause is not error and error.description is None:
             error.description = _detail(error, status, cause, unhandled)
         response = error.get_response()
+    if errors.json_errors is None:
+        response.vary.add("Accept")
     if event_id is not None and errors.event_id_header:
         response.headers[errors.event_id_header] = event_id
     return response
+
+
+#: The media types :func:`wants_problem` weighs, in the order that wins a tie.
+NEGOTIATED = (PROBLEM_MIMETYPE, "application/json", "text/html", "application/xhtml+xml")
+
+
+def wants_problem() -> bool:
+    """Whether the current request's client gets a problem+json body under the
+    negotiated default (``OBSERVE_JSON_ERRORS = None``): yes for a JSON request body,
+    and for an ``Accept`` header that is missing, accepts anything (``*/*``), names
+    none of the types below, or ranks problem+json or JSON at least as high as HTML;
+    no (an HTML page) when it ranks ``text/html`` or ``application/xhtml+xml`` higher,
+    as browsers do.
+
+    .. versionadded:: 0.3.0
+    """
+    if request.is_json:
+        return True
+    best = request.accept_mimetypes.best_match(NEGOTIATED)
+    return best is None or best.endswith("json")
 
 
 def _problem(
