@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import typing as t
 
 if t.TYPE_CHECKING:
@@ -116,6 +117,23 @@ def as_keys(key: str, value: object) -> tuple[str, ...]:
         if not isinstance(item, str) or not item:
             raise ConfigError(key, f"every entry must be a non-empty string, got {item!r}")
         out.append(item.lower())
+    return tuple(out)
+
+
+def as_patterns(key: str, value: object) -> tuple[re.Pattern[str], ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ConfigError(key, f"expected a list of regular expressions, got {_describe(value)}")
+    out: list[re.Pattern[str]] = []
+    for item in value:
+        if isinstance(item, re.Pattern) and isinstance(item.pattern, str):
+            out.append(item)
+            continue
+        if not isinstance(item, str) or not item:
+            raise ConfigError(key, f"every entry must be a non-empty string, got {item!r}")
+        try:
+            out.append(re.compile(item))
+        except re.error as error:
+            raise ConfigError(key, f"{item!r} is not a regular expression: {error}") from None
     return tuple(out)
 
 
@@ -328,6 +346,16 @@ OPTIONS: tuple[Option, ...] = (
         as_keys,
     ),
     _opt(
+        "OBSERVE_SCRUB_PATTERNS",
+        (),
+        "list of regular expressions",
+        "Extra secrets found by their shape: every match of each pattern (a string or "
+        "a compiled ``re`` pattern) in a text is replaced by ``[Filtered]``, wherever "
+        "the secret rules apply.",
+        as_patterns,
+        since="0.3.0",
+    ),
+    _opt(
         "OBSERVE_EVENT_ID_HEADER",
         "X-Sentry-Event-Id",
         "str or None",
@@ -399,6 +427,7 @@ class ObserveConfig:
     sentry_capture_statuses: frozenset[int]
     error_body: t.Callable[..., t.Any] | None
     scrub_keys: tuple[str, ...]
+    scrub_patterns: tuple[re.Pattern[str], ...]
     event_id_header: str | None
     sentry_error_rate: tuple[int, float] | None
     toolbar_panels: bool | None
