@@ -99,6 +99,12 @@ def as_paths(key: str, value: object) -> tuple[str, ...]:
     for item in value:
         if not isinstance(item, str) or not item.startswith("/"):
             raise ConfigError(key, f"every path must be a string starting with '/', got {item!r}")
+        if "*" in item[:-1]:
+            raise ConfigError(
+                key,
+                f"{item!r} would exclude nothing: '*' is a wildcard only as the last "
+                "character, a prefix such as '/static/*'; list the paths, or a prefix",
+            )
         paths.append(item)
     return tuple(sorted(paths))
 
@@ -212,7 +218,10 @@ OPTIONS: tuple[Option, ...] = (
         (),
         "list of str",
         "Paths that get no instrumentation at all (health checks). An entry ending "
-        "in ``*`` is a prefix: ``/static/*``. Matched against ``PATH_INFO``.",
+        "in ``*`` is a prefix: ``/static/*``; a ``*`` anywhere else is refused. Any "
+        "other entry is a path compared whole, with or without its trailing slash "
+        "(``/health`` and ``/health/`` each exclude both). Matched against "
+        "``PATH_INFO``.",
         as_paths,
     ),
     # --- metrics ---
