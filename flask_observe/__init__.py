@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import metrics as metrics
 from .config import ConfigError as ConfigError
 from .errors import APIError as APIError
+from .errors import event_id as event_id
 from .extension import Observe as Observe
 from .record import current_record as current_record
 from .record import RequestRecord as RequestRecord

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import typing as t
 
 if t.TYPE_CHECKING:
@@ -98,6 +99,12 @@ def as_paths(key: str, value: object) -> tuple[str, ...]:
     for item in value:
         if not isinstance(item, str) or not item.startswith("/"):
             raise ConfigError(key, f"every path must be a string starting with '/', got {item!r}")
+        if "*" in item[:-1]:
+            raise ConfigError(
+                key,
+                f"{item!r} would exclude nothing: '*' is a wildcard only as the last "
+                "character, a prefix such as '/static/*'; list the paths, or a prefix",
+            )
         paths.append(item)
     return tuple(sorted(paths))
 
@@ -116,6 +123,23 @@ def as_keys(key: str, value: object) -> tuple[str, ...]:
         if not isinstance(item, str) or not item:
             raise ConfigError(key, f"every entry must be a non-empty string, got {item!r}")
         out.append(item.lower())
+    return tuple(out)
+
+
+def as_patterns(key: str, value: object) -> tuple[re.Pattern[str], ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ConfigError(key, f"expected a list of regular expressions, got {_describe(value)}")
+    out: list[re.Pattern[str]] = []
+    for item in value:
+        if isinstance(item, re.Pattern) and isinstance(item.pattern, str):
+            out.append(item)
+            continue
+        if not isinstance(item, str) or not item:
+            raise ConfigError(key, f"every entry must be a non-empty string, got {item!r}")
+        try:
+            out.append(re.compile(item))
+        except re.error as error:
+            raise ConfigError(key, f"{item!r} is not a regular expression: {error}") from None
     return tuple(out)
 
 
@@ -194,7 +218,10 @@ OPTIONS: tuple[Option, ...] = (
         (),
         "list of str",
         "Paths that get no instrumentation at all (health checks). An entry ending "
-        "in ``*`` is a prefix: ``/static/*``. Matched against ``PATH_INFO``.",
+        "in ``*`` is a prefix: ``/static/*``; a ``*`` anywhere else is refused. Any "
+        "other entry is a path compared whole, with or without its trailing slash "
+        "(``/health`` and ``/health/`` each exclude both). Matched against "
+        "``PATH_INFO``.",
         as_paths,
     ),
     # --- metrics ---
@@ -288,10 +315,13 @@ OPTIONS: tuple[Option, ...] = (
     # --- errors ---
     _opt(
         "OBSERVE_JSON_ERRORS",
-        True,
-        "bool",
-        "Answer every error with an ``application/problem+json`` body.",
-        as_bool,
+        None,
+        "bool or None",
+        "How errors are answered. ``None`` negotiates: an ``application/problem+json`` "
+        "body for API clients, the app's or Flask's HTML page for browsers (an "
+        "``Accept`` preferring ``text/html``). ``True``: always problem+json. "
+        "``False``: always Flask's own response. (Before 0.3.0 the default was ``True``.)",
+        as_optional_bool,
     ),
     _opt(
         "OBSERVE_SENTRY_DSN",
@@ -323,6 +353,16 @@ OPTIONS: tuple[Option, ...] = (
         "Extra header, body or query keys whose values are secret: scrubbed from Sentry "
         "events, masked in error bodies and in the toolbar panels.",
         as_keys,
+    ),
+    _opt(
+        "OBSERVE_SCRUB_PATTERNS",
+        (),
+        "list of regular expressions",
+        "Extra secrets found by their shape: every match of each pattern (a string or "
+        "a compiled ``re`` pattern) in a text is replaced by ``[Filtered]``, wherever "
+        "the secret rules apply.",
+        as_patterns,
+        since="0.3.0",
     ),
     _opt(
         "OBSERVE_EVENT_ID_HEADER",
@@ -411,11 +451,12 @@ class ObserveConfig:
     statsd_aggregate: bool
     statsd_timer_samples: int
     metrics_record: bool | None
-    json_errors: bool
+    json_errors: bool | None
     sentry_dsn: str | None
     sentry_capture_statuses: frozenset[int]
     error_body: t.Callable[..., t.Any] | None
     scrub_keys: tuple[str, ...]
+    scrub_patterns: tuple[re.Pattern[str], ...]
     event_id_header: str | None
     sentry_error_rate: tuple[int, float] | None
     toolbar_panels: bool | None

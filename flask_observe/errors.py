@@ -39,8 +39,10 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
+from flask import after_this_request
 from flask import current_app
 from flask import got_request_exception
+from flask import has_request_context
 from flask import request
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
@@ -144,9 +146,13 @@ class ErrorsState:
     .. versionadded:: 0.1.0
     """
 
-    #: Answer errors with problem JSON (``OBSERVE_JSON_ERRORS``); when off, the
+    #: Answer errors with problem JSON (``OBSERVE_JSON_ERRORS``): ``True`` always,
+    #: ``None`` when the client prefers it (:func:`wants_problem`); when ``False``, the
     #: handler only captures ``abort(5xx)`` and adds the event-id header.
-    json_errors: bool
+    #:
+    #: .. versionchanged:: 0.3.0
+    #:     ``None``, the default, negotiates.
+    json_errors: bool | None
     #: Custom body builder (``OBSERVE_ERROR_BODY``).
     body_builder: BodyBuilder | None
     #: Response header carrying the event id (``OBSERVE_EVENT_ID_HEADER``).
@@ -187,7 +193,7 @@ def install(
     got_request_exception.connect(on_unhandled, app, weak=False)
     for exception in list(errors.error_map):
         register_mapped(app, exception)
-    if not errors.json_errors and not (capture is not None and capturing):
+    if errors.json_errors is False and not (capture is not None and capturing):
         return
     if _app_handler(app, HTTPException) is None:
         app.register_error_handler(HTTPException, handle_http_exception)
@@ -260,6 +266,7 @@ def handle_http_exception(error: HTTPException) -> t.Any:
     """
     other = _handler_without_ours(error)
     if other is not None:
+        _capture_for_other(error)
         return current_app.ensure_sync(other)(error)
     original = getattr(error, "original_exception", None)
     unhandled = (
@@ -279,6 +286,22 @@ def handle_http_exception(error: HTTPException) -> t.Any:
         return _answer(error, error.code, cause=error, unhandled=False)
     except Exception:
         return last_resort()
+
+
+def _capture_for_other(error: HTTPException) -> None:
+    """Capture an ``abort(5xx)`` that another handler of the app answers (an unhandled
+    exception was captured by :func:`on_unhandled` already). Never raises."""
+    try:
+        if error.code is None or error.code < 500 or error.response is not None:
+            return
+        original = getattr(error, "original_exception", None)
+        if original is not None and request.environ.get(UNHANDLED_KEY) is original:
+            return
+        capture = _errors().capture
+        if capture is not None:
+            _note_event_id(current_record(), capture(error, status=error.code, handled=True))
+    except Exception:
+        warn_limited("error-capture", "Flask-Observe could not capture an error", exc_info=True)
 
 
 def _handler_without_ours(error: HTTPException) -> t.Callable[[t.Any], t.Any] | None:
@@ -368,7 +391,7 @@ def _answer(
         if capture is not None:
             event_id = _note_event_id(record, capture(cause, status=status, handled=True))
 
-    if errors.json_errors:
+    if errors.json_errors or (errors.json_errors is None and wants_problem()):
         problem = _problem(error, status, cause, unhandled, event_id)
         response = error.get_response()
         if errors.body_builder is not None:
@@ -383,9 +406,29 @@ def _answer(
         if cause is not error and error.description is None:
             error.description = _detail(error, status, cause, unhandled)
         response = error.get_response()
-    if event_id is not None and errors.event_id_header:
-        response.headers[errors.event_id_header] = event_id
+    if errors.json_errors is None:
+        response.vary.add("Accept")
     return response
+
+
+#: The media types :func:`wants_problem` weighs, in the order that wins a tie.
+NEGOTIATED = (PROBLEM_MIMETYPE, "application/json", "text/html", "application/xhtml+xml")
+
+
+def wants_problem() -> bool:
+    """Whether the current request's client gets a problem+json body under the
+    negotiated default (``OBSERVE_JSON_ERRORS = None``): yes for a JSON request body,
+    and for an ``Accept`` header that is missing, accepts anything (``*/*``), names
+    none of the types below, or ranks problem+json or JSON at least as high as HTML;
+    no (an HTML page) when it ranks ``text/html`` or ``application/xhtml+xml`` higher,
+    as browsers do.
+
+    .. versionadded:: 0.3.0
+    """
+    if request.is_json:
+        return True
+    best = request.accept_mimetypes.best_match(NEGOTIATED)
+    return best is None or best.endswith("json")
 
 
 def _problem(
@@ -445,9 +488,52 @@ def _note_exception(record: RequestRecord | None, exception: BaseException) -> N
 
 def _note_event_id(record: RequestRecord | None, event_id: str | None) -> str | None:
     """The one writer of the request's event id, on the record and in the environ (the
-    last-resort response reads it there); *event_id* is returned."""
+    last-resort response and :func:`event_id` read it there); *event_id* is returned.
+    The first id noted in a request also puts the event-id header on the response,
+    whichever handler makes it (:func:`_add_event_id_header`)."""
     if event_id is not None:
-        request.environ[EVENT_ID_KEY] = event_id
+        environ = request.environ
+        if EVENT_ID_KEY not in environ:
+            after_this_request(_add_event_id_header)
+        environ[EVENT_ID_KEY] = event_id
         if record is not None:
             record.event_id = event_id
     return event_id
+
+
+def _add_event_id_header(response: Response) -> Response:
+    """Put the request's event id in the ``OBSERVE_EVENT_ID_HEADER`` of the error
+    response, be it ours, the app's own page or a handler's; a value already there is
+    kept. Runs only in requests whose error was captured (``after_this_request``)."""
+    try:
+        header = _errors().event_id_header
+        event_id = request.environ.get(EVENT_ID_KEY)
+        if header and isinstance(event_id, str) and header not in response.headers:
+            response.headers[header] = event_id
+    except Exception:
+        warn_limited("error-header", "Flask-Observe could not add the event id", exc_info=True)
+    return response
+
+
+def event_id() -> str | None:
+    """The id of the Sentry event captured for the current request's error, or
+    ``None`` (no request, nothing captured, Sentry off, or a repeat the throttle
+    suppressed). The same id is in the ``X-Sentry-Event-Id`` header; an app's own
+    error page can show it, so that a visitor can quote it to support::
+
+        from flask_observe import event_id
+
+        @app.errorhandler(500)
+        def server_error(error):
+            return render_template("500.html", event_id=event_id()), 500
+
+    .. code-block:: html+jinja
+
+        {% if event_id %}<p>Quote {{ event_id }} when you contact us.</p>{% endif %}
+
+    .. versionadded:: 0.3.0
+    """
+    if not has_request_context():
+        return None
+    noted = request.environ.get(EVENT_ID_KEY)
+    return noted if isinstance(noted, str) else None

@@ -2,10 +2,15 @@
 
 One rule for the middleware (does this request bypass?) and the ``flask observe
 metrics`` listing (does every path of this URL rule bypass?): a pattern is a path
-compared whole, or, ending in ``*``, a prefix::
+compared whole, with or without its trailing slash, or, ending in ``*``, a prefix
+(``*`` anywhere else is refused by the configuration)::
 
-    excluded = ExcludedPaths(["/health", "/static/*"])
+    excluded = ExcludedPaths(["/health/", "/static/*"])
     excluded.match("/static/app.css")  # True
+    excluded.match("/health")  # True: /health and /health/ are one path here
+
+.. versionchanged:: 0.3.0
+    A path matches with or without its trailing slash.
 
 .. versionadded:: 0.3.0
 """
@@ -18,12 +23,15 @@ import typing as t
 class ExcludedPaths:
     """The excluded paths of one app.
 
-    :param patterns: paths compared whole, or prefixes written with a trailing ``*``.
+    :param patterns: paths compared whole (with or without a trailing slash), or
+        prefixes written with a trailing ``*``.
     """
 
     def __init__(self, patterns: t.Iterable[str]) -> None:
         patterns = tuple(patterns)
-        self._paths = frozenset(p for p in patterns if not p.endswith("*"))
+        # Both spellings of each path go in the set: matching stays one look-up.
+        paths = [p.rstrip("/") or "/" for p in patterns if not p.endswith("*")]
+        self._paths = frozenset((*paths, *(p + "/" for p in paths if p != "/")))
         self._prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
 
     def __bool__(self) -> bool:

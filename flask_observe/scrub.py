@@ -2,8 +2,9 @@
 
 :func:`scrub_event` applies the secret rules of :mod:`flask_observe.secrets` to a whole
 Sentry event (request, exception values, frame variables, breadcrumbs, extra data):
-the value of every sensitive key becomes ``"[Filtered]"``, and so do URL credentials
-and sensitive ``key=value`` / ``"key": "value"`` pairs inside strings.
+the value of every sensitive key becomes ``"[Filtered]"``, and so do URL credentials,
+sensitive ``key=value`` / ``"key": "value"`` pairs (values masked to their end) and
+card numbers inside strings.
 :func:`make_before_send` turns it into a ``before_send`` callback for ``sentry_sdk.init``
 that can be chained with an app's own.
 
@@ -72,7 +73,7 @@ def make_before_send(then: BeforeSend | None = None, extra_keys: Iterable[str] =
         try:
             scrubber = _app_scrubber() or fixed
             if scrubber is not fixed and extra_keys:
-                scrubber = Scrubber((*scrubber.keys, *fixed.keys))
+                scrubber = Scrubber((*scrubber.keys, *fixed.keys), scrubber.patterns)
             event = scrubber.scrub_event(event)
         except Exception:
             warn_limited("scrub", "Flask-Observe could not scrub an event; dropped it")

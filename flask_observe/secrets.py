@@ -4,8 +4,24 @@ shown in their place. Sentry events (:mod:`flask_observe.scrub`), problem+json b
 
 A :class:`Scrubber` replaces with ``"[Filtered]"`` the value of every sensitive key
 (in mappings, and in ``(name, value)`` pairs such as a list of headers) and, inside
-any text, ``user:pass@`` credentials in URLs and the values of ``key=value`` /
-``"key": "value"`` pairs whose key is sensitive.
+any text, ``user:pass@`` credentials in URLs, the values of ``key=value`` /
+``"key": "value"`` pairs whose key is sensitive, payment card numbers, and the matches
+of ``OBSERVE_SCRUB_PATTERNS``.
+
+Where a value inside text ends (it is masked whole, up to there):
+
+- a quoted value (``"key": "value"``, ``key='value'``) at its closing quote, escaped
+  quotes (``\\"``) included, or at the end of the line when the quote is never closed;
+- an unquoted value (``key=value``, ``key: value``) at the end of the line, at ``&``,
+  ``,``, ``;``, a quote or a closing bracket, or before a space followed by the next
+  ``name=`` or ``name:``. Spaces inside are part of it: ``password=correct horse battery
+  staple`` becomes ``password=[Filtered]``, while ``a=1&password=x y&b=2`` becomes
+  ``a=1&password=[Filtered]&b=2``. An auth scheme (``Bearer``, ``Basic``, ``Token``,
+  ``Digest``) is masked with its value.
+
+A payment card number is 13 to 19 digits, written together or in groups separated by
+single spaces or dashes, that pass the Luhn check; it is masked wherever it appears in
+text (``4111 1111 1111 1111``, ``4111-1111-1111-1111``).
 
 Sensitive keys, matched case-insensitively as substrings after ``-`` became ``_``:
 ``passw`` (``password``, ``passwd``), ``pwd``, ``secret``, ``token``, ``api_key``,
@@ -57,6 +73,10 @@ DEFAULT_KEYS: tuple[str, ...] = (
 #: ``scheme://user:password@`` (and ``scheme://token@``) inside any string.
 URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@?#]+@")
 
+#: A run of 13 to 19 digits, maybe grouped by single spaces or dashes: a card number
+#: when it also passes the Luhn check (:func:`luhn_valid`).
+CARD_CANDIDATE = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
+
 #: Deepest nesting walked; anything deeper is replaced as a whole.
 MAX_DEPTH = 32
 
@@ -70,27 +90,49 @@ class Scrubber:
     """The secret rules for one set of sensitive keys.
 
     :param extra_keys: more sensitive key substrings (``OBSERVE_SCRUB_KEYS``).
+    :param extra_patterns: regular expressions whose every match in a text is masked
+        whole (``OBSERVE_SCRUB_PATTERNS``).
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0
         Moved here from :mod:`flask_observe.scrub`; the keys are those the panels
         masked too.
+    .. versionchanged:: 0.3.0
+        Values inside text are masked to their end, spaces included; card numbers and
+        *extra_patterns* are masked too.
     """
 
-    def __init__(self, extra_keys: Iterable[str] = ()) -> None:
+    def __init__(
+        self, extra_keys: Iterable[str] = (), extra_patterns: Iterable[re.Pattern[str]] = ()
+    ) -> None:
         keys = tuple(
             dict.fromkeys(k.lower().replace("-", "_") for k in (*DEFAULT_KEYS, *extra_keys))
         )
         #: The normalised key substrings this scrubber filters.
         self.keys = keys
+        #: The extra patterns this scrubber masks.
+        self.patterns = tuple(extra_patterns)
         alternatives = "|".join(re.escape(k).replace("_", "[_-]?") for k in keys)
-        # key, separator (= or : with optional quotes), then the value up to a delimiter;
-        # an auth scheme word (Bearer, Basic, Token) is masked together with its value.
+        filtered = re.escape(FILTERED)
+        word = r"[^\s\"'&,;}\])]+"
+        # key, separator (= or :, after the key's closing quote if any), then the value
+        # (see the module docstring for where it ends): quoted by " or ', or unquoted,
+        # words joined by spaces until the next name= / name:, with an auth scheme
+        # word (Bearer, Basic, Token, Digest) masked together with its value.
         self._pairs = re.compile(
             r"(?P<key>[\w.-]*(?:" + alternatives + r")[\w.-]*)"
-            r"(?P<sep>[\"']?\s*[=:]\s*[\"']?)"
-            r"(?!" + re.escape(FILTERED) + r")"
-            r"(?P<value>(?:(?:Bearer|Basic|Token|Digest)\s+)?[^\s\"'&,;}\])]+)",
+            r"(?P<sep>[\"']?\s*[=:]\s*)"
+            r"(?:"
+            r"(?P<quote>[\"'])(?!" + filtered + r")"
+            r"(?P<quoted>(?:\\.|(?!(?P=quote))[^\\\n])+)"
+            r"|"
+            r"(?!" + filtered + r")"
+            r"(?P<value>(?:(?:Bearer|Basic|Token|Digest)\s+)?"
+            + word
+            + r"(?:[ \t]+(?![\w.-]+[=:])"
+            + word
+            + r")*)"
+            r")",
             re.IGNORECASE,
         )
         # A necessary condition for a pair, cheap to test: one of the keys and a
@@ -115,11 +157,15 @@ class Scrubber:
         return self.is_sensitive(key) and value not in _EMPTY
 
     def scrub_text(self, text: str) -> str:
-        """Mask URL credentials and sensitive ``key=value`` pairs inside *text*."""
+        """Mask URL credentials, sensitive ``key=value`` pairs, card numbers and the
+        extra patterns inside *text*."""
         if "@" in text:
             text = URL_CREDENTIALS.sub(r"\g<scheme>" + FILTERED + "@", text)
         if ("=" in text or ":" in text) and self._may_hold_pair(text):
-            text = self._pairs.sub(r"\g<key>\g<sep>" + FILTERED, text)
+            text = self._pairs.sub(_mask_pair, text)
+        text = CARD_CANDIDATE.sub(_mask_card, text)
+        for pattern in self.patterns:
+            text = pattern.sub(FILTERED, text)
         return text
 
     def _may_hold_pair(self, text: str) -> bool:
@@ -157,6 +203,32 @@ class Scrubber:
         return t.cast("EventT", self.scrub(event))
 
 
+def _mask_pair(match: re.Match[str]) -> str:
+    """The key and separator of a sensitive pair, then the marker in place of its value
+    (after the opening quote of a quoted value: the closing one stays in the text)."""
+    return match["key"] + match["sep"] + (match["quote"] or "") + FILTERED
+
+
+def _mask_card(match: re.Match[str]) -> str:
+    number = match.group()
+    return FILTERED if luhn_valid(number) else number
+
+
+def luhn_valid(number: str) -> bool:
+    """Whether the digits of *number* (spaces and dashes ignored) pass the Luhn check
+    that every payment card number passes.
+
+    .. versionadded:: 0.3.0
+    """
+    total = 0
+    for position, char in enumerate(reversed(number.replace(" ", "").replace("-", ""))):
+        digit = int(char)
+        if position % 2:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
 #: A scrubber with the default keys only.
 default_scrubber = Scrubber()
 
@@ -183,6 +255,6 @@ def state_scrubber(state: ObserveState) -> Scrubber:
     """
     scrubber = state.part(Scrubber)
     if scrubber is None:
-        scrubber = Scrubber(state.config.scrub_keys)
+        scrubber = Scrubber(state.config.scrub_keys, state.config.scrub_patterns)
         state.add_part(scrubber)
     return scrubber

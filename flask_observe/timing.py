@@ -35,6 +35,7 @@ from .record import format_server_timing
 from .record import RequestRecord
 from .record import START_KEY
 from .record import Timer
+from .routing import endpoint_of_unmatched
 from .state import find_state
 
 if t.TYPE_CHECKING:
@@ -253,7 +254,9 @@ class ObserveMiddleware:
                             # The method as request.method reads it, without its (not
                             # specialised) attribute look-up; names upper-case it.
                             self._sink_add(  # type: ignore[misc]
-                                rule.endpoint if rule is not None else None,
+                                rule.endpoint
+                                if rule is not None
+                                else endpoint_of_unmatched(request),  # a 404, a 405
                                 environ.get("REQUEST_METHOD", "GET"),
                                 status,
                                 elapsed,
@@ -372,6 +375,8 @@ class ObserveMiddleware:
             rule = getattr(flask_request, "url_rule", None)  # a plain Werkzeug request
             if rule is not None:
                 record.endpoint = rule.endpoint
+            else:  # a 404, a 405 on a known path
+                record.endpoint = endpoint_of_unmatched(flask_request)
 
     def finish(self, record: RequestRecord) -> None:
         """Stop the clock and hand the record to the sink and the finish hooks (the

@@ -592,7 +592,7 @@ def test_mapped_exception_detail_masks_its_secrets() -> None:
     response = body_app().test_client().get("/lookup")
     assert response.status_code == 404
     assert response.json is not None
-    assert response.json["detail"] == "no user for api_key=[Filtered] at https://[Filtered]@idp/x"
+    assert response.json["detail"] == "no user for api_key=[Filtered] https://[Filtered]@idp/x"
 
 
 def test_a_message_written_for_the_client_is_kept() -> None:

@@ -597,7 +597,7 @@ def test_sink_gets_each_plain_request_without_a_record() -> None:
     assert handed[0].record is None
     assert abs(handed[0].seconds - float(response.headers["X-Runtime"])) < 1e-6
     app.test_client().post("/")
-    assert handed[1][:3] == (None, "POST", "405 METHOD NOT ALLOWED")
+    assert handed[1][:3] == ("index", "POST", "405 METHOD NOT ALLOWED")
 
 
 def test_sink_gets_the_record_when_one_was_made() -> None:

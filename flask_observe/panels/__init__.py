@@ -19,6 +19,7 @@ from __future__ import annotations
 import typing as t
 
 from ..config import ConfigError
+from ..containment import logger
 from ..containment import warn_limited
 from ..secrets import state_scrubber
 from .access import BLUEPRINT_NAME as BLUEPRINT_NAME
@@ -73,7 +74,16 @@ def check(app: Flask, config: ObserveConfig) -> bool:
     if toolbar_active(app):
         check_hosts(app)
     wanted = config.toolbar_panels
-    if not (app.debug if wanted is None else wanted) or not toolbar_enabled(app):
+    if not (app.debug if wanted is None else wanted):
+        return False
+    if not toolbar_enabled(app):
+        if wanted:  # once per init_app: at start-up
+            logger.warning(
+                "Flask-Observe: OBSERVE_TOOLBAR_PANELS is True but the debug toolbar is "
+                "off on app %r (app.debug is off and DEBUG_TB_ENABLED is not True): "
+                "no panel will be shown.",
+                app.name,
+            )
         return False
     try:
         import flask_debugtoolbar  # noqa: F401

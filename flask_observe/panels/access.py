@@ -54,7 +54,9 @@ def toolbar_enabled(app: Flask) -> bool:
 
 
 def check_hosts(app: Flask) -> None:
-    """Refuse an enabled toolbar outside debug mode without ``DEBUG_TB_HOSTS``.
+    """Refuse an enabled toolbar outside debug mode without ``DEBUG_TB_HOSTS``, and a
+    ``DEBUG_TB_HOSTS`` that is not a list or tuple of address strings (the toolbar tests
+    ``remote_addr in hosts``: on a string that is a substring test).
 
     Run by ``init_app`` (the toolbar initialised first, or our panels asked for),
     before the first request (the toolbar initialised after Observe), and when the
@@ -63,7 +65,17 @@ def check_hosts(app: Flask) -> None:
     :param app: the Flask application.
     :raises flask_observe.ConfigError: naming ``DEBUG_TB_HOSTS``.
     """
-    if toolbar_enabled(app) and not app.debug and not app.config.get("DEBUG_TB_HOSTS"):
+    hosts = app.config.get("DEBUG_TB_HOSTS")
+    if hosts and (
+        not isinstance(hosts, (list, tuple)) or not all(isinstance(h, str) for h in hosts)
+    ):
+        raise ConfigError(
+            "DEBUG_TB_HOSTS",
+            f"expected a list or tuple of client addresses such as ['127.0.0.1'], got "
+            f"{hosts!r} ({type(hosts).__name__}): a string would be matched as a "
+            "substring, letting 10.0.0.1 in through '10.0.0.10'.",
+        )
+    if toolbar_enabled(app) and not app.debug and not hosts:
         raise ConfigError(
             "DEBUG_TB_HOSTS",
             "the debug toolbar is enabled while app.debug is off: list the client "
@@ -84,8 +96,8 @@ def request_allowed() -> bool:
     if not toolbar_enabled(app):
         return False
     hosts = app.config.get("DEBUG_TB_HOSTS")
-    if hosts:
-        return request.remote_addr in hosts
+    if hosts:  # addresses compared whole: a string (refused at start-up) lets nobody in
+        return isinstance(hosts, (list, tuple)) and request.remote_addr in hosts
     return app.debug
 
 

@@ -4,6 +4,7 @@ its own client."""
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import subprocess
@@ -108,6 +109,9 @@ def test_fork_recreates_the_client_instead_of_resending(receiver: EnvelopeReceiv
     if pid == 0:  # pragma: no cover - the child process
         code = 1
         try:
+            # A child stuck on a lock some parent thread held at the fork prints every
+            # thread's stack and exits after a while: the test fails, never hangs.
+            faulthandler.dump_traceback_later(30, exit=True)
             os.close(read_end)
             response = app.test_client().get("/boom")
             child_client = sentry_sdk.get_client()
