@@ -20,7 +20,19 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="/venvs/$(printf %s "$ROOT" | sha256sum | cut -c1-12)"
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# The Debian archive the host's apt uses (its first deb822 URIs or sources.list line),
+# unless DEBIAN_MIRROR names another.
+host_mirror() {
+    local found
+    found=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2; exit}')
+    [ -n "$found" ] || found=$(grep -hs '^deb ' /etc/apt/sources.list | awk '{print $2; exit}')
+    printf %s "$found"
+}
+MIRROR="${DEBIAN_MIRROR:-$(host_mirror)}"
+if [ -z "$MIRROR" ]; then
+    echo "no Debian archive found in the host's apt sources: set DEBIAN_MIRROR" >&2
+    exit 1
+fi
 # Bump when the recipe below changes, so that existing chroots are rebuilt.
 RECIPE=1
 PACKAGES=python3,python3-venv,python3-dev,ca-certificates
