@@ -21,6 +21,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from flask_observe import APIError
+from tests.support.services import CHROMIUM
+from tests.support.services import CHROMIUM_ARGS as ARGS
 from tests.support.services import starts_services
 from tests.support.toolbar import make_toolbar_app
 
@@ -30,18 +32,6 @@ if t.TYPE_CHECKING:
     from flask import Flask
     from flask import Response
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "history"
 PANEL = "#flDebugHistoryPanel"
 #: The app's own CSS, hostile to anything drawn in its pages.

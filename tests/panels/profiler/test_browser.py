@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from tests.support.services import CHROMIUM
+from tests.support.services import CHROMIUM_ARGS as ARGS
 from tests.support.services import starts_services
 from tests.support.toolbar import make_toolbar_app
 from tests.support.toolbar import PAGE
@@ -28,18 +30,6 @@ from tests.support.toolbar import PAGE
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 OUTPUT = Path(__file__).resolve().parents[3] / "test-output" / "profiler"
 PANEL = "#flDebugSamplingProfilerPanel"
 
