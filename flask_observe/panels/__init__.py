@@ -138,9 +138,15 @@ def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
 
     Adds our panels to ``DEBUG_TB_PANELS``, keeps the app's
     :class:`~flask_observe.panels.report.ReportStore` in its state (the panels' one
-    part of it; in the SQLite file of ``OBSERVE_HISTORY_PATH`` when set), registers
-    our blueprint and an ``after_request`` hook keeping every request's report and
-    adding ``X-Observe-Report`` to non-HTML responses.
+    part of it; in the SQLite file of ``OBSERVE_HISTORY_PATH`` when set) and adds the
+    hooks keeping every request's report and adding ``X-Observe-Report`` to non-HTML
+    responses; they do nothing on an app where Flask-DebugToolbar is not set up
+    (:func:`~flask_observe.panels.access.request_allowed`).
+
+    Our blueprint (``/_observe``) goes on only where the toolbar is: registered here
+    when the toolbar was initialised first, else by the toolbar's own ``init_app``
+    later, which calls each listed panel's ``init_app``. An app that never sets up the
+    toolbar gets no ``/_observe`` route.
 
     :param app: the Flask application.
     :param state: the app's Flask-Observe state.
@@ -163,5 +169,6 @@ def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
     )
     state.add_part(store)
     add_panels(app)
-    register_routes(app)
+    if toolbar_active(app):  # initialised before us: it will not call our panels' init_app
+        register_routes(app)
     return (install_report_hooks(app, store, state_scrubber(state), config.server_timing),)

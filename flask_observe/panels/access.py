@@ -88,12 +88,14 @@ def check_hosts(app: Flask) -> None:
 def request_allowed() -> bool:
     """Whether the current request may see the toolbar and our pages.
 
-    The toolbar must be enabled and the client address (``request.remote_addr``, never
+    Flask-DebugToolbar must be set up on the app (:func:`toolbar_active`: an app that
+    has it installed but never initialised shows no report), enabled, and the client
+    address (``request.remote_addr``, never
     a forwarding header) must be in ``DEBUG_TB_HOSTS``; without that list, only in
     debug mode.
     """
     app = current_app
-    if not toolbar_enabled(app):
+    if not (toolbar_active(app) and toolbar_enabled(app)):
         return False
     hosts = app.config.get("DEBUG_TB_HOSTS")
     if hosts:  # addresses compared whole: a string (refused at start-up) lets nobody in
