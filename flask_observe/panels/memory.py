@@ -118,7 +118,7 @@ class MemoryPanel(BlueprintPanel):
     def nav_subtitle(self) -> str:
         if self.tier1 is None:
             return "view not run"
-        return f"RSS {format_bytes(self.tier1.rss_delta, signed=True)}"
+        return f"\u0394RSS {format_bytes(self.tier1.rss_delta, signed=True)}"
 
     def render_content(self) -> str:
         links = {
