@@ -20,6 +20,7 @@ import typing as t
 from time import perf_counter
 
 from flask import current_app
+from flask import request
 from flask import url_for
 
 from ..containment import contained
@@ -121,10 +122,11 @@ class MemoryPanel(BlueprintPanel):
         return f"\u0394RSS {format_bytes(self.tier1.rss_delta, signed=True)}"
 
     def render_content(self) -> str:
+        back = request.full_path if request.query_string else request.path  # the way back
         links = {
-            "heap": url_for(f"{BLUEPRINT_NAME}.heap"),
-            "sizes": url_for(f"{BLUEPRINT_NAME}.sizes"),
-            "classes": url_for(f"{BLUEPRINT_NAME}.classes"),
+            "heap": url_for(f"{BLUEPRINT_NAME}.heap", back=back),
+            "sizes": url_for(f"{BLUEPRINT_NAME}.sizes", back=back),
+            "classes": url_for(f"{BLUEPRINT_NAME}.classes", back=back),
         }
         return render(
             "memory.html",

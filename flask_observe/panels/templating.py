@@ -109,6 +109,28 @@ def readable(value: object, scrubber: Scrubber, depth: int = 0) -> str:
     return repr(value)
 
 
+#: Longest ``back`` link a tier-3 page follows.
+MAX_BACK = 2000
+
+
+def local_path(url: str | None) -> str | None:
+    """*url* if it is a path on this site (``/orders?page=2``), else ``None``.
+
+    The tier-3 pages link back to the page they were opened from, named in their
+    ``back`` query argument; only a local path is followed (no scheme, no
+    ``//host``, no backslash or control character), so the link cannot lead elsewhere.
+
+    :param url: the ``back`` argument.
+
+    .. versionadded:: 0.3.0
+    """
+    if not url or len(url) > MAX_BACK or not url.startswith("/") or url.startswith("//"):
+        return None
+    if "\\" in url or any(ord(char) < 32 or ord(char) == 127 for char in url):
+        return None
+    return url
+
+
 def format_bytes(value: float | None, signed: bool = False) -> str:
     """Bytes as ``B``, ``KiB``, ``MiB`` or ``GiB`` with one decimal.
 
