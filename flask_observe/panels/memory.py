@@ -77,6 +77,7 @@ class MemoryPanel(BlueprintPanel):
         panel = self
 
         def call(kwargs: dict[str, t.Any]) -> t.Any:
+            __traceback_hide__ = True  # Werkzeug's debugger leaves this frame out
             start = perf_counter()
             try:
                 return view(**kwargs)
@@ -87,6 +88,7 @@ class MemoryPanel(BlueprintPanel):
         def measured(**kwargs: t.Any) -> t.Any:
             # Order: heap summary, RSS sample, view, RSS sample, heap summary, so
             # that tier 1 measures the view and not the heap walks.
+            __traceback_hide__ = True  # Werkzeug's debugger leaves this frame out
             heap = before = None
             if budget:
                 with contained("memory panel heap summary"):

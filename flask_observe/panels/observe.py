@@ -87,6 +87,7 @@ class ObservePanel(BlueprintPanel):
 
         @functools.wraps(view_func)
         def timed_view(**kwargs: t.Any) -> t.Any:
+            __traceback_hide__ = True  # Werkzeug's debugger leaves this frame out
             start = perf_counter()
             try:
                 return view(**kwargs)
