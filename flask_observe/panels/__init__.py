@@ -22,6 +22,7 @@ from ..config import ConfigError
 from ..containment import logger
 from ..containment import warn_limited
 from ..secrets import state_scrubber
+from ..state import find_state
 from .access import BLUEPRINT_NAME as BLUEPRINT_NAME
 from .access import check_hosts
 from .access import toolbar_active
@@ -109,7 +110,8 @@ def check(app: Flask, config: ObserveConfig) -> bool:
 def startup_check(app: Flask) -> t.Callable[[], None]:
     """A check for the first request: refuses to serve while Flask-DebugToolbar,
     initialised after Observe, is enabled outside debug mode without
-    ``DEBUG_TB_HOSTS``.
+    ``DEBUG_TB_HOSTS``; warns once when the panels were asked for
+    (``OBSERVE_TOOLBAR_PANELS = True``) but the toolbar was never set up on the app.
 
     :param app: the Flask application.
     """
@@ -117,6 +119,15 @@ def startup_check(app: Flask) -> t.Callable[[], None]:
     def check_toolbar_hosts() -> None:
         if toolbar_active(app):
             check_hosts(app)
+            return
+        state = find_state(app)
+        if state is not None and state.config.toolbar_panels and toolbar_enabled(app):
+            logger.warning(
+                "Flask-Observe: OBSERVE_TOOLBAR_PANELS is True but Flask-DebugToolbar is "
+                "not set up on app %r: no panel, no /_observe page and no "
+                "X-Observe-Report header. Call DebugToolbarExtension(app).",
+                app.name,
+            )
 
     return check_toolbar_hosts
 
