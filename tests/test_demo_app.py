@@ -18,8 +18,7 @@ import pytest
 from demo_app import create_app
 from tests.support.sentry import EnvelopeReceiver
 from tests.support.sentry import flush
-from tests.support.services import CHROMIUM
-from tests.support.services import CHROMIUM_ARGS
+from tests.support.services import chromium_page
 from tests.support.services import free_port
 from tests.support.services import serve_in_thread
 from tests.support.services import starts_services
@@ -155,33 +154,22 @@ def test_a_browser_gets_the_blogs_500_page_with_the_event_id_sentry_received(
     blog_server: str, receiver: EnvelopeReceiver, tmp_path: Path
 ) -> None:
     """Real Chromium, real sentry-sdk: the page, the header and the event agree."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: run `make services` (as root) to install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            page = browser.new_page()
-            page.goto(f"{blog_server}/blog/")
+    with chromium_page(tmp_path / "profile") as page:
+        page.goto(f"{blog_server}/blog/")
+        with page.expect_response(f"{blog_server}/blog/archive") as answer:
             page.get_by_role("link", name="The archive").click()
-            page.wait_for_load_state()
-            assert page.url == f"{blog_server}/blog/archive"
-            assert page.locator("h1").inner_text() == "Something went wrong"
-            shown = page.locator("#support-id code").inner_text()
-            response = page.request.get(
-                f"{blog_server}/blog/archive", headers={"Accept": BROWSER_ACCEPT}
-            )
-            second = response.headers["x-sentry-event-id"]
-            assert response.status == 500 and _support_id(response.text()) == second
-        finally:
-            browser.close()
+        response = answer.value
+        assert response.status == 500
+        assert response.headers["content-type"] == "text/html; charset=utf-8"
+        header = response.headers["x-sentry-event-id"]
+        page.wait_for_load_state()
+        assert page.locator("h1").inner_text() == "Something went wrong"
+        assert page.locator("#support-id").inner_text() == (
+            f"If you contact support, please quote {header}."
+        )
     flush()
-    events = receiver.wait_for_events(2)
-    assert sorted(event["event_id"] for event in events) == sorted([shown, second])
-    assert shown != second
+    events = receiver.wait_for_events(1)
+    assert [event["event_id"] for event in events] == [header]
     assert {event["exception"]["values"][0]["type"] for event in events} == {"RuntimeError"}
 
 
