@@ -103,6 +103,16 @@ def request_allowed() -> bool:
     return app.debug
 
 
+def current_page() -> str:
+    """The current request's page as a local path (script root, path, query), for the
+    ``back`` link of the pages the panels open.
+
+    .. versionadded:: 0.3.0
+    """
+    page = request.full_path if request.query_string else request.path
+    return request.script_root + page
+
+
 def skip_request() -> bool:
     """Whether the panels leave the current request alone: our own pages and static
     files (the toolbar's, the app's, any blueprint's), which a page pulls in by the

@@ -32,6 +32,7 @@ from flask import Response
 from flask import url_for
 
 from .access import BLUEPRINT_NAME
+from .access import current_page
 from .codec import dump
 from .report import report_store
 from .templating import format_bytes
@@ -129,12 +130,7 @@ def render_history(items: list[Snapshot], *, standalone: bool, **context: object
         size=store.history_size if store is not None else 0,
         api=url_for(f"{BLUEPRINT_NAME}.api_requests"),
         # From the toolbar, the page remembers the way back to the page it was opened on.
-        page=url_for(
-            f"{BLUEPRINT_NAME}.history",
-            back=None
-            if standalone
-            else (request.full_path if request.query_string else request.path),
-        ),
+        page=url_for(f"{BLUEPRINT_NAME}.history", back=None if standalone else current_page()),
         script=url_for(f"{BLUEPRINT_NAME}.static", filename="history.js"),
         standalone=standalone,
         **context,

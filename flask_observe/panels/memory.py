@@ -20,12 +20,12 @@ import typing as t
 from time import perf_counter
 
 from flask import current_app
-from flask import request
 from flask import url_for
 
 from ..containment import contained
 from ..record import current_record
 from .access import BLUEPRINT_NAME
+from .access import current_page
 from .access import panel_config
 from .access import skip_request
 from .base import BlueprintPanel
@@ -124,7 +124,7 @@ class MemoryPanel(BlueprintPanel):
         return f"\u0394RSS {format_bytes(self.tier1.rss_delta, signed=True)}"
 
     def render_content(self) -> str:
-        back = request.full_path if request.query_string else request.path  # the way back
+        back = current_page()  # the tier-3 pages link back to it
         links = {
             "heap": url_for(f"{BLUEPRINT_NAME}.heap", back=back),
             "sizes": url_for(f"{BLUEPRINT_NAME}.sizes", back=back),

@@ -118,3 +118,20 @@ def _query(back: str) -> str:
     from urllib.parse import urlencode
 
     return urlencode({"back": back})
+
+
+def test_the_way_back_keeps_the_apps_mount_point() -> None:
+    """An app mounted under ``/shop`` (``SCRIPT_NAME``) links back to ``/shop/...``."""
+    client = make_toolbar_app().test_client()
+    response = client.get("/echo/bob", base_url="http://localhost/shop/")
+    html = response.get_data(as_text=True)
+    response.close()
+    assert memory_links(html)[0] == "/shop/_observe/memory/heap?back=/shop/echo/bob"
+    page = client.get(
+        "/_observe/memory/heap?back=/shop/echo/bob", base_url="http://localhost/shop/"
+    )
+    assert nav_links(page.get_data(as_text=True)) == {
+        "observe-back": "/shop/echo/bob",
+        "observe-history-link": "/shop/_observe/history",
+    }
+    page.close()
