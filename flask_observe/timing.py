@@ -189,6 +189,7 @@ class ObserveMiddleware:
 
     def _timed(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Timing headers only: no record unless something asks for one."""
+        __traceback_hide__ = True  # Werkzeug's debugger leaves this frame out
         if self._special:
             if self._every_record:  # a finish hook was added after init_app
                 return self._measured(environ, start_response)
@@ -222,6 +223,7 @@ class ObserveMiddleware:
         stream, a record made on demand, headers of ours to merge, records kept for
         every request) takes the record path and ends when its body is closed.
         """
+        __traceback_hide__ = True  # Werkzeug's debugger leaves this frame out
         if self._special and self._bypass(environ):
             return self.wsgi_app(environ, start_response)
         start = perf_counter()
@@ -521,6 +523,7 @@ def _timed(view: t.Callable[P, object], name: str, *, metric: bool) -> t.Callabl
 
     @functools.wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:
+        __traceback_hide__ = True  # Werkzeug's debugger leaves this frame out
         start = perf_counter()
         if is_async:
             rv = current_app.ensure_sync(view)(*args, **kwargs)

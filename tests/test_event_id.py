@@ -5,7 +5,6 @@ real sentry-sdk to the envelope receiver of ``tests/support/sentry.py``."""
 
 from __future__ import annotations
 
-import os
 import re
 import typing as t
 
@@ -19,8 +18,7 @@ from flask_observe import Observe
 from tests.support.apps import make_app
 from tests.support.sentry import EnvelopeReceiver
 from tests.support.sentry import flush
-from tests.support.services import CHROMIUM
-from tests.support.services import CHROMIUM_ARGS
+from tests.support.services import chromium_page
 from tests.support.services import serve_in_thread
 from tests.support.services import starts_services
 
@@ -143,24 +141,10 @@ def server(receiver: EnvelopeReceiver) -> Iterator[str]:
 def test_a_visitor_reads_the_id_sentry_received(
     server: str, receiver: EnvelopeReceiver, tmp_path: Path
 ) -> None:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: run `make services` (as root) to install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-        )
-        try:
-            page = browser.new_page()
-            response = page.goto(f"{server}/boom")
-            assert response is not None
-            header = response.headers["x-sentry-event-id"]
-            assert page.locator("#quote").inner_text() == f"Quote {header} to support."
-        finally:
-            browser.close()
+    with chromium_page(tmp_path / "profile") as page:
+        response = page.goto(f"{server}/boom")
+        assert response is not None
+        header = response.headers["x-sentry-event-id"]
+        assert page.locator("#quote").inner_text() == f"Quote {header} to support."
     flush()
     assert [event["event_id"] for event in receiver.wait_for_events(1)] == [header]

@@ -6,7 +6,6 @@ In the browser test Chromium itself makes the requests (page loads, a form, a fe
 from __future__ import annotations
 
 import json
-import os
 import typing as t
 
 import pytest
@@ -14,8 +13,7 @@ from flask import abort
 from flask import Flask
 
 from flask_observe import Observe
-from tests.support.services import CHROMIUM
-from tests.support.services import CHROMIUM_ARGS
+from tests.support.services import chromium_page
 from tests.support.services import serve_in_thread
 from tests.support.services import starts_services
 
@@ -174,58 +172,44 @@ def server() -> Iterator[str]:
 
 @pytest.mark.services
 def test_a_real_browser_sees_html_error_pages(server: str, tmp_path: Path) -> None:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: run `make services` (as root) to install chromium")
-    from playwright.sync_api import sync_playwright
+    with chromium_page(tmp_path / "profile") as page:
+        missing = page.goto(f"{server}/nope")
+        assert missing is not None
+        assert (missing.status, missing.headers["content-type"]) == (404, HTML)
+        assert page.title() == "404 Not Found"
+        assert page.locator("h1").inner_text() == "Not Found"
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
+        broken = page.goto(f"{server}/boom")
+        assert broken is not None
+        assert (broken.status, broken.headers["content-type"]) == (500, HTML)
+        assert page.title() == "500 Internal Server Error"
+        assert "boom" not in page.content()
+
+        # A form posting to a GET-only route: the 405 page, Allow kept.
+        page.goto(f"{server}/form")
+        with page.expect_navigation() as navigation:
+            page.click("#send")
+        wrong_method = navigation.value
+        assert wrong_method is not None
+        assert (wrong_method.status, wrong_method.headers["content-type"]) == (405, HTML)
+        assert sorted(wrong_method.headers["allow"].split(", ")) == ["GET", "HEAD", "OPTIONS"]
+        assert page.title() == "405 Method Not Allowed"
+
+        # The same page's script, asking for JSON, gets the problem.
+        problem = page.evaluate(
+            """async () => {
+                const r = await fetch('/nope', {headers: {Accept: 'application/json'}});
+                return [r.status, r.headers.get('content-type'), await r.json()];
+            }"""
         )
-        try:
-            page = browser.new_page()
-            missing = page.goto(f"{server}/nope")
-            assert missing is not None
-            assert (missing.status, missing.headers["content-type"]) == (404, HTML)
-            assert page.title() == "404 Not Found"
-            assert page.locator("h1").inner_text() == "Not Found"
-
-            broken = page.goto(f"{server}/boom")
-            assert broken is not None
-            assert (broken.status, broken.headers["content-type"]) == (500, HTML)
-            assert page.title() == "500 Internal Server Error"
-            assert "boom" not in page.content()
-
-            # A form posting to a GET-only route: the 405 page, Allow kept.
-            page.goto(f"{server}/form")
-            with page.expect_navigation() as navigation:
-                page.click("#send")
-            wrong_method = navigation.value
-            assert wrong_method is not None
-            assert (wrong_method.status, wrong_method.headers["content-type"]) == (405, HTML)
-            assert sorted(wrong_method.headers["allow"].split(", ")) == ["GET", "HEAD", "OPTIONS"]
-            assert page.title() == "405 Method Not Allowed"
-
-            # The same page's script, asking for JSON, gets the problem.
-            problem = page.evaluate(
-                """async () => {
-                    const r = await fetch('/nope', {headers: {Accept: 'application/json'}});
-                    return [r.status, r.headers.get('content-type'), await r.json()];
-                }"""
-            )
-            assert problem == [
-                404,
-                PROBLEM,
-                {
-                    "type": "about:blank",
-                    "title": "Not Found",
-                    "status": 404,
-                    "detail": "The requested URL was not found on the server. If you entered "
-                    "the URL manually please check your spelling and try again.",
-                },
-            ]
-        finally:
-            browser.close()
+        assert problem == [
+            404,
+            PROBLEM,
+            {
+                "type": "about:blank",
+                "title": "Not Found",
+                "status": 404,
+                "detail": "The requested URL was not found on the server. If you entered "
+                "the URL manually please check your spelling and try again.",
+            },
+        ]

@@ -119,8 +119,8 @@ def test_bad_patterns_are_refused(value: object, message: str) -> None:
 def test_the_panels_show_config_values_masked_whole() -> None:
     scrubber = Scrubber()
     shown = format_config_value(scrubber, "LDAP_OPTIONS", "bind_pw=x; password=a b c; tls=1")
-    assert shown == "'bind_pw=x; password=[Filtered]; tls=1'"
-    assert format_config_value(scrubber, "TEST_NUMBER", CARD) == "'[Filtered]'"
+    assert shown == "bind_pw=x; password=[Filtered]; tls=1"
+    assert format_config_value(scrubber, "TEST_NUMBER", CARD) == "[Filtered]"
 
 
 def add_routes(app: Flask) -> None:

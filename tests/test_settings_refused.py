@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 
 from flask_observe import ConfigError
+from flask_observe import Observe
 from flask_observe.paths import ExcludedPaths
 from tests.support.toolbar import make_toolbar_app
 
@@ -115,6 +116,34 @@ def test_panels_asked_for_with_the_toolbar_off_warn_once(
         f"{app.name!r} (app.debug is off and DEBUG_TB_ENABLED is not True): no panel will "
         "be shown."
     ]
+
+
+def test_panels_asked_for_without_the_toolbar_set_up_warn_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="flask_observe"):
+        app = make_toolbar_app(observe=False)  # the toolbar, then a second app without it
+        bare = Flask("no_toolbar_asked")
+        bare.config.update(DEBUG=True, SECRET_KEY="x", OBSERVE_TOOLBAR_PANELS=True)
+        bare.add_url_rule("/", "index", lambda: "ok")
+        Observe(bare)
+        for _ in range(2):
+            assert bare.test_client().get("/").get_data(as_text=True) == "ok"
+        app.test_client().get("/")
+    assert [record.getMessage() for record in caplog.records] == [
+        "Flask-Observe: OBSERVE_TOOLBAR_PANELS is True but Flask-DebugToolbar is not set up "
+        "on app 'no_toolbar_asked': no panel, no /_observe page and no X-Observe-Report "
+        "header. Call DebugToolbarExtension(app)."
+    ]
+
+
+def test_panels_asked_for_with_the_toolbar_after_observe_do_not_warn(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="flask_observe"):
+        app = make_toolbar_app(OBSERVE_TOOLBAR_PANELS=True)  # Observe first
+        app.test_client().get("/").close()
+    assert caplog.records == []
 
 
 def test_panels_left_to_their_default_do_not_warn(caplog: pytest.LogCaptureFixture) -> None:

@@ -22,6 +22,7 @@ from ..config import ConfigError
 from ..containment import logger
 from ..containment import warn_limited
 from ..secrets import state_scrubber
+from ..state import find_state
 from .access import BLUEPRINT_NAME as BLUEPRINT_NAME
 from .access import check_hosts
 from .access import toolbar_active
@@ -109,7 +110,8 @@ def check(app: Flask, config: ObserveConfig) -> bool:
 def startup_check(app: Flask) -> t.Callable[[], None]:
     """A check for the first request: refuses to serve while Flask-DebugToolbar,
     initialised after Observe, is enabled outside debug mode without
-    ``DEBUG_TB_HOSTS``.
+    ``DEBUG_TB_HOSTS``; warns once when the panels were asked for
+    (``OBSERVE_TOOLBAR_PANELS = True``) but the toolbar was never set up on the app.
 
     :param app: the Flask application.
     """
@@ -117,6 +119,15 @@ def startup_check(app: Flask) -> t.Callable[[], None]:
     def check_toolbar_hosts() -> None:
         if toolbar_active(app):
             check_hosts(app)
+            return
+        state = find_state(app)
+        if state is not None and state.config.toolbar_panels and toolbar_enabled(app):
+            logger.warning(
+                "Flask-Observe: OBSERVE_TOOLBAR_PANELS is True but Flask-DebugToolbar is "
+                "not set up on app %r: no panel, no /_observe page and no "
+                "X-Observe-Report header. Call DebugToolbarExtension(app).",
+                app.name,
+            )
 
     return check_toolbar_hosts
 
@@ -138,9 +149,15 @@ def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
 
     Adds our panels to ``DEBUG_TB_PANELS``, keeps the app's
     :class:`~flask_observe.panels.report.ReportStore` in its state (the panels' one
-    part of it; in the SQLite file of ``OBSERVE_HISTORY_PATH`` when set), registers
-    our blueprint and an ``after_request`` hook keeping every request's report and
-    adding ``X-Observe-Report`` to non-HTML responses.
+    part of it; in the SQLite file of ``OBSERVE_HISTORY_PATH`` when set) and adds the
+    hooks keeping every request's report and adding ``X-Observe-Report`` to non-HTML
+    responses; they do nothing on an app where Flask-DebugToolbar is not set up
+    (:func:`~flask_observe.panels.access.request_allowed`).
+
+    Our blueprint (``/_observe``) goes on only where the toolbar is: registered here
+    when the toolbar was initialised first, else by the toolbar's own ``init_app``
+    later, which calls each listed panel's ``init_app``. An app that never sets up the
+    toolbar gets no ``/_observe`` route.
 
     :param app: the Flask application.
     :param state: the app's Flask-Observe state.
@@ -163,5 +180,6 @@ def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
     )
     state.add_part(store)
     add_panels(app)
-    register_routes(app)
+    if toolbar_active(app):  # initialised before us: it will not call our panels' init_app
+        register_routes(app)
     return (install_report_hooks(app, store, state_scrubber(state), config.server_timing),)

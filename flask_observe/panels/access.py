@@ -88,17 +88,29 @@ def check_hosts(app: Flask) -> None:
 def request_allowed() -> bool:
     """Whether the current request may see the toolbar and our pages.
 
-    The toolbar must be enabled and the client address (``request.remote_addr``, never
+    Flask-DebugToolbar must be set up on the app (:func:`toolbar_active`: an app that
+    has it installed but never initialised shows no report), enabled, and the client
+    address (``request.remote_addr``, never
     a forwarding header) must be in ``DEBUG_TB_HOSTS``; without that list, only in
     debug mode.
     """
     app = current_app
-    if not toolbar_enabled(app):
+    if not (toolbar_active(app) and toolbar_enabled(app)):
         return False
     hosts = app.config.get("DEBUG_TB_HOSTS")
     if hosts:  # addresses compared whole: a string (refused at start-up) lets nobody in
         return isinstance(hosts, (list, tuple)) and request.remote_addr in hosts
     return app.debug
+
+
+def current_page() -> str:
+    """The current request's page as a local path (script root, path, query), for the
+    ``back`` link of the pages the panels open.
+
+    .. versionadded:: 0.3.0
+    """
+    page = request.full_path if request.query_string else request.path
+    return request.script_root + page
 
 
 def skip_request() -> bool:

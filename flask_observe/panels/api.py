@@ -27,14 +27,17 @@ import typing as t
 
 from flask import abort
 from flask import current_app
+from flask import request
 from flask import Response
 from flask import url_for
 
 from .access import BLUEPRINT_NAME
+from .access import current_page
 from .codec import dump
 from .report import report_store
 from .templating import format_bytes
 from .templating import format_ms
+from .templating import local_path
 from .templating import render
 
 if t.TYPE_CHECKING:
@@ -126,7 +129,8 @@ def render_history(items: list[Snapshot], *, standalone: bool, **context: object
         bar_width=BAR_WIDTH,
         size=store.history_size if store is not None else 0,
         api=url_for(f"{BLUEPRINT_NAME}.api_requests"),
-        page=url_for(f"{BLUEPRINT_NAME}.history"),
+        # From the toolbar, the page remembers the way back to the page it was opened on.
+        page=url_for(f"{BLUEPRINT_NAME}.history", back=None if standalone else current_page()),
         script=url_for(f"{BLUEPRINT_NAME}.static", filename="history.js"),
         standalone=standalone,
         **context,
@@ -159,6 +163,7 @@ def add_routes(bp: Blueprint) -> None:
             _store().recent(),
             standalone=True,
             static=url_for(f"{BLUEPRINT_NAME}.static", filename=""),
+            back=local_path(request.args.get("back")),
         )
         response = Response(iter([html]), mimetype="text/html")
         response.headers["Cache-Control"] = "no-store"

@@ -121,6 +121,24 @@ def type_name(cls: type) -> str:
     return name if module in (None, "builtins") else f"{module}.{name}"
 
 
+#: The package whose objects the heap summaries leave out: the panels' own samples,
+#: records and timers are not the app's memory.
+OWN_PACKAGE = "flask_observe"
+
+
+def is_own_type(cls: type) -> bool:
+    """Whether *cls* belongs to Flask-Observe (its module is ``flask_observe`` or below).
+
+    :param cls: a type found on the heap.
+
+    .. versionadded:: 0.3.0
+    """
+    module = getattr(cls, "__module__", None)
+    return isinstance(module, str) and (
+        module == OWN_PACKAGE or module.startswith(OWN_PACKAGE + ".")
+    )
+
+
 def summarize_heap(deadline: float | None = None, ignore: HeapSummary | None = None) -> HeapSummary:
     """Summarise every live object by type: count and ``sys.getsizeof`` bytes.
 
@@ -129,7 +147,9 @@ def summarize_heap(deadline: float | None = None, ignore: HeapSummary | None = N
     and numbers, each once) and counts like ``summary.summarize``, keyed by the type
     object rather than a formatted string, which makes it several times faster. The
     walk goes in chunks of :data:`CHUNK` objects and stops at *deadline*: the result
-    then says ``complete=False``.
+    then says ``complete=False``. Flask-Observe's own objects (:func:`is_own_type`) are
+    left out, so the diff around a view shows the app's growth, not the panels'
+    samples and the request's record.
 
     :param deadline: a :func:`time.perf_counter` value, or ``None`` for no limit.
     :param ignore: an earlier summary whose own objects are not counted.
@@ -150,6 +170,7 @@ def summarize_heap(deadline: float | None = None, ignore: HeapSummary | None = N
     get_referents = gc.get_referents
     is_tracked = gc.is_tracked
     getsizeof = sys.getsizeof
+    own = [0, 0]  # the row of Flask-Observe's own types: not counted
     for offset in range(0, len(containers), CHUNK):
         if deadline is not None and perf_counter() > deadline:
             complete = False
@@ -160,7 +181,9 @@ def summarize_heap(deadline: float | None = None, ignore: HeapSummary | None = N
                 continue
             row = by_type.get(cls)
             if row is None:
-                row = by_type[cls] = [0, 0]
+                row = by_type[cls] = own if is_own_type(cls) else [0, 0]
+            if row is own:  # nor the plain values only it holds
+                continue
             row[0] += 1
             row[1] += getsizeof(obj, 0)
             done += 1
@@ -172,13 +195,15 @@ def summarize_heap(deadline: float | None = None, ignore: HeapSummary | None = N
                         cls = type(ref)
                         row = by_type.get(cls)
                         if row is None:
-                            row = by_type[cls] = [0, 0]
+                            row = by_type[cls] = own if is_own_type(cls) else [0, 0]
                         row[0] += 1
                         row[1] += getsizeof(ref, 0)
                         done += 1
     del containers, seen
     rows: dict[str, tuple[int, int]] = {}
     for cls, (count, size) in by_type.items():
+        if by_type[cls] is own:
+            continue
         name = type_name(cls)
         if name in rows:  # two classes with one name (e.g. redefined in a test)
             count, size = count + rows[name][0], size + rows[name][1]

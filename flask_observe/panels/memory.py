@@ -25,6 +25,7 @@ from flask import url_for
 from ..containment import contained
 from ..record import current_record
 from .access import BLUEPRINT_NAME
+from .access import current_page
 from .access import panel_config
 from .access import skip_request
 from .base import BlueprintPanel
@@ -76,6 +77,7 @@ class MemoryPanel(BlueprintPanel):
         panel = self
 
         def call(kwargs: dict[str, t.Any]) -> t.Any:
+            __traceback_hide__ = True  # Werkzeug's debugger leaves this frame out
             start = perf_counter()
             try:
                 return view(**kwargs)
@@ -86,6 +88,7 @@ class MemoryPanel(BlueprintPanel):
         def measured(**kwargs: t.Any) -> t.Any:
             # Order: heap summary, RSS sample, view, RSS sample, heap summary, so
             # that tier 1 measures the view and not the heap walks.
+            __traceback_hide__ = True  # Werkzeug's debugger leaves this frame out
             heap = before = None
             if budget:
                 with contained("memory panel heap summary"):
@@ -118,13 +121,14 @@ class MemoryPanel(BlueprintPanel):
     def nav_subtitle(self) -> str:
         if self.tier1 is None:
             return "view not run"
-        return f"RSS {format_bytes(self.tier1.rss_delta, signed=True)}"
+        return f"\u0394RSS {format_bytes(self.tier1.rss_delta, signed=True)}"
 
     def render_content(self) -> str:
+        back = current_page()  # the tier-3 pages link back to it
         links = {
-            "heap": url_for(f"{BLUEPRINT_NAME}.heap"),
-            "sizes": url_for(f"{BLUEPRINT_NAME}.sizes"),
-            "classes": url_for(f"{BLUEPRINT_NAME}.classes"),
+            "heap": url_for(f"{BLUEPRINT_NAME}.heap", back=back),
+            "sizes": url_for(f"{BLUEPRINT_NAME}.sizes", back=back),
+            "classes": url_for(f"{BLUEPRINT_NAME}.classes", back=back),
         }
         return render(
             "memory.html",

@@ -90,6 +90,26 @@ class Snapshot:
     #: for a stored report; the history is in this order.
     at: float = 0.0
 
+    @property
+    def toolbar_seconds(self) -> float | None:
+        """Flask-DebugToolbar's own work on this HTML page (so far, if not
+        :attr:`final`), or ``None`` when the toolbar did not render into the response.
+
+        .. versionadded:: 0.3.0
+        """
+        return self.timeline.toolbar_seconds if self.timeline is not None else None
+
+    @property
+    def app_total(self) -> float | None:
+        """:attr:`total` without the toolbar's own work: the app's time.
+
+        .. versionadded:: 0.3.0
+        """
+        toolbar = self.toolbar_seconds
+        if self.total is None or toolbar is None:
+            return self.total
+        return max(self.total - toolbar, 0.0)
+
     def timeline_svg(self) -> Markup:
         """The timeline as inline SVG (empty when the request has none).
 

@@ -36,6 +36,7 @@ from .heap import asizeof_rows
 from .heap import pympler_summary
 from .report import report_store
 from .templating import format_config_value
+from .templating import local_path
 from .templating import render
 
 if t.TYPE_CHECKING:
@@ -61,9 +62,19 @@ class ClassTracking:
     form_token: str = dataclasses.field(default_factory=lambda: token_urlsafe(16))
 
 
-def _page(template: str, **context: object) -> Response:
-    """An HTML page of ours, streamed so the toolbar leaves it alone, never cached."""
-    html = render(template, static=url_for(f"{BLUEPRINT_NAME}.static", filename=""), **context)
+def _page(template: str, *, back: str | None = None, **context: object) -> Response:
+    """An HTML page of ours, streamed so the toolbar leaves it alone, never cached.
+
+    Its top links back to the page it was opened from (the ``back`` query argument,
+    a local path only, else *back*) and to the request history.
+    """
+    html = render(
+        template,
+        static=url_for(f"{BLUEPRINT_NAME}.static", filename=""),
+        back=local_path(request.args.get("back")) or back,
+        history=url_for(f"{BLUEPRINT_NAME}.history"),
+        **context,
+    )
     response = Response(iter([html]), mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -190,7 +201,7 @@ def make_blueprint() -> Blueprint:
             tracked=tracked,
             messages=messages,
             token=tracking.form_token,
-            action=url_for(f"{BLUEPRINT_NAME}.classes"),
+            action=url_for(f"{BLUEPRINT_NAME}.classes", back=local_path(request.args.get("back"))),
         )
 
     @bp.get("/report/<report_id>")
@@ -200,7 +211,17 @@ def make_blueprint() -> Blueprint:
         item = store.get(report_id) if store is not None else None
         if item is None:
             abort(404)
-        return _page("report.html", data=item, tier1=item.memory, tier2=item.heap, standalone=True)
+        page = None  # the page the request was for, when following it repeats nothing
+        if item.method in ("GET", "HEAD") and not item.path.startswith("/_observe/"):
+            page = local_path(request.script_root + item.path)
+        return _page(
+            "report.html",
+            back=page,
+            data=item,
+            tier1=item.memory,
+            tier2=item.heap,
+            standalone=True,
+        )
 
     from .api import add_routes  # the history's page and API (imports the panel base)
 

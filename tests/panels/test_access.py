@@ -82,6 +82,57 @@ def test_toolbar_initialised_first_works_too() -> None:
     assert client.get("/_observe/memory/sizes").status_code == 200
 
 
+@pytest.mark.parametrize("toolbar_first", [True, False], ids=["toolbar-first", "observe-first"])
+def test_pages_and_report_header_where_the_toolbar_is_set_up(toolbar_first: bool) -> None:
+    app = make_toolbar_app(toolbar_first=toolbar_first)
+    assert list(app.blueprints).count(BLUEPRINT_NAME) == 1
+    client = app.test_client()
+    response = client.get("/json")
+    url = response.headers["X-Observe-Report"]
+    response.close()
+    assert url.startswith("/_observe/report/")
+    report = client.get(url)
+    assert report.status_code == 200 and "GET /json" in report.get_data(as_text=True)
+    heap = client.get("/_observe/memory/heap")
+    assert heap.status_code == 200
+    heap.close()
+
+
+def test_no_pages_and_no_report_header_without_the_toolbar() -> None:
+    """Flask-DebugToolbar installed (it is importable here) but never set up on the
+    app: debug mode alone gives no ``/_observe`` route and no ``X-Observe-Report``."""
+    plain = Flask("no_toolbar")
+    plain.config.update(SECRET_KEY=SECRET, DEBUG=True)
+    plain.add_url_rule("/json", "json", lambda: {"answer": 42})
+    Observe(plain)
+    assert BLUEPRINT_NAME not in plain.blueprints
+    client = plain.test_client()
+    response = client.get("/json")
+    assert response.json == {"answer": 42}
+    assert "X-Observe-Report" not in response.headers
+    for url in ("/_observe/memory/heap", "/_observe/history", "/_observe/static/observe.css"):
+        assert client.get(url).status_code == 404
+    # The same package on a neighbouring app with the toolbar still serves them.
+    css = make_toolbar_app().test_client().get("/_observe/static/observe.css")
+    assert css.status_code == 200
+    css.close()
+
+
+def test_no_report_header_when_our_pages_exist_but_the_toolbar_is_not_set_up() -> None:
+    """Our panels listed by hand register the pages only through the toolbar's
+    ``init_app``; if the toolbar's blueprint is missing anyway, the header stays off."""
+    app = Flask("half")
+    app.config.update(SECRET_KEY=SECRET, DEBUG=True)
+    app.add_url_rule("/json", "json", lambda: {"answer": 42})
+    Observe(app)
+    from flask_observe.panels.views import register_routes
+
+    register_routes(app)  # as a panel's init_app would, with no toolbar behind it
+    client = app.test_client()
+    assert "X-Observe-Report" not in client.get("/json").headers
+    assert client.get("/_observe/memory/heap").status_code == 404
+
+
 def test_panels_by_dotted_path_without_observe() -> None:
     app = make_toolbar_app(observe=False, DEBUG_TB_PANELS=[MEMORY_PANEL, OBSERVE_PANEL])
     client = app.test_client()
@@ -116,7 +167,7 @@ def test_two_apps_in_one_process() -> None:
         pages.append(get_page(client))
         assert 'id="memory-rss"' in pages[-1]
         assert client.get("/_observe/memory/heap").status_code == 200
-    assert "budget 1000.000 ms" in pages[0] and "budget 2500.000 ms" in pages[1]
+    assert "budget 1 s," in pages[0] and "budget 2.5 s," in pages[1]
     stores = [get_state(app).part(ReportStore) for app in (first, second)]
     assert None not in stores and stores[0] is not stores[1]
     assert "observe_panels" not in first.extensions  # one home: the Observe state

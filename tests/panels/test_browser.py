@@ -9,7 +9,6 @@ failure: run ``make services``.
 
 from __future__ import annotations
 
-import os
 import re
 import typing as t
 from pathlib import Path
@@ -19,8 +18,7 @@ from flask import render_template
 
 from demo_app import create_app
 from demo_app.views import ITEMS
-from tests.support.services import CHROMIUM
-from tests.support.services import CHROMIUM_ARGS
+from tests.support.services import chromium_page
 from tests.support.services import serve_in_thread
 from tests.support.services import starts_services
 
@@ -63,67 +61,53 @@ def server() -> Iterator[str]:
 
 
 def test_panels_in_a_real_browser(server: str, tmp_path: Path) -> None:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: run `make services` (as root) to install chromium")
     from playwright.sync_api import expect
-    from playwright.sync_api import sync_playwright
 
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 900},
-        )
-        try:
-            page = browser.new_page()
-            page.goto(f"{server}/browser-page")
-            expect(page.locator("#flDebugToolbar")).to_be_visible(timeout=15_000)
+    with chromium_page(tmp_path / "profile", viewport={"width": 1280, "height": 900}) as page:
+        page.goto(f"{server}/browser-page")
+        expect(page.locator("#flDebugToolbar")).to_be_visible(timeout=15_000)
 
-            # Memory panel, tier 1: real numbers in every row.
-            page.click("#flDebugMemoryPanel > a")
-            memory = page.locator("#flDebugMemoryPanel-content")
-            expect(memory).to_be_visible()
-            rss = memory.locator("#memory-rss td").all_inner_texts()
-            assert all(NUMBER_WITH_UNIT.search(text) for text in rss[1:]), rss
-            assert re.search(r"\d+ / \d+ / \d+", memory.locator("#memory-gc").inner_text())
-            assert NUMBER_WITH_UNIT.search(memory.locator("#memory-tier1-cost").inner_text())
-            expect(memory.locator("#memory-tier2-off")).to_be_visible()
+        # Memory panel, tier 1: real numbers in every row.
+        page.click("#flDebugMemoryPanel > a")
+        memory = page.locator("#flDebugMemoryPanel-content")
+        expect(memory).to_be_visible()
+        rss = memory.locator("#memory-rss td").all_inner_texts()
+        assert all(NUMBER_WITH_UNIT.search(text) for text in rss[1:]), rss
+        assert re.search(r"\d+ / \d+ / \d+", memory.locator("#memory-gc").inner_text())
+        assert NUMBER_WITH_UNIT.search(memory.locator("#memory-tier1-cost").inner_text())
+        expect(memory.locator("#memory-tier2-off")).to_be_visible()
 
-            # Observe panel: the clock and the Server-Timing value.
-            page.click("#flDebugObservePanel > a")
-            observe = page.locator("#flDebugObservePanel-content")
-            expect(observe).to_be_visible()
-            expect(memory).to_be_hidden()
-            assert NUMBER_WITH_UNIT.search(observe.locator("#observe-total").inner_text())
-            assert NUMBER_WITH_UNIT.search(observe.locator("#observe-view").inner_text())
-            timing = observe.locator("#observe-server-timing").inner_text()
-            assert re.fullmatch(r"app;dur=[\d.]+", timing), timing
-            page.screenshot(path=str(OUTPUT / "observe-panel.png"))
+        # Observe panel: the clock and the Server-Timing value.
+        page.click("#flDebugObservePanel > a")
+        observe = page.locator("#flDebugObservePanel-content")
+        expect(observe).to_be_visible()
+        expect(memory).to_be_hidden()
+        assert NUMBER_WITH_UNIT.search(observe.locator("#observe-total").inner_text())
+        assert NUMBER_WITH_UNIT.search(observe.locator("#observe-view").inner_text())
+        timing = observe.locator("#observe-server-timing").inner_text()
+        assert re.fullmatch(r"app;dur=[\d.]+", timing), timing
+        page.screenshot(path=str(OUTPUT / "observe-panel.png"))
 
-            # Switch the heap diff on with the panel's toggle, reload, see the types.
-            switch = page.locator("#flDebugMemoryPanel .flDebugSwitch")
-            expect(switch).to_have_class(re.compile("flDebugInactive"))
-            switch.click()
-            expect(switch).to_have_class(re.compile("flDebugActive"))
-            page.reload()
-            expect(page.locator("#flDebugToolbar")).to_be_visible(timeout=30_000)
-            page.click("#flDebugMemoryPanel > a")
-            memory = page.locator("#flDebugMemoryPanel-content")
-            table = memory.locator("#memory-types")
-            expect(table).to_be_visible()
-            row = table.locator("tr", has_text="panels.test_browser.Retained")
-            assert row.locator("td").nth(1).inner_text() == "+1000"
-            screenshot = OUTPUT / "memory-panel-heap-diff.png"
-            page.screenshot(path=str(screenshot))
-            assert screenshot.stat().st_size > 10_000
+        # Switch the heap diff on with the panel's toggle, reload, see the types.
+        switch = page.locator("#flDebugMemoryPanel .flDebugSwitch")
+        expect(switch).to_have_class(re.compile("flDebugInactive"))
+        switch.click()
+        expect(switch).to_have_class(re.compile("flDebugActive"))
+        page.reload()
+        expect(page.locator("#flDebugToolbar")).to_be_visible(timeout=30_000)
+        page.click("#flDebugMemoryPanel > a")
+        memory = page.locator("#flDebugMemoryPanel-content")
+        table = memory.locator("#memory-types")
+        expect(table).to_be_visible()
+        row = table.locator("tr", has_text="panels.test_browser.Retained")
+        assert row.locator("td").nth(1).inner_text() == "+1000"
+        screenshot = OUTPUT / "memory-panel-heap-diff.png"
+        page.screenshot(path=str(screenshot))
+        assert screenshot.stat().st_size > 10_000
 
-            # The deep-sizes page shows a secret config value as the one marker.
-            page.goto(f"{server}/_observe/memory/sizes")
-            secret_row = page.locator("#config-sizes tr", has_text="SECRET_KEY")
-            assert secret_row.locator("td").nth(2).inner_text() == "[Filtered]"
-            assert "demo-only-not-a-secret" not in page.content()
-        finally:
-            browser.close()
+        # The deep-sizes page shows a secret config value as the one marker.
+        page.goto(f"{server}/_observe/memory/sizes")
+        secret_row = page.locator("#config-sizes tr", has_text="SECRET_KEY")
+        assert secret_row.locator("td").nth(2).inner_text() == "[Filtered]"
+        assert "demo-only-not-a-secret" not in page.content()

@@ -10,7 +10,6 @@ own CSS does not recolour our bars. Screenshots are saved under
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -21,8 +20,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from flask_observe import APIError
-from tests.support.services import CHROMIUM
-from tests.support.services import CHROMIUM_ARGS as ARGS
+from tests.support.services import chromium_page
 from tests.support.services import starts_services
 from tests.support.toolbar import make_toolbar_app
 
@@ -120,171 +118,143 @@ def live_rows(page: t.Any) -> list[str]:
 def test_fetches_appear_in_the_history_without_a_reload(
     servers: tuple[str, str], tmp_path: Path
 ) -> None:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: run `make services` (as root) to install chromium")
     from playwright.sync_api import expect
-    from playwright.sync_api import sync_playwright
 
     server, other = servers
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=ARGS,
-            viewport={"width": 1400, "height": 1000},
+    with chromium_page(tmp_path / "profile", viewport={"width": 1400, "height": 1000}) as page:
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        # Chromium logs every 4xx response as a console error: the app's 409 and
+        # the API's 404 while a stream's report is not kept yet. Anything else
+        # (a script error, a refused script) fails the test.
+        page.on(
+            "console",
+            lambda message: (
+                errors.append(message.text)
+                if message.type == "error"
+                and not message.text.startswith("Failed to load resource: the server")
+                else None
+            ),
         )
-        try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            # Chromium logs every 4xx response as a console error: the app's 409 and
-            # the API's 404 while a stream's report is not kept yet. Anything else
-            # (a script error, a refused script) fails the test.
-            page.on(
-                "console",
-                lambda message: (
-                    errors.append(message.text)
-                    if message.type == "error"
-                    and not message.text.startswith("Failed to load resource: the server")
-                    else None
-                ),
-            )
-            api_calls: list[str] = []
-            page.on(
-                "request",
-                lambda request: (
-                    api_calls.append(request.url) if "/_observe/api/" in request.url else None
-                ),
-            )
-            page.goto(f"{server}/api/items/3")  # a slow request, earlier in the history
-            page.goto(f"{server}/spa")
-            expect(page.locator("#flDebugToolbar")).to_be_visible(timeout=15_000)
-            page.click(f"{PANEL} > a")
-            content = page.locator(f"{PANEL}-content")
-            expect(content).to_contain_text("GET /api/items/3")
-            before = page.locator("#observe-history-rows tr").count()
+        api_calls: list[str] = []
+        page.on(
+            "request",
+            lambda request: (
+                api_calls.append(request.url) if "/_observe/api/" in request.url else None
+            ),
+        )
+        page.goto(f"{server}/api/items/3")  # a slow request, earlier in the history
+        page.goto(f"{server}/spa")
+        expect(page.locator("#flDebugToolbar")).to_be_visible(timeout=15_000)
+        page.click(f"{PANEL} > a")
+        content = page.locator(f"{PANEL}-content")
+        expect(content).to_contain_text("GET /api/items/3")
+        before = page.locator("#observe-history-rows tr").count()
 
-            page.evaluate(CALLS, other)
-            expect(page.locator("#observe-history-rows tr.observe-live")).to_have_count(
-                3, timeout=15_000
-            )
-            # Newest first by completion: a stream completes when the server closes
-            # its body, which may come after the next call's answer.
-            assert sorted(live_rows(page)) == ["GET /api/fail", "GET /api/items/1", "GET /stream"]
-            times = page.eval_on_selector_all(
-                "#observe-history-rows tr", "rows => rows.map(r => r.getAttribute('data-at'))"
-            )
-            assert times == sorted(times, reverse=True)
-            assert page.locator("#observe-history-rows tr").count() == before + 3
-            assert page.evaluate("window.notReloaded") is True
-            failed = page.locator("#observe-history-rows tr.observe-live", has_text="/api/fail")
-            expect(failed).to_contain_text("409")
-            expect(failed).to_contain_text("APIError: 409 Conflict: the item is locked")
-            # Each followed call fetched its row once (a stream's report may need its
-            # four retries until its body is closed); then nothing more: no loop.
-            time.sleep(4.0)
-            calls = list(api_calls)
-            ids = {url.rsplit("/", 1)[1] for url in calls}
-            assert len(ids) == 3 and len(calls) <= 3 + 4, calls
-            assert not any(url.endswith("/api/requests") for url in calls)
-            time.sleep(1.0)
-            assert api_calls == calls
+        page.evaluate(CALLS, other)
+        expect(page.locator("#observe-history-rows tr.observe-live")).to_have_count(
+            3, timeout=15_000
+        )
+        # Newest first by completion: a stream completes when the server closes
+        # its body, which may come after the next call's answer.
+        assert sorted(live_rows(page)) == ["GET /api/fail", "GET /api/items/1", "GET /stream"]
+        times = page.eval_on_selector_all(
+            "#observe-history-rows tr", "rows => rows.map(r => r.getAttribute('data-at'))"
+        )
+        assert times == sorted(times, reverse=True)
+        assert page.locator("#observe-history-rows tr").count() == before + 3
+        assert page.evaluate("window.notReloaded") is True
+        failed = page.locator("#observe-history-rows tr.observe-live", has_text="/api/fail")
+        expect(failed).to_contain_text("409")
+        expect(failed).to_contain_text("APIError: 409 Conflict: the item is locked")
+        # Each followed call fetched its row once (a stream's report may need its
+        # four retries until its body is closed); then nothing more: no loop.
+        time.sleep(4.0)
+        calls = list(api_calls)
+        ids = {url.rsplit("/", 1)[1] for url in calls}
+        assert len(ids) == 3 and len(calls) <= 3 + 4, calls
+        assert not any(url.endswith("/api/requests") for url in calls)
+        time.sleep(1.0)
+        assert api_calls == calls
 
-            # The bars: the slow request fills its bar, the fast ones are short.
-            widths = page.eval_on_selector_all(
-                "#observe-history-rows tr",
-                "rows => rows.map(r => [r.children[1].textContent,"
-                " parseFloat(r.querySelector('svg.observe-bar rect').getAttribute('width'))])",
-            )
-            by_path = dict(widths)
-            assert by_path["GET /api/items/3"] == 120.0, widths
-            assert by_path["GET /api/items/1"] < 60.0, widths
+        # The bars: the slow request fills its bar, the fast ones are short.
+        widths = page.eval_on_selector_all(
+            "#observe-history-rows tr",
+            "rows => rows.map(r => [r.children[1].textContent,"
+            " parseFloat(r.querySelector('svg.observe-bar rect').getAttribute('width'))])",
+        )
+        by_path = dict(widths)
+        assert by_path["GET /api/items/3"] == 120.0, widths
+        assert by_path["GET /api/items/1"] < 60.0, widths
 
-            # The app's CSS does not recolour our bars or timeline.
-            fill = page.eval_on_selector(
-                "#observe-history-rows svg.observe-bar rect", "e => getComputedStyle(e).fill"
-            )
-            assert fill == "rgb(78, 121, 167)"
-            content.screenshot(path=str(OUTPUT / "history-panel.png"))
+        # The app's CSS does not recolour our bars or timeline.
+        fill = page.eval_on_selector(
+            "#observe-history-rows svg.observe-bar rect", "e => getComputedStyle(e).fill"
+        )
+        assert fill == "rgb(78, 121, 167)"
+        content.screenshot(path=str(OUTPUT / "history-panel.png"))
 
-            # A second copy of the script installs nothing more.
-            wrapped = page.evaluate(
-                """async (src) => {
-                    const before = window.fetch;
-                    await new Promise((resolve) => {
-                        const script = document.createElement('script');
-                        script.src = src;
-                        script.onload = resolve;
-                        document.body.appendChild(script);
-                    });
-                    await (await fetch('/api/items/1')).json();
-                    return window.fetch === before;
-                }""",
-                "/_observe/static/history.js",
-            )
-            assert wrapped is True
-            expect(page.locator("#observe-history-rows tr.observe-live")).to_have_count(
-                4, timeout=15_000
-            )
+        # A second copy of the script installs nothing more.
+        wrapped = page.evaluate(
+            """async (src) => {
+                const before = window.fetch;
+                await new Promise((resolve) => {
+                    const script = document.createElement('script');
+                    script.src = src;
+                    script.onload = resolve;
+                    document.body.appendChild(script);
+                });
+                await (await fetch('/api/items/1')).json();
+                return window.fetch === before;
+            }""",
+            "/_observe/static/history.js",
+        )
+        assert wrapped is True
+        expect(page.locator("#observe-history-rows tr.observe-live")).to_have_count(
+            4, timeout=15_000
+        )
 
-            # The timeline of this page in the Observe panel, the toolbar's bar apart.
-            page.click("#flDebugObservePanel > a")
-            timeline = page.locator("#flDebugObservePanel-content #observe-timeline svg")
-            expect(timeline).to_be_visible()
-            bar = timeline.locator("rect.observe-tl-toolbar").first
-            assert bar.evaluate("e => getComputedStyle(e).fill") == "rgb(225, 87, 89)"
-            titles = timeline.locator("title").all_text_contents()
-            assert any(title.startswith("toolbar rendering (so far): ") for title in titles)
-            page.locator("#flDebugObservePanel-content #observe-timeline").screenshot(
-                path=str(OUTPUT / "timeline-panel.png")
-            )
-            assert errors == []
+        # The timeline of this page in the Observe panel, the toolbar's bar apart.
+        page.click("#flDebugObservePanel > a")
+        timeline = page.locator("#flDebugObservePanel-content #observe-timeline svg")
+        expect(timeline).to_be_visible()
+        bar = timeline.locator("rect.observe-tl-toolbar").first
+        assert bar.evaluate("e => getComputedStyle(e).fill") == "rgb(225, 87, 89)"
+        titles = timeline.locator("title").all_text_contents()
+        assert any(title.startswith("toolbar rendering (so far): ") for title in titles)
+        page.locator("#flDebugObservePanel-content #observe-timeline").screenshot(
+            path=str(OUTPUT / "timeline-panel.png")
+        )
+        assert errors == []
 
-            # The history page and a report page with its final timeline.
-            page.goto(f"{server}/_observe/history")
-            expect(page.locator("#observe-history-rows tr").first).to_contain_text(
-                "GET /api/items/1"
-            )
-            page.screenshot(path=str(OUTPUT / "history-page.png"), full_page=True)
-            link = page.locator("#observe-history-rows a", has_text="GET /spa").first
-            report = page.request.get(f"{server}{link.get_attribute('href')}")
-            assert report.status == 200 and "GET /spa &rarr; 200" in report.text()
-        finally:
-            browser.close()
+        # The history page and a report page with its final timeline.
+        page.goto(f"{server}/_observe/history")
+        expect(page.locator("#observe-history-rows tr").first).to_contain_text("GET /api/items/1")
+        page.screenshot(path=str(OUTPUT / "history-page.png"), full_page=True)
+        link = page.locator("#observe-history-rows a", has_text="GET /spa").first
+        report = page.request.get(f"{server}{link.get_attribute('href')}")
+        assert report.status == 200 and "GET /spa &rarr; 200" in report.text()
 
 
 @pytest.mark.services
 def test_report_page_timeline(servers: tuple[str, str], tmp_path: Path) -> None:
     from playwright.sync_api import expect
-    from playwright.sync_api import sync_playwright
 
     server, _ = servers
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=ARGS,
-            viewport={"width": 1200, "height": 900},
-        )
-        try:
-            page = browser.new_page()
-            page.goto(f"{server}/spa")
-            expect(page.locator("#flDebugToolbar")).to_be_visible(timeout=15_000)
-            answer = page.request.get(f"{server}/_observe/api/requests")
-            row = next(row for row in answer.json()["requests"] if row["path"] == "/spa")
-            page.goto(f"{server}{row['report_url']}")
-            timeline = page.locator("#observe-timeline")
-            expect(timeline).to_be_visible()
-            text = page.locator("#observe-toolbar-time").text_content() or ""
-            assert re.search(r"own work on this page:\s+[\d.]+ ms", text), text
-            timeline.screenshot(path=str(OUTPUT / "timeline-report.png"))
-            assert (OUTPUT / "timeline-report.png").stat().st_size > 5_000
-        finally:
-            browser.close()
+    with chromium_page(tmp_path / "profile", viewport={"width": 1200, "height": 900}) as page:
+        page.goto(f"{server}/spa")
+        expect(page.locator("#flDebugToolbar")).to_be_visible(timeout=15_000)
+        answer = page.request.get(f"{server}/_observe/api/requests")
+        row = next(row for row in answer.json()["requests"] if row["path"] == "/spa")
+        page.goto(f"{server}{row['report_url']}")
+        timeline = page.locator("#observe-timeline")
+        expect(timeline).to_be_visible()
+        text = page.locator("#observe-toolbar-time").text_content() or ""
+        assert re.search(r"own work on this page:\s+[\d.]+ ms", text), text
+        timeline.screenshot(path=str(OUTPUT / "timeline-report.png"))
+        assert (OUTPUT / "timeline-report.png").stat().st_size > 5_000
 
 
 @pytest.mark.services
@@ -294,30 +264,22 @@ def test_the_script_runs_under_a_policy_without_inline_scripts(
     """``script-src 'self'`` blocks the toolbar's one inline script, not ours: a file
     served by our blueprint."""
     from playwright.sync_api import expect
-    from playwright.sync_api import sync_playwright
 
     server, _ = servers
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=ARGS
+    with chromium_page(tmp_path / "profile") as page:
+        violations: list[str] = []
+        page.on(
+            "console",
+            lambda message: (
+                violations.append(message.text)
+                if "Content Security Policy" in message.text
+                else None
+            ),
         )
-        try:
-            page = browser.new_page()
-            violations: list[str] = []
-            page.on(
-                "console",
-                lambda message: (
-                    violations.append(message.text)
-                    if "Content Security Policy" in message.text
-                    else None
-                ),
-            )
-            page.goto(f"{server}/csp")
-            page.wait_for_function("window.flObserveHistory !== undefined", timeout=15_000)
-            page.evaluate("async () => { await (await fetch('/api/items/1')).json(); }")
-            live = page.locator("#observe-history-rows tr.observe-live")
-            expect(live).to_have_count(1, timeout=15_000)
-            expect(live.locator("td").nth(1)).to_have_text("GET /api/items/1")
-            assert violations and all("inline script" in text for text in violations)
-        finally:
-            browser.close()
+        page.goto(f"{server}/csp")
+        page.wait_for_function("window.flObserveHistory !== undefined", timeout=15_000)
+        page.evaluate("async () => { await (await fetch('/api/items/1')).json(); }")
+        live = page.locator("#observe-history-rows tr.observe-live")
+        expect(live).to_have_count(1, timeout=15_000)
+        expect(live.locator("td").nth(1)).to_have_text("GET /api/items/1")
+        assert violations and all("inline script" in text for text in violations)

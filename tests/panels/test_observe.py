@@ -5,12 +5,15 @@ as a note, and the panel alone on an async view."""
 from __future__ import annotations
 
 import re
+import time
 import typing as t
 
 import pytest
 from flask import Flask
+from flask_debugtoolbar.panels import DebugPanel
 
 from flask_observe.panels import OBSERVE_PANEL
+from flask_observe.panels.templating import format_bytes
 from flask_observe.secrets import default_scrubber
 from tests.support.toolbar import cell
 from tests.support.toolbar import get_page
@@ -97,3 +100,58 @@ def test_a_failing_panel_shows_a_note_not_a_500(
     html = get_page(make_toolbar_app().test_client())
     assert "this panel failed" in html and 'id="memory-rss"' in html
     assert "the Observe panel failed" in caplog.text
+
+
+class SlowToolbarPanel(DebugPanel):
+    """A toolbar panel that takes 50 ms to render its title: the toolbar's own work."""
+
+    name = "Slow"
+    has_content = False
+
+    def nav_title(self) -> str:
+        time.sleep(0.05)
+        return "Slow"
+
+    def nav_subtitle(self) -> str:
+        return ""
+
+    def title(self) -> str:
+        return "Slow"
+
+    def url(self) -> str:
+        return ""
+
+    def content(self) -> str:
+        return ""
+
+
+def _ms(text: str) -> float:
+    match = re.search(r"([\d.]+) ms", text)
+    assert match, text
+    return float(match.group(1))
+
+
+def test_the_toolbars_own_time_is_shown_apart_from_the_apps() -> None:
+    """The toolbar renders a slow panel before ours: its 50 ms are the toolbar's, the
+    panel's title shows the app's time without them, and the rows add up."""
+    app = make_toolbar_app(DEBUG_TB_PANELS=[f"{__name__}.SlowToolbarPanel"])
+    html = get_page(app.test_client())
+    app_ms = _ms(cell(html, "observe-app"))
+    toolbar_ms = _ms(cell(html, "observe-toolbar"))
+    total_ms = _ms(cell(html, "observe-total"))
+    assert "Your app so far (without the toolbar)" in cell(html, "observe-app")
+    assert "the toolbar included" in cell(html, "observe-total")
+    assert toolbar_ms >= 50.0
+    assert abs(app_ms + toolbar_ms - total_ms) <= 0.002  # three decimals each
+    subtitles = re.findall(r"<small>([^<]*)</small>", html)
+    assert f"app {app_ms:.3f} ms" in subtitles  # the panel's title: not the total
+
+
+def test_the_memory_panel_title_reads_as_a_change() -> None:
+    html = get_page(make_toolbar_app().test_client())
+    subtitles = re.findall(r"<small>([^<]*)</small>", html)
+    assert [s for s in subtitles if re.fullmatch(r"ΔRSS [+-]\d+(\.\d)? (B|KiB|MiB)", s)]
+    assert not [s for s in subtitles if s.startswith("RSS ")]
+    assert format_bytes(0, signed=True) == "+0 B"
+    assert format_bytes(-2048, signed=True) == "-2.0 KiB"
+    assert format_bytes(0) == "0 B"

@@ -43,6 +43,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
     from flask import Flask
+    from playwright.sync_api import Page
 
 F = t.TypeVar("F", bound=t.Callable[..., object])
 
@@ -290,6 +291,30 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
+
+
+@contextlib.contextmanager
+def chromium_page(profile: Path, **options: t.Any) -> Iterator[Page]:
+    """A page of Debian's headless Chromium driven by playwright, with a fresh profile
+    under *profile* (:data:`CHROMIUM_ARGS`); the browser is closed on exit. A missing
+    Chromium fails the test (``make services`` installs it). ``page.context`` opens
+    more pages.
+
+    :param profile: a directory for the user-data dir, e.g. ``tmp_path / "profile"``.
+    :param options: more options for ``launch_persistent_context`` (``viewport``...).
+    """
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: run `make services` (as root) to install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, **options
+        )
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
 
 
 @contextlib.contextmanager

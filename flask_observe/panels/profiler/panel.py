@@ -40,6 +40,7 @@ def follow_coroutine(
 
     @functools.wraps(view_func)
     async def followed(**kwargs: t.Any) -> t.Any:
+        __traceback_hide__ = True  # Werkzeug's debugger leaves this frame out
         coroutine = view_func(**kwargs)
         collector.attach_coroutine(coroutine, threading.get_ident())
         try:
@@ -87,6 +88,7 @@ class ProfilerPanel(BlueprintPanel):
 
         @functools.wraps(view_func)
         def profiled(**kwargs: t.Any) -> t.Any:
+            __traceback_hide__ = True  # Werkzeug's debugger leaves this frame out
             collector = Collector(threading.get_ident(), sys._getframe())
             try:
                 sampler.register(collector)
