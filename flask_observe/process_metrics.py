@@ -125,6 +125,7 @@ def _take_slot(directory: Path) -> tuple[int, int] | None:
     info = os.lstat(base)
     if info.st_uid != os.getuid() or info.st_mode & 0o077 or not os.path.isdir(base):
         raise OSError(f"{base} is not a private directory of this user")
+    _remove_stale(base)
     directory.mkdir(mode=0o700, exist_ok=True)
     for number in range(MAX_SLOTS):
         fd = os.open(directory / f"slot-{number}", os.O_RDWR | os.O_CREAT, 0o600)
@@ -141,6 +142,45 @@ def _take_slot(directory: Path) -> tuple[int, int] | None:
         directory,
     )
     return None
+
+
+def _touch_slot() -> None:
+    """Refresh the slot file's times at each flush, so that a cleaner of old files in
+    the temporary directory (systemd-tmpfiles) never takes a live worker's slot file."""
+    held = _slot
+    if held is not None and os.utime in os.supports_fd:
+        os.utime(held[1])
+
+
+def _remove_stale(base: Path) -> None:
+    """Remove the slot directories of parents that are gone, keeping any slot a live
+    process (an orphaned worker) still holds."""
+    for directory in base.glob("parent-*"):
+        try:
+            if _alive(int(directory.name[len("parent-") :])):
+                continue
+            for slot in directory.glob("slot-*"):
+                fd = os.open(slot, os.O_RDWR)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    slot.unlink()  # under the lock: no worker can take it meanwhile
+                except BlockingIOError:
+                    pass
+                finally:
+                    os.close(fd)
+            directory.rmdir()
+        except (OSError, ValueError):  # held, raced by a sibling, or not ours
+            continue
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _forget_slot_after_fork() -> None:
@@ -311,6 +351,7 @@ class ProcessFigures:
             slot = worker_slot()
             if slot is None:
                 return []
+            _touch_slot()
             lines = []
             for figure, value, kind in self.figures():
                 if isinstance(value, float):

@@ -279,6 +279,35 @@ def test_slots_are_the_lowest_free_numbers_and_a_dead_worker_frees_its_own(
     assert sorted(path.name for path in directory.iterdir()) == ["slot-0", "slot-1", "slot-2"]
 
 
+def test_the_directories_of_dead_parents_are_removed_unless_a_slot_is_held(
+    tmp_path: Path,
+) -> None:
+    base = tmp_path / "private"
+    base.mkdir(mode=0o700)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead = int(gone.stdout)
+    stale = base / f"parent-{dead}"
+    orphaned = base / "parent-999999999"  # no such pid either, but a live process holds a slot
+    for directory in (stale, orphaned):
+        directory.mkdir()
+        (directory / "slot-0").touch()
+        (directory / "slot-1").touch()
+    held = process_metrics._take_slot(orphaned)  # stands for the orphaned worker
+    assert held is not None and held[0] == 0
+    live = base / f"parent-{os.getppid()}"
+    live.mkdir()
+    (live / "slot-0").touch()
+    mine = process_metrics._take_slot(base / f"parent-{os.getpid()}")
+    assert mine is not None
+    os.close(mine[1])
+    os.close(held[1])
+    assert not stale.exists()
+    assert sorted(path.name for path in orphaned.iterdir()) == ["slot-0"]
+    assert (live / "slot-0").exists()
+
+
 def test_a_shared_slot_directory_is_refused(tmp_path: Path) -> None:
     base = tmp_path / "shared"
     base.mkdir()
