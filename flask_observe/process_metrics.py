@@ -293,6 +293,7 @@ class ProcessFigures:
         #: :meth:`count_in_flight`); appending and popping are atomic.
         self.in_flight: collections.deque[None] = collections.deque()
         self._heads: dict[tuple[int, str], tuple[str, str]] = {}
+        self._lock = threading.Lock()
         _read_gc(self)
         self._last = read_totals()
         process.after_fork_in_child(_after_fork_in_child)
@@ -330,8 +331,9 @@ class ProcessFigures:
     def figures(self) -> list[tuple[str, float, str]]:
         """``(figure, value, statsd type)`` read now: counters as the increase since the
         previous call."""
-        totals = read_totals()
-        last, self._last = self._last, totals
+        with self._lock:  # a flush from another thread (close, a test) reads in turn
+            totals = read_totals()
+            last, self._last = self._last, totals
         read: list[tuple[str, float, str]] = [
             (name, max(0.0, value - last.get(name, 0.0)), "c") for name, value in totals.items()
         ]
@@ -372,4 +374,5 @@ class ProcessFigures:
     def reset_after_fork(self) -> None:
         """In a forked child: no request in flight, and increases counted from now."""
         self.in_flight.clear()
+        self._lock = threading.Lock()
         self._last = read_totals()
