@@ -6,6 +6,7 @@ hosts' daemons feeding one carbon lose no count with the documented per-host pre
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 import typing as t
@@ -232,3 +233,31 @@ def test_sampling_is_honoured_by_the_daemon(graphite_pipeline: Pipeline) -> None
     # Each sampled request counts for 2; about 200 of 400 are sampled (sd 10).
     assert 300 <= total <= 500
     assert total % 2 == 0
+
+
+def test_process_figures_reach_graphite_exactly(graphite_pipeline: Pipeline) -> None:
+    """Three full collections between two flushes arrive as exactly three in Graphite,
+    under the process's worker slot; the gauges arrive as the figures read."""
+    was_enabled = gc.isenabled()
+    gc.disable()  # no automatic collection: the count is exactly the three below
+    try:
+        app = demo(graphite_pipeline, "pm", OBSERVE_STATSD_FLUSH_INTERVAL=60.0)
+        client = metrics.client(app)
+        assert client is not None
+        try:
+            client.flush()
+            for _ in range(3):
+                gc.collect()
+            client.flush()
+        finally:
+            client.close()
+    finally:
+        if was_enabled:
+            gc.enable()
+    slot = process_metrics.worker_slot()
+    base = f"stats.counters.pm.process.w{slot}"
+    assert graphite_pipeline.wait_for_stable_total(f"{base}.gc_collections_gen2.count", 3) == 3
+    rss = graphite_pipeline.values(f"stats.gauges.pm.process.w{slot}.rss_bytes")
+    assert rss and min(rss) > 1024 * 1024
+    fds = graphite_pipeline.values(f"stats.gauges.pm.process.w{slot}.open_fds")
+    assert fds and min(fds) >= 3
