@@ -98,7 +98,8 @@ class Pipeline:
     def render(self, target: str, since: str = "-10min") -> list[dict[str, t.Any]]:
         """``/render?format=json`` for one target: a list of series."""
         query = urllib.parse.urlencode({"target": target, "from": since, "format": "json"})
-        with urllib.request.urlopen(f"{self.graphite_url}/render?{query}", timeout=10) as reply:
+        # Long enough for a query that waits on the tag database while carbon writes to it.
+        with urllib.request.urlopen(f"{self.graphite_url}/render?{query}", timeout=60) as reply:
             data: list[dict[str, t.Any]] = json.load(reply)
         return data
 
