@@ -2,10 +2,8 @@
 
 Each flush of the app's statsd sender thread also reads this process's figures and
 sends them under a worker name that stays bounded however often workers restart: the
-worker's *slot*, the lowest free number among lock files that the processes with the
-same parent (a gunicorn or uWSGI master) share. A worker holds its slot's file locked
-(:func:`fcntl.flock`) as long as it lives; the kernel releases the lock when it dies,
-and its replacement takes the free number. Names, in the ``none`` dialect::
+worker's *slot* (:mod:`flask_observe.worker_slots`), a number that a restarted worker
+takes over from the one it replaces. Names, in the ``none`` dialect::
 
     shop.process.w0.rss_bytes:52428800|g
     shop.process.w0.cpu_user_seconds:0.04|c
@@ -21,11 +19,9 @@ from __future__ import annotations
 import collections
 import gc
 import os
-import tempfile
 import threading
 import typing as t
 import weakref
-from pathlib import Path
 from time import perf_counter
 
 from . import process
@@ -33,11 +29,8 @@ from .config import ConfigError
 from .containment import warn_limited
 from .metrics_state import MetricsState
 from .naming import format_number
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no worker slots, no process figures
-    fcntl = None  # type: ignore[assignment]
+from .worker_slots import touch_slot
+from .worker_slots import worker_slot
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -48,9 +41,6 @@ if t.TYPE_CHECKING:
     from .config import ObserveConfig
     from .naming import Dialect
     from .state import ObserveState
-
-#: Most worker slots per parent process; a process that finds none free sends no figures.
-MAX_SLOTS = 256
 
 
 def check(config: ObserveConfig) -> bool:
@@ -82,121 +72,6 @@ def install(app: Flask, state: ObserveState) -> None:
     app.wsgi_app = figures.count_in_flight(app.wsgi_app)  # type: ignore[method-assign,assignment]
 
 
-# -- worker slots (process-wide) ---------------------------------------------------------
-
-_slot_lock = threading.Lock()
-#: This process's slot number and the descriptor holding its lock; ``None`` until the
-#: first flush asks.
-_slot: tuple[int, int] | None = None
-#: The slot of this process could not be had; asked again no sooner than a fork.
-_slot_failed = False
-
-
-def slot_directory() -> Path:
-    """Where the workers of this process's parent take their slots:
-    ``<tmp>/flask-observe-<uid>/parent-<ppid>``."""
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    return Path(tempfile.gettempdir()) / f"flask-observe-{uid}" / f"parent-{os.getppid()}"
-
-
-def worker_slot() -> int | None:
-    """This process's worker slot, allocated on the first call (``None``: none free,
-    or the directory is unusable; a warning says why)."""
-    global _slot, _slot_failed
-    with _slot_lock:
-        if _slot is None and not _slot_failed:
-            try:
-                _slot = _take_slot(slot_directory())
-            except OSError as exc:
-                warn_limited(
-                    "process-slot",
-                    "Flask-Observe: no worker slot (%s); process figures are not sent",
-                    exc,
-                )
-            _slot_failed = _slot is None
-        return _slot[0] if _slot is not None else None
-
-
-def _take_slot(directory: Path) -> tuple[int, int] | None:
-    if fcntl is None:  # pragma: no cover - Windows
-        raise OSError("file locks are not available on this platform")
-    base = directory.parent
-    base.mkdir(mode=0o700, exist_ok=True)
-    info = os.lstat(base)
-    if info.st_uid != os.getuid() or info.st_mode & 0o077 or not os.path.isdir(base):
-        raise OSError(f"{base} is not a private directory of this user")
-    _remove_stale(base)
-    directory.mkdir(mode=0o700, exist_ok=True)
-    for number in range(MAX_SLOTS):
-        fd = os.open(directory / f"slot-{number}", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        return number, fd
-    warn_limited(
-        "process-slot-full",
-        "Flask-Observe: all %d worker slots in %s are taken; process figures are not sent",
-        MAX_SLOTS,
-        directory,
-    )
-    return None
-
-
-def _touch_slot() -> None:
-    """Refresh the slot file's times at each flush, so that a cleaner of old files in
-    the temporary directory (systemd-tmpfiles) never takes a live worker's slot file."""
-    held = _slot
-    if held is not None and os.utime in os.supports_fd:
-        os.utime(held[1])
-
-
-def _remove_stale(base: Path) -> None:
-    """Remove the slot directories of parents that are gone, keeping any slot a live
-    process (an orphaned worker) still holds."""
-    for directory in base.glob("parent-*"):
-        try:
-            if _alive(int(directory.name[len("parent-") :])):
-                continue
-            for slot in directory.glob("slot-*"):
-                fd = os.open(slot, os.O_RDWR)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    slot.unlink()  # under the lock: no worker can take it meanwhile
-                except BlockingIOError:
-                    pass
-                finally:
-                    os.close(fd)
-            directory.rmdir()
-        except (OSError, ValueError):  # held, raced by a sibling, or not ours
-            continue
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
-def _forget_slot_after_fork() -> None:
-    """In a forked child: the parent's slot descriptor shares the parent's lock, so the
-    child closes its copy and takes a slot of its own when it first flushes."""
-    global _slot, _slot_lock, _slot_failed
-    _slot_lock = threading.Lock()
-    if _slot is not None:
-        try:
-            os.close(_slot[1])
-        except OSError:  # pragma: no cover - already closed
-            pass
-    _slot = None
-    _slot_failed = False
-
-
 # -- time in the garbage collector (process-wide) ----------------------------------------
 
 #: Seconds spent in collections since the callback was installed, and when the current
@@ -206,6 +81,7 @@ _gc_started = 0.0
 #: The figures objects that read :data:`_gc_seconds`; the callback is installed while
 #: there is one.
 _gc_readers: weakref.WeakSet[ProcessFigures] = weakref.WeakSet()
+_gc_lock = threading.Lock()
 
 
 def _time_gc(phase: str, info: dict[str, int]) -> None:
@@ -219,7 +95,7 @@ def _time_gc(phase: str, info: dict[str, int]) -> None:
 
 def _read_gc(reader: ProcessFigures) -> None:
     """Register *reader* and install the callback once per process."""
-    with _slot_lock:
+    with _gc_lock:
         _gc_readers.add(reader)
         if _time_gc not in gc.callbacks:
             gc.callbacks.append(_time_gc)
@@ -227,14 +103,15 @@ def _read_gc(reader: ProcessFigures) -> None:
 
 def _stop_reading_gc(reader: ProcessFigures) -> None:
     """Unregister *reader*; the last one removes the callback."""
-    with _slot_lock:
+    with _gc_lock:
         _gc_readers.discard(reader)
         if not _gc_readers and _time_gc in gc.callbacks:
             gc.callbacks.remove(_time_gc)
 
 
 def _after_fork_in_child() -> None:
-    _forget_slot_after_fork()
+    global _gc_lock
+    _gc_lock = threading.Lock()
     for figures in list(_gc_readers):
         figures.reset_after_fork()
 
@@ -353,7 +230,7 @@ class ProcessFigures:
             slot = worker_slot()
             if slot is None:
                 return []
-            _touch_slot()
+            touch_slot()
             lines = []
             for figure, value, kind in self.figures():
                 if isinstance(value, float):

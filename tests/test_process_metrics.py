@@ -19,6 +19,7 @@ import pytest
 from flask_observe import ConfigError
 from flask_observe import metrics
 from flask_observe import process_metrics
+from flask_observe import worker_slots
 from flask_observe.process_metrics import ProcessFigures
 from flask_observe.state import get_state
 from tests.support.metrics import udp_config
@@ -90,7 +91,7 @@ def test_every_figure_is_sent_at_a_flush_in_each_dialect(
     assert client is not None
     client.flush()
     lines = udp.wait_for(len(FIGURES))
-    slot = process_metrics.worker_slot()
+    slot = worker_slots.worker_slot()
     assert slot is not None
     for figure, kind in FIGURES:
         regex = re.compile(pattern.format(figure=figure, kind=kind))
@@ -241,7 +242,8 @@ def test_the_gc_callback_is_installed_once_and_removed_with_the_last_app(
 TAKE_SLOT = """
 import sys, pathlib
 from flask_observe import process_metrics
-print(process_metrics._take_slot(pathlib.Path(sys.argv[1]))[0], flush=True)
+from flask_observe import worker_slots
+print(worker_slots.take_slot(pathlib.Path(sys.argv[1]))[0], flush=True)
 sys.stdin.read()
 """
 
@@ -262,7 +264,7 @@ def test_slots_are_the_lowest_free_numbers_and_a_dead_worker_frees_its_own(
 ) -> None:
     directory = tmp_path / "private" / "parent-1"
     directory.parent.mkdir(mode=0o700)
-    held = process_metrics._take_slot(directory)
+    held = worker_slots.take_slot(directory)
     assert held is not None and held[0] == 0
     first, number = take_slot_in_child(directory)
     assert number == "1"
@@ -294,12 +296,12 @@ def test_the_directories_of_dead_parents_are_removed_unless_a_slot_is_held(
         directory.mkdir()
         (directory / "slot-0").touch()
         (directory / "slot-1").touch()
-    held = process_metrics._take_slot(orphaned)  # stands for the orphaned worker
+    held = worker_slots.take_slot(orphaned)  # stands for the orphaned worker
     assert held is not None and held[0] == 0
     live = base / f"parent-{os.getppid()}"
     live.mkdir()
     (live / "slot-0").touch()
-    mine = process_metrics._take_slot(base / f"parent-{os.getpid()}")
+    mine = worker_slots.take_slot(base / f"parent-{os.getpid()}")
     assert mine is not None
     os.close(mine[1])
     os.close(held[1])
@@ -313,25 +315,25 @@ def test_a_shared_slot_directory_is_refused(tmp_path: Path) -> None:
     base.mkdir()
     base.chmod(0o777)
     with pytest.raises(OSError, match="not a private directory"):
-        process_metrics._take_slot(base / "parent-1")
+        worker_slots.take_slot(base / "parent-1")
 
 
 def test_a_forked_child_takes_its_own_slot(make_app: AppFactory, udp: UdpReceiver) -> None:
     figures = figures_of(make_app(**udp_config(udp, OBSERVE_PROCESS_METRICS=True)))
-    assert process_metrics.worker_slot() is not None
-    parent_fd = process_metrics._slot[1]  # type: ignore[index]
+    assert worker_slots.worker_slot() is not None
+    parent_fd = worker_slots._slot[1]  # type: ignore[index]
     figures.in_flight.append(None)  # a request in flight in the parent at fork time
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through the pipe
         try:
-            inherited_closed = process_metrics._slot is None
+            inherited_closed = worker_slots._slot is None
             try:
                 os.fstat(parent_fd)
                 closed = False
             except OSError:
                 closed = True
-            directory = process_metrics.slot_directory().name
+            directory = worker_slots.slot_directory().name
             report = f"{inherited_closed} {closed} {len(figures.in_flight)} {directory}"
             os.write(write_end, report.encode())
         finally:

@@ -17,7 +17,7 @@ import pytest
 
 from demo_app import create_app
 from flask_observe import metrics
-from flask_observe import process_metrics
+from flask_observe import worker_slots
 from tests.support.services import Pipeline
 
 if t.TYPE_CHECKING:
@@ -217,7 +217,7 @@ def test_several_hosts_with_per_host_prefixes_lose_no_count(graphite_pipeline: P
     assert graphite_pipeline.wait_for_stable_total(two_xx, 12) == 12
     assert graphite_pipeline.wait_for_stable_total(four_xx, 2) == 2
     rss = panel_series(graphite_pipeline, panels["Resident memory (RSS)"], "mh.*")
-    slot = process_metrics.worker_slot()  # this process's: both apps report under it
+    slot = worker_slots.worker_slot()  # this process's: both apps report under it
     assert sorted(rss) == [f"mh.web1 w{slot}", f"mh.web2 w{slot}"]
 
 
@@ -255,7 +255,7 @@ def test_process_figures_reach_graphite_exactly(graphite_pipeline: Pipeline) -> 
     finally:
         if was_enabled:
             gc.enable()
-    slot = process_metrics.worker_slot()
+    slot = worker_slots.worker_slot()
     base = f"stats.counters.pm.process.w{slot}"
     assert graphite_pipeline.wait_for_stable_total(f"{base}.gc_collections_gen2.count", 3) == 3
     rss = graphite_pipeline.values(f"stats.gauges.pm.process.w{slot}.rss_bytes")
