@@ -305,6 +305,17 @@ OPTIONS: tuple[Option, ...] = (
         since="0.2.0",
     ),
     _opt(
+        "OBSERVE_PROCESS_METRICS",
+        None,
+        "bool or None",
+        "Send each worker's process figures (resident memory, CPU seconds, garbage "
+        "collections and their time, threads, open files, requests in flight) at every "
+        "flush, named by worker slot (see :ref:`process-figures`). ``None`` means: when "
+        "``OBSERVE_STATSD_HOST`` is set; ``True`` without a host is refused.",
+        as_optional_bool,
+        since="0.3.0",
+    ),
+    _opt(
         "OBSERVE_METRICS_RECORD",
         None,
         "bool or None",
@@ -450,6 +461,7 @@ class ObserveConfig:
     statsd_flush_interval: float
     statsd_aggregate: bool
     statsd_timer_samples: int
+    process_metrics: bool | None
     metrics_record: bool | None
     json_errors: bool | None
     sentry_dsn: str | None

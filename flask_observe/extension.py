@@ -27,6 +27,7 @@ import weakref
 from . import errors
 from . import metrics
 from . import panels
+from . import process_metrics
 from . import sentry
 from .cli import observe_cli
 from .config import ObserveConfig
@@ -83,6 +84,7 @@ class Observe:
         config = ObserveConfig.from_mapping(app.config)
         sentry.check(config)
         with_panels = panels.check(app, config)
+        with_process = process_metrics.check(config)
 
         state = ObserveState(extension=self, config=config)
         app.extensions[EXTENSION_KEY] = state
@@ -106,6 +108,8 @@ class Observe:
         # The request path's bound method, not the instance: a call through __call__
         # costs more.
         app.wsgi_app = middleware.entry  # type: ignore[method-assign,assignment]
+        if with_process:
+            process_metrics.install(app, state)
         if observe_cli.name not in app.cli.commands:
             app.cli.add_command(observe_cli)
         self._apps.add(app)

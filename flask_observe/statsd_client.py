@@ -34,6 +34,20 @@ if t.TYPE_CHECKING:
 
     from .aggregation import Aggregator
 
+
+class FlushSource(t.Protocol):
+    """Lines read at each flush, on the sender thread (the process figures).
+
+    .. versionadded:: 0.3.0
+    """
+
+    def lines(self) -> list[str]:
+        """This flush's lines; must not raise."""
+
+    def close(self) -> None:
+        """The client is closing: nothing more will be asked."""
+
+
 logger = logging.getLogger("flask_observe")
 
 #: Most packets waiting for the sender thread; older ones are dropped (and counted).
@@ -155,6 +169,7 @@ class StatsdClient:
         self._address: t.Any = None
         self._next_attempt = 0.0
         self._failing = False
+        self._sources: tuple[FlushSource, ...] = ()
         _install_process_hooks()
         _clients.add(self)
 
@@ -243,6 +258,13 @@ class StatsdClient:
             self.dropped_lines += dropped.count("\n") + 1
         self._packets.append("\n".join(lines))
 
+    def add_source(self, source: FlushSource) -> None:
+        """Also send *source*'s lines at each flush.
+
+        .. versionadded:: 0.3.0
+        """
+        self._sources = (*self._sources, source)
+
     def start(self) -> None:
         """Start the sender thread of this process, if it is not running yet. Cheap when
         it is: callers that add to the aggregator call it on their rare paths.
@@ -293,6 +315,8 @@ class StatsdClient:
         """Send everything buffered or aggregated now, from the calling thread (tests,
         exit, CLI)."""
         lines = self.aggregator.drain() if self.aggregator is not None else []
+        for source in self._sources:
+            lines += source.lines()
         with self._lock:
             packets = list(self._packets)
             self._packets.clear()
@@ -414,6 +438,8 @@ class StatsdClient:
             with self._send_lock:
                 self._disconnect()
             _clients.discard(self)
+            for source in self._sources:
+                source.close()
 
     def _reset_after_fork(self) -> None:
         """In a forked child: fresh locks, no thread, and none of the parent's lines."""

@@ -97,6 +97,7 @@ def receiver() -> Iterator[EnvelopeReceiver]:
 @pytest.fixture(scope="session")
 @starts_services
 def graphite_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    """The real statsd daemon -> carbon-cache -> graphite-web, for the whole session."""
-    with run_graphite_pipeline(tmp_path_factory.mktemp("graphite")) as pipeline:
+    """Two real statsd daemons (two hosts' worth) -> carbon-cache -> graphite-web, for
+    the whole session; tests that play one host send to the first daemon."""
+    with run_graphite_pipeline(tmp_path_factory.mktemp("graphite"), daemons=2) as pipeline:
         yield pipeline

@@ -111,6 +111,7 @@ def test_daemon_down_raises_nothing(protocol: str, aggregate: bool, make_app: Ap
         OBSERVE_STATSD_PORT=port,
         OBSERVE_STATSD_PROTOCOL=protocol,
         OBSERVE_STATSD_AGGREGATE=aggregate,
+        OBSERVE_PROCESS_METRICS=False,  # the line counts are the requests'
     )
     app.add_url_rule("/", "index", lambda: "ok")
     client = app.test_client()
@@ -147,6 +148,7 @@ def test_tcp_transport(make_app: AppFactory) -> None:
             OBSERVE_STATSD_HOST="127.0.0.1",
             OBSERVE_STATSD_PORT=server.getsockname()[1],
             OBSERVE_STATSD_PROTOCOL="tcp",
+            OBSERVE_PROCESS_METRICS=False,
         )
         with app.app_context():
             metrics.incr("over.tcp")
@@ -166,7 +168,9 @@ def test_unix_transport(make_app: AppFactory, tmp_path: Path) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
         server.bind(path)
         server.settimeout(5)
-        app = make_app(OBSERVE_STATSD_HOST=path, OBSERVE_STATSD_PROTOCOL="unix")
+        app = make_app(
+            OBSERVE_STATSD_HOST=path, OBSERVE_STATSD_PROTOCOL="unix", OBSERVE_PROCESS_METRICS=False
+        )
         with app.app_context():
             metrics.timing("over.unix", 1.5)
         flush(app)

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,69 @@ def test_gunicorn_workers_each_send_their_own(udp: UdpReceiver) -> None:
         assert counter_total(lines, f"served.{pid}") == served.count(pid)
     assert counter_total(lines, "response.index.GET.200") == 60
     assert timer_count(lines, "request.index.GET") == 60
+
+
+@pytest.mark.services
+def test_gunicorn_workers_report_process_figures_in_bounded_slots(udp: UdpReceiver) -> None:
+    """Two workers, one of them killed and replaced: three worker processes served, and
+    their process figures arrive under two worker slots, ``w0`` and ``w1``."""
+    import re
+    import signal
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    server = subprocess.Popen(
+        [
+            str(gunicorn),
+            "--preload",
+            "--workers=2",
+            f"--bind=127.0.0.1:{port}",
+            "tests.support.apps:gunicorn_process_app()",
+        ],
+        env=dict(os.environ, OBSERVE_TEST_STATSD_PORT=str(udp.port)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    lines: list[str] = []
+    after_replacement = 0
+
+    def serve_until(done: t.Callable[[set[str]], bool], served: set[str]) -> None:
+        deadline = time.monotonic() + 30
+        while not done(served) and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as reply:
+                    served.add(reply.read().decode())
+            except OSError:
+                time.sleep(0.05)
+            lines.extend(udp.receive(0.01))
+
+    served: set[str] = set()
+    try:
+        serve_until(lambda pids: len(pids) == 2, served)
+        assert len(served) == 2, "both workers served"
+        killed = min(served)
+        os.kill(int(killed), signal.SIGKILL)  # gunicorn forks a replacement
+        serve_until(lambda pids: len(pids) == 3, served)
+        assert len(served) == 3, "the replacement served"
+        drained = time.monotonic() + 0.3  # the killed worker's last datagrams
+        while time.monotonic() < drained:
+            lines.extend(udp.receive(0.01))
+        after_replacement = len(lines)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=30)
+    lines.extend(udp.receive(0.5))
+
+    def slots(seen: list[str]) -> set[str]:
+        return {
+            match.group(1)
+            for line in seen
+            if (match := re.fullmatch(r"gw\.process\.(w\d+)\.rss_bytes:\d+\|g", line))
+        }
+
+    assert slots(lines) == {"w0", "w1"}, stderr
+    # After the kill, the survivor and the replacement: the dead worker's slot reused.
+    assert slots(lines[after_replacement:]) == {"w0", "w1"}, stderr

@@ -101,6 +101,22 @@ def gunicorn_metrics_app() -> Flask:
     )
 
 
+def gunicorn_process_app() -> Flask:
+    """For gunicorn (``tests.support.apps:gunicorn_process_app()``): like
+    :func:`gunicorn_metrics_app`, with the prefix ``gw``, the process figures on and a
+    flush every 0.1 s, so that each worker reports while it lives."""
+    return make_app(
+        add_served_counter,
+        name="gunicorn_process",
+        TESTING=False,
+        OBSERVE_STATSD_HOST="127.0.0.1",
+        OBSERVE_STATSD_PORT=int(os.environ["OBSERVE_TEST_STATSD_PORT"]),
+        OBSERVE_STATSD_PREFIX="gw",
+        OBSERVE_STATSD_FLUSH_INTERVAL=0.1,
+        OBSERVE_PROCESS_METRICS=True,
+    )
+
+
 def add_failing_routes(app: Flask) -> None:
     """``POST /form`` reads a missing form key (a ``BadRequestKeyError``), ``GET
     /abort/<code>`` aborts with *code*, ``GET /boom`` raises ``RuntimeError``."""

@@ -51,11 +51,14 @@ class UdpReceiver:
 
 
 def udp_config(receiver: UdpReceiver, **extra: object) -> dict[str, object]:
-    """Configuration that sends to *receiver* with a short flush interval."""
+    """Configuration that sends to *receiver* with a short flush interval, without the
+    process figures (each flush would add them to the request lines the tests count;
+    tests/test_process_metrics.py turns them on)."""
     return {
         "OBSERVE_STATSD_HOST": "127.0.0.1",
         "OBSERVE_STATSD_PORT": receiver.port,
         "OBSERVE_STATSD_FLUSH_INTERVAL": 0.05,
+        "OBSERVE_PROCESS_METRICS": False,
         **extra,
     }
 

@@ -83,14 +83,24 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 class Pipeline:
     """Where the running services listen, and a reader for graphite-web's API."""
 
-    def __init__(self, statsd_port: int, graphite_url: str) -> None:
-        self.statsd_port = statsd_port
+    def __init__(self, statsd_ports: list[int], graphite_url: str) -> None:
+        #: The UDP ports of the statsd daemons, all flushing to the one carbon-cache
+        #: (two hosts' daemons, in the several-hosts test).
+        self.statsd_ports = statsd_ports
+        #: The first daemon's port: where a test sends unless it plays several hosts.
+        self.statsd_port = statsd_ports[0]
         self.graphite_url = graphite_url
+
+    def send(self, lines: list[str], daemon: int = 0) -> None:
+        """Send *lines* in one datagram to statsd daemon number *daemon*."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto("\n".join(lines).encode(), ("127.0.0.1", self.statsd_ports[daemon]))
 
     def render(self, target: str, since: str = "-10min") -> list[dict[str, t.Any]]:
         """``/render?format=json`` for one target: a list of series."""
         query = urllib.parse.urlencode({"target": target, "from": since, "format": "json"})
-        with urllib.request.urlopen(f"{self.graphite_url}/render?{query}", timeout=10) as reply:
+        # Long enough for a query that waits on the tag database while carbon writes to it.
+        with urllib.request.urlopen(f"{self.graphite_url}/render?{query}", timeout=60) as reply:
             data: list[dict[str, t.Any]] = json.load(reply)
         return data
 
@@ -158,8 +168,9 @@ def _start(
 
 
 @contextlib.contextmanager
-def run_graphite_pipeline(base: Path) -> Iterator[Pipeline]:
-    """statsd (1 s flush, graphite backend) -> carbon-cache (1 s retention) ->
+def run_graphite_pipeline(base: Path, daemons: int = 1) -> Iterator[Pipeline]:
+    """*daemons* statsd daemons (1 s flush, graphite backend, as on that many hosts) ->
+    carbon-cache (1 s retention, tagged series registered with graphite-web) ->
     graphite-web, all on 127.0.0.1, started in parallel and stopped at the end; their
     configuration, data and logs under the empty directory *base*."""
     _require(STATSD_JS, "The statsd daemon (npm statsd@0.9)")
@@ -172,6 +183,7 @@ def run_graphite_pipeline(base: Path) -> Iterator[Pipeline]:
     (conf / "storage-schemas.conf").write_text(STORAGE_SCHEMAS)
     (conf / "storage-aggregation.conf").write_text(STORAGE_AGGREGATION)
     line_port, pickle_port, query_port = free_port(), free_port(), free_port()
+    web_port = free_port()
     (conf / "carbon.conf").write_text(
         f"""[cache]
 STORAGE_DIR = {storage}/
@@ -194,25 +206,29 @@ CACHE_QUERY_PORT = {query_port}
 LOG_LISTENER_CONN_SUCCESS = False
 LOG_UPDATES = False
 LOG_CREATES = False
+GRAPHITE_URL = http://127.0.0.1:{web_port}
+TAG_UPDATE_INTERVAL = 1
 """
     )
-    statsd_port, mgmt_port, web_port = free_port(socket.SOCK_DGRAM), free_port(), free_port()
-    (base / "statsd.js").write_text(
-        json.dumps(
-            {
-                "port": statsd_port,
-                "address": "127.0.0.1",
-                "mgmt_port": mgmt_port,
-                "mgmt_address": "127.0.0.1",
-                "flushInterval": 1000,
-                "backends": ["./backends/graphite"],
-                "graphiteHost": "127.0.0.1",
-                "graphitePort": line_port,
-                "graphite": {"legacyNamespace": False},
-                "deleteIdleStats": True,
-            }
+    statsd_ports = [free_port(socket.SOCK_DGRAM) for _ in range(daemons)]
+    mgmt_ports = [free_port() for _ in range(daemons)]
+    for number, (statsd_port, mgmt_port) in enumerate(zip(statsd_ports, mgmt_ports, strict=True)):
+        (base / f"statsd-{number}.js").write_text(
+            json.dumps(
+                {
+                    "port": statsd_port,
+                    "address": "127.0.0.1",
+                    "mgmt_port": mgmt_port,
+                    "mgmt_address": "127.0.0.1",
+                    "flushInterval": 1000,
+                    "backends": ["./backends/graphite"],
+                    "graphiteHost": "127.0.0.1",
+                    "graphitePort": line_port,
+                    "graphite": {"legacyNamespace": False},
+                    "deleteIdleStats": True,
+                }
+            )
         )
-    )
     settings_dir = base / "settings"
     settings_dir.mkdir()
     (settings_dir / "observe_graphite_settings.py").write_text(
@@ -225,7 +241,7 @@ INDEX_FILE = {str(storage / "index")!r}
 CONF_DIR = {str(conf)!r}
 CARBONLINK_HOSTS = ["127.0.0.1:{query_port}:a"]
 DATABASES = {{"default": {{"ENGINE": "django.db.backends.sqlite3",
-    "NAME": {str(storage / "graphite.db")!r}}}}}
+    "NAME": {str(storage / "graphite.db")!r}, "OPTIONS": {{"timeout": 30}}}}}}
 """
     )
     web_env = dict(
@@ -248,8 +264,11 @@ DATABASES = {{"default": {{"ENGINE": "django.db.backends.sqlite3",
         ],
         base / "carbon.log",
     )
-    statsd = _start(["node", str(STATSD_JS), str(base / "statsd.js")], base / "statsd.log")
-    processes = [migrate, carbon, statsd]
+    statsds = [
+        _start(["node", str(STATSD_JS), str(base / f"statsd-{n}.js")], base / f"statsd-{n}.log")
+        for n in range(daemons)
+    ]
+    processes = [migrate, carbon, *statsds]
     try:
         if migrate.wait(timeout=120) != 0:
             pytest.fail(f"graphite-web migrate failed: {(base / 'migrate.log').read_text()}")
@@ -260,9 +279,10 @@ DATABASES = {{"default": {{"ENGINE": "django.db.backends.sqlite3",
         )
         processes.append(web)
         _wait_tcp(line_port, carbon, "carbon-cache", base / "carbon.log")
-        _wait_tcp(mgmt_port, statsd, "statsd", base / "statsd.log")
+        for number, (statsd, mgmt_port) in enumerate(zip(statsds, mgmt_ports, strict=True)):
+            _wait_tcp(mgmt_port, statsd, "statsd", base / f"statsd-{number}.log")
         _wait_tcp(web_port, web, "graphite-web", base / "web.log")
-        pipeline = Pipeline(statsd_port, f"http://127.0.0.1:{web_port}")
+        pipeline = Pipeline(statsd_ports, f"http://127.0.0.1:{web_port}")
         pipeline.render("stats.none")  # fails here if graphite-web cannot answer
         yield pipeline
     finally:
