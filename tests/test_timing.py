@@ -673,3 +673,66 @@ def test_sink_with_a_lazy_start_response() -> None:
     assert RUNTIME.match(response.headers["X-Runtime"])
     response.close()
     assert len(handed) == 1 and handed[0].status == "200 OK"
+
+
+def users_app(**config: object) -> Flask:
+    """An app built the way users build it: no ``TESTING`` (which would make metrics
+    record every request), no statsd host, so requests take the plain timing path."""
+    from flask_observe import Observe
+
+    app = Flask("users_app")
+    app.config.update(config)
+    add_routes(app)
+    Observe(app)
+    assert app.wsgi_app.__name__ == "_timed"  # the plain path, not the record path
+    return app
+
+
+def timed_get(app: Flask, path: str) -> tuple[t.Any, float]:
+    """The response to ``GET path`` and the seconds the whole client call took, measured
+    around it by the test (the request's own duration can only be shorter)."""
+    client = app.test_client()
+    start = time.perf_counter()
+    response = client.get(path)
+    return response, time.perf_counter() - start
+
+
+@pytest.mark.parametrize("path", ["/", "/sleep"])
+def test_plain_path_header_values(path: str) -> None:
+    response, outside = timed_get(users_app(), path)
+    runtime = response.headers["X-Runtime"]
+    assert re.fullmatch(r"\d+\.\d{6}", runtime), runtime
+    timing = response.headers["Server-Timing"]
+    assert re.fullmatch(r"app;dur=\d+\.\d{3}", timing), timing
+    assert 0 < float(runtime) <= outside
+    # the same duration in seconds and in milliseconds
+    assert abs(float(runtime) * 1000 - float(timing.removeprefix("app;dur="))) < 0.0011
+
+
+@pytest.mark.parametrize(
+    ("config", "runtime", "timing"),
+    [
+        pytest.param({"OBSERVE_SERVER_TIMING": False}, True, False, id="runtime-only"),
+        pytest.param({"OBSERVE_RUNTIME_HEADER": False}, False, True, id="server-timing-only"),
+    ],
+)
+def test_plain_path_one_header(config: dict[str, object], runtime: bool, timing: bool) -> None:
+    response, outside = timed_get(users_app(**config), "/")
+    if runtime:
+        assert re.fullmatch(r"\d+\.\d{6}", response.headers["X-Runtime"])
+        assert 0 < float(response.headers["X-Runtime"]) <= outside
+    else:
+        assert "X-Runtime" not in response.headers
+    if timing:
+        assert re.fullmatch(r"app;dur=\d+\.\d{3}", response.headers["Server-Timing"])
+        assert 0 < float(response.headers["Server-Timing"][8:]) <= outside * 1000
+    else:
+        assert "Server-Timing" not in response.headers
+
+
+def test_plain_path_merges_headers_the_view_set() -> None:
+    response, outside = timed_get(users_app(), "/own")
+    assert response.headers.getlist("X-Runtime") == ["view-set"]
+    (timing,) = response.headers.getlist("Server-Timing")
+    assert re.fullmatch(r"db;dur=5\.5, app;dur=\d+\.\d{3}", timing), timing
+    assert 0 < float(timing.split("app;dur=")[1]) <= outside * 1000
