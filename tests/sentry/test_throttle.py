@@ -151,3 +151,19 @@ def test_error_rate_accepts_a_list_from_the_environment() -> None:
     app.config["OBSERVE_SENTRY_ERROR_RATE"] = [5, 1]  # FLASK_OBSERVE_SENTRY_ERROR_RATE='[5, 1]'
     Observe(app)
     assert get_state(app).config.sentry_error_rate == (5, 1.0)
+
+
+def test_the_default_rate_is_ten_a_minute(
+    receiver: EnvelopeReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ``OBSERVE_SENTRY_ERROR_RATE``: 10 events per fingerprint, then nothing
+    until 60 seconds after the first (on the throttle's clock, moved by the test)."""
+    now = [1000.0]
+    monkeypatch.setattr("flask_observe.sentry.throttle.time.monotonic", lambda: now[0])
+    throttle = sentry_state(storm_app(OBSERVE_SENTRY_DSN=receiver.dsn)).throttle
+    assert throttle is not None
+    assert [throttle.admit("same") for _ in range(12)] == [0] * 10 + [None, None]
+    now[0] += 59.999
+    assert throttle.admit("same") is None
+    now[0] += 0.001
+    assert [throttle.admit("same") for _ in range(11)] == [3] + [0] * 9 + [None]
