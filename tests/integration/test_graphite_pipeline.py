@@ -128,3 +128,25 @@ def test_sampling_is_honoured_by_the_daemon(graphite_pipeline: Pipeline) -> None
     # Each sampled request counts for 2; about 200 of 400 are sampled (sd 10).
     assert 300 <= total <= 500
     assert total % 2 == 0
+
+
+def test_counts_beyond_the_kept_values_are_exact_in_graphite(graphite_pipeline: Pipeline) -> None:
+    """One flush of more requests and timer values than the 4,096 kept per name: the
+    daemon still counts every one of them."""
+    app = demo(graphite_pipeline, "many", OBSERVE_STATSD_FLUSH_INTERVAL=60.0)
+    try:
+        client = app.test_client()
+        for _ in range(5000):
+            client.get("/", buffered=True)
+        with app.app_context():
+            for n in range(6000):
+                metrics.timing("many_work", n % 7)
+    finally:
+        close(app)  # sends the interval's lines
+    counts = {
+        "stats.counters.many.response.pages.index.GET.200.count": 5000,
+        "stats.timers.many.request.pages.index.GET.count": 5000,
+        "stats.timers.many.many_work.count": 6000,
+    }
+    for target, expected in counts.items():
+        assert graphite_pipeline.wait_for_stable_total(target, expected) == expected, target
