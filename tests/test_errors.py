@@ -24,9 +24,6 @@ from flask_observe import ConfigError
 from flask_observe import current_record
 from flask_observe import Observe
 from flask_observe import RequestRecord
-from flask_observe.errors import GENERIC_DETAIL
-from flask_observe.errors import LAST_RESORT_BODY
-from flask_observe.errors import PROBLEM_MIMETYPE
 from tests.support.apps import make_app
 
 if t.TYPE_CHECKING:
@@ -35,6 +32,9 @@ if t.TYPE_CHECKING:
     from werkzeug.test import TestResponse
 
 SECRET = "pw-Zq81xV"
+
+#: The detail of an unhandled error, as clients read it.
+GENERIC_DETAIL = "The server encountered an internal error and could not complete your request."
 
 
 class DoesNotExist(Exception):
@@ -138,7 +138,7 @@ def add_failure_routes(app: Flask) -> None:
 
 
 def problem(response: TestResponse) -> dict[str, t.Any]:
-    assert response.mimetype == PROBLEM_MIMETYPE, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json", response.get_data(as_text=True)
     body = json.loads(response.get_data())
     assert isinstance(body, dict)
     return body
@@ -490,9 +490,13 @@ def test_failure_inside_our_handler_gives_constant_500(
     with caplog.at_level(logging.WARNING, logger="flask_observe"):
         response = app.test_client().get(path)
     assert response.status_code == 500
-    assert response.mimetype == PROBLEM_MIMETYPE
-    assert response.get_data() == LAST_RESORT_BODY
-    assert json.loads(LAST_RESORT_BODY)["status"] == 500
+    assert response.mimetype == "application/problem+json"
+    assert json.loads(response.get_data()) == {
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": GENERIC_DETAIL,
+    }
     assert not any(r.levelno >= logging.ERROR and r.name == "flask_observe" for r in caplog.records)
 
 
