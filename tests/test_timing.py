@@ -629,12 +629,12 @@ def test_sink_times_a_stream_until_it_is_closed() -> None:
         return Response(stream_with_context(generate()))
 
     response = app.test_client().get("/stream", buffered=False)
-    assert float(response.headers["X-Runtime"]) < 0.1
     assert handed == []  # the body is still open
     assert response.get_data() == b"first\nsecond\n"
     response.close()
     assert len(handed) == 1
-    assert handed[0].seconds >= 0.1
+    # the headers went out before the body's pause; the request ended after it
+    assert handed[0].seconds - float(response.headers["X-Runtime"]) >= 0.0999
     assert handed[0][:3] == ("stream", "GET", "200 OK")
 
 
