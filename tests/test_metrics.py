@@ -252,6 +252,29 @@ def test_timed_view_emits_a_timer(make_app: AppFactory, udp: UdpReceiver) -> Non
     assert re.fullmatch(rf"p\.report\.build:{MS}\|ms", udp.wait_for(3)[-1])
 
 
+@pytest.mark.parametrize("aggregate", [True, False], ids=["aggregated", "lines"])
+def test_timed_view_timer_value_is_its_duration_in_milliseconds(
+    aggregate: bool, make_app: AppFactory, udp: UdpReceiver
+) -> None:
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_AGGREGATE=aggregate))
+
+    @app.get("/report")
+    @timed("report.build")
+    def report() -> str:
+        time.sleep(0.02)
+        return "ok"
+
+    app.test_client().get("/report", buffered=True)
+    flush(app)
+    lines = udp.wait_for(3)
+    (view,) = [line for line in lines if line.startswith("report.build:")]
+    (request,) = [line for line in lines if line.startswith("request.report.GET:")]
+    assert re.fullmatch(rf"report\.build:{MS}\|ms", view), view
+    view_ms = float(view.split(":")[1].split("|")[0])
+    request_ms = float(request.split(":")[1].split("|")[0])
+    assert 20.0 <= view_ms <= request_ms  # within the request it is part of
+
+
 def test_development_default_records_and_sends_nothing(
     make_app: AppFactory,
 ) -> None:

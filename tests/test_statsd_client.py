@@ -182,3 +182,34 @@ def test_unix_transport(make_app: AppFactory, tmp_path: Path) -> None:
             metrics.timing("over.unix", 1.5)
         flush(app)
         assert server.recv(4096) == b"over.unix:1.500000|ms"
+
+
+def test_full_packets_go_out_at_once_and_oversize_lines_are_dropped(
+    udp: UdpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once connected, a packet that fills up is sent by the caller without waiting for
+    the flush; a line of exactly the limit is sent, a longer one dropped and counted."""
+    from flask_observe.statsd_client import StatsdClient
+
+    caplog.set_level(logging.WARNING, logger="flask_observe")
+    client = StatsdClient("127.0.0.1", udp.port, max_packet=40, flush_interval=60.0)
+    try:
+        client.add(["first:1|c"])
+        client.flush()  # connects
+        assert udp.wait_for(1) == ["first:1|c"]
+        client.add(["a" * 15 + ":1|c", "b" * 15 + ":1|c"])  # 39 bytes: fits
+        client.add(["c" * 30 + ":1|c"])  # does not fit: the first packet is full
+        assert udp.wait_for(2) == ["a" * 15 + ":1|c", "b" * 15 + ":1|c"]
+        assert client.sent_packets == 2
+        exact = "d" * 36 + ":1|c"  # 40 bytes: exactly the limit
+        client.add([exact, "e" * 37 + ":1|c"])  # too long together, and the second alone
+        client.flush()
+        assert udp.wait_for(2) == ["c" * 30 + ":1|c", exact]
+        assert client.dropped_lines == 1
+        assert client.sent_packets == 4
+    finally:
+        client.close()
+    warned = [r for r in caplog.records if "longer than OBSERVE_STATSD_MAX_PACKET" in r.message]
+    assert [r.getMessage() for r in warned] == [
+        "Flask-Observe: dropped a metric line longer than OBSERVE_STATSD_MAX_PACKET (40)"
+    ]

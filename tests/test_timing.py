@@ -736,3 +736,32 @@ def test_plain_path_merges_headers_the_view_set() -> None:
     (timing,) = response.headers.getlist("Server-Timing")
     assert re.fullmatch(r"db;dur=5\.5, app;dur=\d+\.\d{3}", timing), timing
     assert 0 < float(timing.split("app;dur=")[1]) <= outside * 1000
+
+
+def test_closing_the_response_closes_the_apps_body_then_finishes() -> None:
+    """PEP 3333: the server's close() reaches the app's body, then the record ends."""
+    from werkzeug.test import Client
+
+    from flask_observe.timing import ObserveMiddleware
+
+    events: list[str] = []
+
+    class Body:
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"streamed"
+
+        def close(self) -> None:
+            events.append("body closed")
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> Body:
+        start_response("200 OK", [("Content-Type", "text/plain")])  # no length: a stream
+        return Body()
+
+    sink = ListSink()
+    middleware = ObserveMiddleware(app, sink=sink)
+    response = Client(middleware.entry).get("/")
+    assert response.get_data() == b"streamed"
+    assert events == [] and sink.handed == []
+    response.close()
+    assert events == ["body closed"]
+    assert [handed.status for handed in sink.handed] == ["200 OK"]

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import typing as t
 import warnings
 
@@ -203,8 +204,18 @@ def test_a_failed_build_is_counted_and_logged_and_the_next_one_sent(
     app = storm_app(OBSERVE_SENTRY_ERROR_RATE=None)
     broken, good = noted_events(app, monkeypatch, "/boom", "/abort")
     queue = sentry_worker.CaptureQueue()
+
+    def workers() -> int:
+        """Live daemon threads named as the capture worker is (for py-spy, debuggers):
+        one per queue."""
+        return sum(
+            1 for th in threading.enumerate() if th.name == "flask-observe-sentry" and th.daemon
+        )
+
+    before = workers()
     queue.submit(dataclasses.replace(broken, tags=None))  # building it raises
     queue.submit(good)
+    assert workers() == before + 1
     assert queue.drain(10)
     stats = queue.stats()
     assert (stats.submitted, stats.failed, stats.captured, stats.discarded) == (2, 1, 1, 0)
