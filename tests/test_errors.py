@@ -25,6 +25,8 @@ from flask_observe import current_record
 from flask_observe import Observe
 from flask_observe import RequestRecord
 from tests.support.apps import make_app
+from tests.support.sentry import EnvelopeReceiver
+from tests.support.sentry import flush
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
@@ -498,6 +500,21 @@ def test_failure_inside_our_handler_gives_constant_500(
         "detail": GENERIC_DETAIL,
     }
     assert not any(r.levelno >= logging.ERROR and r.name == "flask_observe" for r in caplog.records)
+    ours = [r for r in caplog.records if r.name == "flask_observe"]
+    assert [(r.levelname, r.getMessage()) for r in ours] == [
+        ("WARNING", "Flask-Observe could not build an error body")
+    ]
+    assert ours[0].exc_info is not None  # with the traceback of what failed
+
+
+def test_the_constant_500_carries_the_event_id(receiver: EnvelopeReceiver) -> None:
+    app = build_app(observe=False, OBSERVE_SENTRY_DSN=receiver.dsn, OBSERVE_ERROR_BODY=_raise)
+    Observe(app)
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    event_id = response.headers["X-Sentry-Event-Id"]
+    flush()
+    assert [e["event_id"] for e in receiver.wait_for_events(1)] == [event_id]
 
 
 def test_exception_is_noted_on_the_record() -> None:
@@ -604,3 +621,44 @@ def test_a_message_written_for_the_client_is_kept() -> None:
     assert response.status_code == 400
     assert response.json is not None
     assert response.json["detail"] == "token: expected 32 characters"
+
+
+def test_an_abort_5xx_answered_by_the_apps_generic_handler_is_captured(
+    receiver: EnvelopeReceiver,
+) -> None:
+    """The app's ``Exception`` handler answers HTTP errors too; Flask-Observe still
+    captures each ``abort(5xx)`` (as handled), and neither a 4xx nor an aborted
+    response the view made itself."""
+    app = Flask("own_handler")
+    app.config.update(PROPAGATE_EXCEPTIONS=False, OBSERVE_SENTRY_DSN=receiver.dsn)
+
+    @app.get("/abort/<int:code>")
+    def aborting(code: int) -> str:
+        abort(code)
+
+    @app.get("/answered")
+    def answered() -> str:
+        abort(Response("made by the view", status=500))
+
+    app.register_error_handler(Exception, lambda e: (f"our page for {e.code}", e.code))
+    Observe(app)
+    client = app.test_client()
+    for path, body in [
+        ("/abort/404", "our page for 404"),
+        ("/answered", "made by the view"),
+        ("/abort/503", "our page for 503"),
+        ("/abort/500", "our page for 500"),
+    ]:
+        assert client.get(path).get_data(as_text=True) == body
+    flush()
+    receiver.wait_for_events(2)
+    flush()  # the 404 and the view's own 500 came first: had they been captured, here
+    got = [
+        (e["transaction"], e["exception"]["values"][-1]["mechanism"]["handled"])
+        for e in receiver.events
+    ]
+    assert got == [("aborting", True), ("aborting", True)]
+    assert [e["exception"]["values"][-1]["type"] for e in receiver.events] == [
+        "ServiceUnavailable",
+        "InternalServerError",
+    ]
