@@ -456,3 +456,19 @@ def test_invalid_metrics_configuration_names_the_key(key: str, value: object) ->
     app.config[key] = value
     with pytest.raises(ConfigError, match=key):
         Observe(app)
+
+
+def test_a_sampled_counter_carries_its_rate_line_by_line(
+    make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    app = make_app(**line_config(udp))
+    draws = iter([0.3, 0.2])  # the first call is not sampled, the second is
+    monkeypatch.setattr(random, "random", lambda: next(draws))
+    with app.app_context():
+        metrics.incr("jobs", 3, tags={"queue": "mail"}, rate=0.25)
+        metrics.incr("jobs", 3, tags={"queue": "mail"}, rate=0.25)
+        metrics.gauge("depth", 7)
+    flush(app)
+    assert udp.wait_for(2) == ["jobs.mail:3|c|@0.25", "depth:7|g"]

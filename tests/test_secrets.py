@@ -163,3 +163,20 @@ def test_bytes_under_a_sensitive_key() -> None:
         "cookie": "[Filtered]",
         "x": ["a", 1],
     }
+
+
+def test_hides_only_non_empty_values_under_sensitive_keys() -> None:
+    scrubber = Scrubber()
+    assert scrubber.hides("Password", "hunter2") is True
+    assert [scrubber.hides("password", empty) for empty in (None, "", b"")] == [False] * 3
+    assert scrubber.hides("page", "2") is False
+    assert scrubber.hides(7, "2") is False
+
+
+def test_an_app_without_flask_observe_gets_the_default_rules() -> None:
+    from flask import Flask
+
+    from flask_observe.secrets import app_scrubber
+
+    scrubber = app_scrubber(Flask("bare"))
+    assert scrubber.scrub({"api_key": "k", "pin": "1"}) == {"api_key": "[Filtered]", "pin": "1"}

@@ -144,8 +144,11 @@ def test_headers_can_be_switched_off(
     assert ("Server-Timing" in response.headers) is timing
 
 
-def test_excluded_paths_get_nothing(make_app: Callable[..., Flask]) -> None:
-    app = make_app(OBSERVE_EXCLUDE_PATHS=["/health", "/assets/*"])
+@pytest.mark.parametrize("config", PATHS)
+def test_excluded_paths_get_nothing(
+    make_app: Callable[..., Flask], config: dict[str, object]
+) -> None:
+    app = make_app(OBSERVE_EXCLUDE_PATHS=["/health", "/assets/*"], **config)
     seen: list[RequestRecord | None] = []
 
     @app.get("/<path:anything>")
@@ -266,6 +269,8 @@ def test_a_failure_while_adding_headers_never_breaks_the_response(
     warnings = [r for r in caplog.records if "could not add its headers" in r.getMessage()]
     assert len(warnings) == 1  # rate-limited
     assert warnings[0].levelno == logging.WARNING
+    assert warnings[0].getMessage() == "Flask-Observe could not add its headers"
+    assert warnings[0].exc_info is not None  # with the traceback of what failed
 
 
 @pytest.mark.parametrize("config", PATHS)
@@ -765,3 +770,13 @@ def test_closing_the_response_closes_the_apps_body_then_finishes() -> None:
     response.close()
     assert events == ["body closed"]
     assert [handed.status for handed in sink.handed] == ["200 OK"]
+
+
+def test_plain_path_with_a_finish_hook_added_after_init_app() -> None:
+    app = users_app()
+    records: list[RequestRecord] = []
+    app.extensions["observe"].add_finish_hook(records.append)
+    response, _ = timed_get(app, "/")
+    assert response.status_code == 200
+    assert [(r.endpoint, r.method, r.status) for r in records] == [("index", "GET", 200)]
+    assert response.headers["Server-Timing"] == records[0].server_timing
