@@ -662,3 +662,12 @@ def test_an_abort_5xx_answered_by_the_apps_generic_handler_is_captured(
         "ServiceUnavailable",
         "InternalServerError",
     ]
+
+
+def test_an_api_error_survives_pickling() -> None:
+    """As when it crosses a process boundary (a task queue, multiprocessing)."""
+    import pickle
+
+    error = pickle.loads(pickle.dumps(APIError("Out of stock", 409, sku="B-7")))
+    assert isinstance(error, APIError)
+    assert (error.message, error.code, error.extra) == ("Out of stock", 409, {"sku": "B-7"})

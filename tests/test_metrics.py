@@ -472,3 +472,24 @@ def test_a_sampled_counter_carries_its_rate_line_by_line(
         metrics.gauge("depth", 7)
     flush(app)
     assert udp.wait_for(2) == ["jobs.mail:3|c|@0.25", "depth:7|g"]
+
+
+def test_sampling_on_the_record_path(
+    make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every request recorded (the toolbar, OBSERVE_METRICS_RECORD), the sample
+    rate still picks which requests are sent, each line marked with it."""
+    import random
+
+    app = make_app(**line_config(udp, OBSERVE_STATSD_SAMPLE_RATE=0.5, OBSERVE_METRICS_RECORD=True))
+    app.add_url_rule("/", "index", lambda: "ok")
+    draws = iter([0.7, 0.3])  # the first request is left out, the second sent
+    monkeypatch.setattr(random, "random", lambda: next(draws))
+    client = app.test_client()
+    for _ in range(2):
+        client.get("/", buffered=True)
+    flush(app)
+    lines = udp.wait_for(2)
+    assert "response.index.GET.200:1|c|@0.5" in lines
+    assert timer_count(lines, "request.index.GET") == 2  # one value standing for two
+    assert len(lines) == 2

@@ -780,3 +780,16 @@ def test_plain_path_with_a_finish_hook_added_after_init_app() -> None:
     assert response.status_code == 200
     assert [(r.endpoint, r.method, r.status) for r in records] == [("index", "GET", 200)]
     assert response.headers["Server-Timing"] == records[0].server_timing
+
+
+def test_the_middleware_object_is_itself_a_wsgi_app() -> None:
+    """Wrapped by hand (``app.wsgi_app = ObserveMiddleware(app.wsgi_app)``)."""
+    from flask_observe.timing import ObserveMiddleware
+
+    app = Flask("by_hand")
+    add_routes(app)
+    app.wsgi_app = ObserveMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+    response = app.test_client().get("/")
+    assert response.text == "hello"
+    assert re.fullmatch(r"\d+\.\d{6}", response.headers["X-Runtime"])
+    assert re.fullmatch(r"app;dur=\d+\.\d{3}", response.headers["Server-Timing"])
