@@ -504,7 +504,7 @@ def test_failure_inside_our_handler_gives_constant_500(
     assert [(r.levelname, r.getMessage()) for r in ours] == [
         ("WARNING", "Flask-Observe could not build an error body")
     ]
-    assert ours[0].exc_info is not None  # with the traceback of what failed
+    assert ours[0].exc_info and ours[0].exc_info[0] is not None  # with the traceback
 
 
 def test_the_constant_500_carries_the_event_id(receiver: EnvelopeReceiver) -> None:
@@ -671,3 +671,11 @@ def test_an_api_error_survives_pickling() -> None:
     error = pickle.loads(pickle.dumps(APIError("Out of stock", 409, sku="B-7")))
     assert isinstance(error, APIError)
     assert (error.message, error.code, error.extra) == ("Out of stock", 409, {"sku": "B-7"})
+
+
+def test_api_error_status_bounds() -> None:
+    assert APIError("Bad input").code == 400
+    assert [APIError("x", status).code for status in (400, 599)] == [400, 599]
+    for status in (399, 600, True):
+        with pytest.raises(ValueError, match="APIError needs a status from 400 to 599"):
+            APIError("x", status)

@@ -270,7 +270,7 @@ def test_a_failure_while_adding_headers_never_breaks_the_response(
     assert len(warnings) == 1  # rate-limited
     assert warnings[0].levelno == logging.WARNING
     assert warnings[0].getMessage() == "Flask-Observe could not add its headers"
-    assert warnings[0].exc_info is not None  # with the traceback of what failed
+    assert warnings[0].exc_info and warnings[0].exc_info[0] is not None  # with the traceback
 
 
 @pytest.mark.parametrize("config", PATHS)
@@ -793,3 +793,19 @@ def test_the_middleware_object_is_itself_a_wsgi_app() -> None:
     assert response.text == "hello"
     assert re.fullmatch(r"\d+\.\d{6}", response.headers["X-Runtime"])
     assert re.fullmatch(r"app;dur=\d+\.\d{3}", response.headers["Server-Timing"])
+
+
+def test_a_body_without_close_is_finished_quietly() -> None:
+    from werkzeug.test import Client
+
+    from flask_observe.timing import ObserveMiddleware
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])  # no length: a stream
+        return [b"listed"]
+
+    sink = ListSink()
+    response = Client(ObserveMiddleware(app, sink=sink).entry).get("/")
+    assert response.get_data() == b"listed"
+    response.close()  # a list has no close(): nothing raised, the record finished
+    assert [handed.status for handed in sink.handed] == ["200 OK"]
