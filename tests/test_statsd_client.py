@@ -207,9 +207,33 @@ def test_full_packets_go_out_at_once_and_oversize_lines_are_dropped(
         assert udp.wait_for(2) == ["c" * 30 + ":1|c", exact]
         assert client.dropped_lines == 1
         assert client.sent_packets == 4
+        client.add(["f" * 37 + ":1|c"])
+        assert client.dropped_lines == 2
     finally:
         client.close()
     warned = [r for r in caplog.records if "longer than OBSERVE_STATSD_MAX_PACKET" in r.message]
     assert [r.getMessage() for r in warned] == [
         "Flask-Observe: dropped a metric line longer than OBSERVE_STATSD_MAX_PACKET (40)"
     ]
+
+
+def test_packets_are_filled_to_the_byte_and_sent_as_they_fill(udp: UdpReceiver) -> None:
+    """Lines joined by newlines fill a packet up to max_packet exactly; each full packet
+    leaves at once, the rest at the flush."""
+    from flask_observe.statsd_client import StatsdClient
+
+    client = StatsdClient("127.0.0.1", udp.port, max_packet=39, flush_interval=60.0)
+    try:
+        client.add(["m:1|c"])
+        client.flush()  # connects
+        assert udp.wait_for(1) == ["m:1|c"]
+        lines = [f"m{number}:1234|c" for number in range(9)]  # 9 bytes each
+        for line in lines:
+            client.add([line])
+        assert udp.wait_for(8) == lines[:8]  # two full packets, before any flush
+        client.flush()
+        assert udp.wait_for(1) == lines[8:]
+    finally:
+        client.close()
+    assert udp.packets[1:] == ["\n".join(lines[:4]), "\n".join(lines[4:8]), lines[8]]
+    assert [len(packet) for packet in udp.packets[1:3]] == [39, 39]
