@@ -254,3 +254,22 @@ def test_drain_without_a_worker_builds_the_events_itself(
     sentry_sdk.get_client().close()
     assert queue.drain(10)
     assert queue.stats() == sentry_worker.QueueStats(submitted=3, captured=2, discarded=1)
+
+
+def test_drain_waits_for_the_event_being_built(
+    receiver: EnvelopeReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event taken off the queue is still pending until it is captured: a drain
+    waits for it, up to its timeout."""
+    hold = Hold()
+    init_sentry(receiver.dsn, before_send=hold)
+    app = storm_app(OBSERVE_SENTRY_ERROR_RATE=None)
+    (blocked,) = noted_events(app, monkeypatch, "/blocker")
+    queue = sentry_worker.CaptureQueue()
+    queue.submit(blocked)
+    wait_until(hold.entered.is_set)  # the worker holds it: the queue itself is empty
+    assert queue.stats().pending == 1
+    assert queue.drain(0.2) is False  # still being built
+    hold.gate.set()
+    assert queue.drain(10) is True
+    assert queue.stats() == sentry_worker.QueueStats(submitted=1, captured=1)
