@@ -52,6 +52,16 @@ def isolated_sentry() -> Iterator[None]:
     yield from sentry_isolated()
 
 
+@pytest.fixture(autouse=True)
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with no rate-limited warning logged yet: a warning logged by an
+    earlier test in the same process (or an earlier run of the same test, as mutmut
+    runs them) must not hide the one a test expects."""
+    from flask_observe import containment
+
+    monkeypatch.setattr(containment, "_last_warned", {})
+
+
 @pytest.fixture
 def make_app() -> Iterator[apps.AppFactory]:
     """:func:`tests.support.apps.make_app`, closing the statsd clients of the apps it made

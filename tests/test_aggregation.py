@@ -298,3 +298,30 @@ def test_invalid_aggregation_settings_name_the_key(key: str, value: object) -> N
     app.config[key] = value
     with pytest.raises(ConfigError, match=key):
         Observe(app)
+
+
+def test_counts_stay_exact_beyond_the_values_kept_per_flush(
+    make_app: AppFactory, udp: UdpReceiver
+) -> None:
+    """More requests and user timer values in one interval than the 4,096 values kept
+    per name: the extra ones are only counted, and every count still comes out exact."""
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
+    app.add_url_rule("/", "index", lambda: "ok")
+    app.add_url_rule("/new", "new", lambda: ("made", 201))
+    client = app.test_client()
+    for _ in range(5000):
+        client.get("/", buffered=True)
+    for _ in range(4100):
+        client.get("/new", buffered=True)
+    with app.app_context():
+        for n in range(6000):
+            metrics.timing("work", n % 7)
+    flush(app)
+    # 16 kept values per timer (the default), one line per status counter
+    lines = udp.wait_for(3 * 16 + 2)
+    assert len(lines) == 3 * 16 + 2, lines
+    assert counter_total(lines, "response.index.GET.200") == 5000
+    assert counter_total(lines, "response.new.GET.201") == 4100
+    assert timer_count(lines, "request.index.GET") == 5000
+    assert timer_count(lines, "request.new.GET") == 4100
+    assert timer_count(lines, "work") == 6000

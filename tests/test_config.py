@@ -110,7 +110,10 @@ def test_every_option_has_a_field_and_valid_default() -> None:
 
 def test_non_observe_keys_are_ignored() -> None:
     config: dict[str, t.Any] = {"SECRET_KEY": "x", "OBSERVER": 1, "DEBUG": True}
-    ObserveConfig.from_mapping(config)
+    parsed = ObserveConfig.from_mapping(config)
+    assert parsed == ObserveConfig.from_mapping({})  # every setting at its default
+    assert (parsed.statsd_port, parsed.runtime_header) == (8125, True)
+    assert config == {"SECRET_KEY": "x", "OBSERVER": 1, "DEBUG": True}  # left as it was
 
 
 def test_environment_variables_through_from_prefixed_env(monkeypatch: pytest.MonkeyPatch) -> None:

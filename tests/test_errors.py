@@ -24,10 +24,9 @@ from flask_observe import ConfigError
 from flask_observe import current_record
 from flask_observe import Observe
 from flask_observe import RequestRecord
-from flask_observe.errors import GENERIC_DETAIL
-from flask_observe.errors import LAST_RESORT_BODY
-from flask_observe.errors import PROBLEM_MIMETYPE
 from tests.support.apps import make_app
+from tests.support.sentry import EnvelopeReceiver
+from tests.support.sentry import flush
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,6 +34,9 @@ if t.TYPE_CHECKING:
     from werkzeug.test import TestResponse
 
 SECRET = "pw-Zq81xV"
+
+#: The detail of an unhandled error, as clients read it.
+GENERIC_DETAIL = "The server encountered an internal error and could not complete your request."
 
 
 class DoesNotExist(Exception):
@@ -138,7 +140,7 @@ def add_failure_routes(app: Flask) -> None:
 
 
 def problem(response: TestResponse) -> dict[str, t.Any]:
-    assert response.mimetype == PROBLEM_MIMETYPE, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json", response.get_data(as_text=True)
     body = json.loads(response.get_data())
     assert isinstance(body, dict)
     return body
@@ -490,10 +492,29 @@ def test_failure_inside_our_handler_gives_constant_500(
     with caplog.at_level(logging.WARNING, logger="flask_observe"):
         response = app.test_client().get(path)
     assert response.status_code == 500
-    assert response.mimetype == PROBLEM_MIMETYPE
-    assert response.get_data() == LAST_RESORT_BODY
-    assert json.loads(LAST_RESORT_BODY)["status"] == 500
+    assert response.mimetype == "application/problem+json"
+    assert json.loads(response.get_data()) == {
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": GENERIC_DETAIL,
+    }
     assert not any(r.levelno >= logging.ERROR and r.name == "flask_observe" for r in caplog.records)
+    ours = [r for r in caplog.records if r.name == "flask_observe"]
+    assert [(r.levelname, r.getMessage()) for r in ours] == [
+        ("WARNING", "Flask-Observe could not build an error body")
+    ]
+    assert ours[0].exc_info and ours[0].exc_info[0] is not None  # with the traceback
+
+
+def test_the_constant_500_carries_the_event_id(receiver: EnvelopeReceiver) -> None:
+    app = build_app(observe=False, OBSERVE_SENTRY_DSN=receiver.dsn, OBSERVE_ERROR_BODY=_raise)
+    Observe(app)
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    event_id = response.headers["X-Sentry-Event-Id"]
+    flush()
+    assert [e["event_id"] for e in receiver.wait_for_events(1)] == [event_id]
 
 
 def test_exception_is_noted_on_the_record() -> None:
@@ -600,3 +621,61 @@ def test_a_message_written_for_the_client_is_kept() -> None:
     assert response.status_code == 400
     assert response.json is not None
     assert response.json["detail"] == "token: expected 32 characters"
+
+
+def test_an_abort_5xx_answered_by_the_apps_generic_handler_is_captured(
+    receiver: EnvelopeReceiver,
+) -> None:
+    """The app's ``Exception`` handler answers HTTP errors too; Flask-Observe still
+    captures each ``abort(5xx)`` (as handled), and neither a 4xx nor an aborted
+    response the view made itself."""
+    app = Flask("own_handler")
+    app.config.update(PROPAGATE_EXCEPTIONS=False, OBSERVE_SENTRY_DSN=receiver.dsn)
+
+    @app.get("/abort/<int:code>")
+    def aborting(code: int) -> str:
+        abort(code)
+
+    @app.get("/answered")
+    def answered() -> str:
+        abort(Response("made by the view", status=500))
+
+    app.register_error_handler(Exception, lambda e: (f"our page for {e.code}", e.code))
+    Observe(app)
+    client = app.test_client()
+    for path, body in [
+        ("/abort/404", "our page for 404"),
+        ("/answered", "made by the view"),
+        ("/abort/503", "our page for 503"),
+        ("/abort/500", "our page for 500"),
+    ]:
+        assert client.get(path).get_data(as_text=True) == body
+    flush()
+    receiver.wait_for_events(2)
+    flush()  # the 404 and the view's own 500 came first: had they been captured, here
+    got = [
+        (e["transaction"], e["exception"]["values"][-1]["mechanism"]["handled"])
+        for e in receiver.events
+    ]
+    assert got == [("aborting", True), ("aborting", True)]
+    assert [e["exception"]["values"][-1]["type"] for e in receiver.events] == [
+        "ServiceUnavailable",
+        "InternalServerError",
+    ]
+
+
+def test_an_api_error_survives_pickling() -> None:
+    """As when it crosses a process boundary (a task queue, multiprocessing)."""
+    import pickle
+
+    error = pickle.loads(pickle.dumps(APIError("Out of stock", 409, sku="B-7")))
+    assert isinstance(error, APIError)
+    assert (error.message, error.code, error.extra) == ("Out of stock", 409, {"sku": "B-7"})
+
+
+def test_api_error_status_bounds() -> None:
+    assert APIError("Bad input").code == 400
+    assert [APIError("x", status).code for status in (400, 599)] == [400, 599]
+    for status in (399, 600, True):
+        with pytest.raises(ValueError, match="APIError needs a status from 400 to 599"):
+            APIError("x", status)

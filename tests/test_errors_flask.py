@@ -16,7 +16,6 @@ from werkzeug.exceptions import NotFound
 
 from flask_observe import Observe
 from flask_observe.errors import handle_http_exception
-from flask_observe.errors import PROBLEM_MIMETYPE
 from tests.support.apps import plain_app
 from tests.support.sentry import closed_port_dsn
 
@@ -66,14 +65,14 @@ def test_untrapped_bad_request_is_still_a_problem() -> None:
     app = plain_app(TRAP_BAD_REQUEST_ERRORS=False)
     app.debug = True
     response = app.test_client().post("/form")
-    assert (response.status_code, response.mimetype) == (400, PROBLEM_MIMETYPE)
+    assert (response.status_code, response.mimetype) == (400, "application/problem+json")
 
 
 def test_trapped_unhandled_error_is_answered_when_not_propagated() -> None:
     """TRAP_HTTP_EXCEPTIONS must not make the 500 of an unhandled error raise."""
     app = plain_app(TRAP_HTTP_EXCEPTIONS=True, PROPAGATE_EXCEPTIONS=False)
     response = app.test_client().get("/boom")
-    assert (response.status_code, response.mimetype) == (500, PROBLEM_MIMETYPE)
+    assert (response.status_code, response.mimetype) == (500, "application/problem+json")
 
 
 # --- the app's own generic handlers ----------------------------------------------------
@@ -135,7 +134,7 @@ def test_blueprint_generic_handler_wins_for_its_routes() -> None:
     Observe(app)
     client = app.test_client()
     assert client.get("/bp/abort").get_data() == b"blueprint"
-    assert client.get("/abort/403").mimetype == PROBLEM_MIMETYPE
+    assert client.get("/abort/403").mimetype == "application/problem+json"
 
 
 # --- JSON errors off ---------------------------------------------------------------------
@@ -176,4 +175,4 @@ def test_json_errors_off_with_sentry_keeps_trapping_and_app_handlers() -> None:
 def test_json_errors_on_is_still_the_default_body() -> None:
     response = plain_app().test_client().get("/nowhere")
     body = json.loads(response.get_data())
-    assert (response.mimetype, body["status"]) == (PROBLEM_MIMETYPE, 404)
+    assert (response.mimetype, body["status"]) == ("application/problem+json", 404)

@@ -252,6 +252,29 @@ def test_timed_view_emits_a_timer(make_app: AppFactory, udp: UdpReceiver) -> Non
     assert re.fullmatch(rf"p\.report\.build:{MS}\|ms", udp.wait_for(3)[-1])
 
 
+@pytest.mark.parametrize("aggregate", [True, False], ids=["aggregated", "lines"])
+def test_timed_view_timer_value_is_its_duration_in_milliseconds(
+    aggregate: bool, make_app: AppFactory, udp: UdpReceiver
+) -> None:
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_AGGREGATE=aggregate))
+
+    @app.get("/report")
+    @timed("report.build")
+    def report() -> str:
+        time.sleep(0.02)
+        return "ok"
+
+    app.test_client().get("/report", buffered=True)
+    flush(app)
+    lines = udp.wait_for(3)
+    (view,) = [line for line in lines if line.startswith("report.build:")]
+    (request,) = [line for line in lines if line.startswith("request.report.GET:")]
+    assert re.fullmatch(rf"report\.build:{MS}\|ms", view), view
+    view_ms = float(view.split(":")[1].split("|")[0])
+    request_ms = float(request.split(":")[1].split("|")[0])
+    assert 20.0 <= view_ms <= request_ms  # within the request it is part of
+
+
 def test_development_default_records_and_sends_nothing(
     make_app: AppFactory,
 ) -> None:
@@ -433,3 +456,40 @@ def test_invalid_metrics_configuration_names_the_key(key: str, value: object) ->
     app.config[key] = value
     with pytest.raises(ConfigError, match=key):
         Observe(app)
+
+
+def test_a_sampled_counter_carries_its_rate_line_by_line(
+    make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    app = make_app(**line_config(udp))
+    draws = iter([0.3, 0.2])  # the first call is not sampled, the second is
+    monkeypatch.setattr(random, "random", lambda: next(draws))
+    with app.app_context():
+        metrics.incr("jobs", 3, tags={"queue": "mail"}, rate=0.25)
+        metrics.incr("jobs", 3, tags={"queue": "mail"}, rate=0.25)
+        metrics.gauge("depth", 7)
+    flush(app)
+    assert udp.wait_for(2) == ["jobs.mail:3|c|@0.25", "depth:7|g"]
+
+
+def test_sampling_on_the_record_path(
+    make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every request recorded (the toolbar, OBSERVE_METRICS_RECORD), the sample
+    rate still picks which requests are sent, each line marked with it."""
+    import random
+
+    app = make_app(**line_config(udp, OBSERVE_STATSD_SAMPLE_RATE=0.5, OBSERVE_METRICS_RECORD=True))
+    app.add_url_rule("/", "index", lambda: "ok")
+    draws = iter([0.7, 0.3])  # the first request is left out, the second sent
+    monkeypatch.setattr(random, "random", lambda: next(draws))
+    client = app.test_client()
+    for _ in range(2):
+        client.get("/", buffered=True)
+    flush(app)
+    lines = udp.wait_for(2)
+    assert "response.index.GET.200:1|c|@0.5" in lines
+    assert timer_count(lines, "request.index.GET") == 2  # one value standing for two
+    assert len(lines) == 2

@@ -59,13 +59,17 @@ def test_unresolvable_host_at_start_then_resolves(
     real_getaddrinfo = socket.getaddrinfo
     resolvable = threading.Event()
     callers: list[str] = []
-    slow = 0.4  # each failed lookup takes this long
+    in_lookup = threading.Event()  # the sender thread is inside a lookup
+    may_fail = threading.Event()  # the test lets the hanging lookup fail
+    lookup_ended = threading.Event()
 
     def getaddrinfo(host: t.Any, port: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
         if host == "statsd.flask-observe.test":
             callers.append(threading.current_thread().name)
             if not resolvable.is_set():
-                time.sleep(slow)  # a slow failing resolver must not delay requests
+                in_lookup.set()
+                may_fail.wait(10)  # a failing resolver that hangs must not delay requests
+                lookup_ended.set()
                 raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
             host = "127.0.0.1"
         return real_getaddrinfo(host, port, *args, **kwargs)
@@ -78,23 +82,30 @@ def test_unresolvable_host_at_start_then_resolves(
     client_.resolve_interval = 0.1
     app.add_url_rule("/", "index", lambda: "ok")
     client = app.test_client()
-    # Requests go on while the sender thread fails its first lookups, so a request that
-    # resolved, or waited for a lookup in progress, would take a good part of `slow`.
-    durations: list[float] = []
+    # Requests are answered while the sender thread is stuck in its first lookup: a
+    # request that resolved, or waited for the lookup, would not end before it does.
+    assert client.get("/", buffered=True).status_code == 200  # the first line to send
+    assert in_lookup.wait(10)
+    for _ in range(5):
+        assert client.get("/", buffered=True).status_code == 200
+    assert not lookup_ended.is_set()
+    may_fail.set()
     deadline = time.monotonic() + 10
     while len(callers) < 2 and time.monotonic() < deadline:
-        started = time.perf_counter()
         assert client.get("/", buffered=True).status_code == 200
-        durations.append(time.perf_counter() - started)
         time.sleep(0.01)
     assert len(callers) >= 2  # retried
-    assert max(durations) < slow / 2, max(durations)
     warnings_ = [r for r in caplog.records if "unavailable" in r.getMessage()]
     assert len(warnings_) == 1
     resolvable.set()
-    client.get("/", buffered=True)
-    lines = udp.wait_for(2, timeout=3)
-    assert "response.index.GET.200:1|c" in lines
+    # The next attempt is due resolve_interval after the last failure; lines sent
+    # before then are dropped: request until one arrives.
+    lines: list[str] = []
+    deadline = time.monotonic() + 10
+    while not any(line.startswith("response.index.GET.200:") for line in lines):
+        assert time.monotonic() < deadline, lines
+        assert client.get("/", buffered=True).status_code == 200
+        lines += udp.wait_for(1, timeout=0.2)
     assert threading.current_thread().name not in callers
     assert any("reachable again" in r.getMessage() for r in caplog.records)
 
@@ -175,3 +186,58 @@ def test_unix_transport(make_app: AppFactory, tmp_path: Path) -> None:
             metrics.timing("over.unix", 1.5)
         flush(app)
         assert server.recv(4096) == b"over.unix:1.500000|ms"
+
+
+def test_full_packets_go_out_at_once_and_oversize_lines_are_dropped(
+    udp: UdpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once connected, a packet that fills up is sent by the caller without waiting for
+    the flush; a line of exactly the limit is sent, a longer one dropped and counted."""
+    from flask_observe.statsd_client import StatsdClient
+
+    caplog.set_level(logging.WARNING, logger="flask_observe")
+    client = StatsdClient("127.0.0.1", udp.port, max_packet=40, flush_interval=60.0)
+    try:
+        client.add(["first:1|c"])
+        client.flush()  # connects
+        assert udp.wait_for(1) == ["first:1|c"]
+        client.add(["a" * 15 + ":1|c", "b" * 15 + ":1|c"])  # 39 bytes: fits
+        client.add(["c" * 30 + ":1|c"])  # does not fit: the first packet is full
+        assert udp.wait_for(2) == ["a" * 15 + ":1|c", "b" * 15 + ":1|c"]
+        assert client.sent_packets == 2
+        exact = "d" * 36 + ":1|c"  # 40 bytes: exactly the limit
+        client.add([exact, "e" * 37 + ":1|c"])  # too long together, and the second alone
+        client.flush()
+        assert udp.wait_for(2) == ["c" * 30 + ":1|c", exact]
+        assert client.dropped_lines == 1
+        assert client.sent_packets == 4
+        client.add(["f" * 37 + ":1|c"])
+        assert client.dropped_lines == 2
+    finally:
+        client.close()
+    warned = [r for r in caplog.records if "longer than OBSERVE_STATSD_MAX_PACKET" in r.message]
+    assert [r.getMessage() for r in warned] == [
+        "Flask-Observe: dropped a metric line longer than OBSERVE_STATSD_MAX_PACKET (40)"
+    ]
+
+
+def test_packets_are_filled_to_the_byte_and_sent_as_they_fill(udp: UdpReceiver) -> None:
+    """Lines joined by newlines fill a packet up to max_packet exactly; each full packet
+    leaves at once, the rest at the flush."""
+    from flask_observe.statsd_client import StatsdClient
+
+    client = StatsdClient("127.0.0.1", udp.port, max_packet=39, flush_interval=60.0)
+    try:
+        client.add(["m:1|c"])
+        client.flush()  # connects
+        assert udp.wait_for(1) == ["m:1|c"]
+        lines = [f"m{number}:1234|c" for number in range(9)]  # 9 bytes each
+        for line in lines:
+            client.add([line])
+        assert udp.wait_for(8) == lines[:8]  # two full packets, before any flush
+        client.flush()
+        assert udp.wait_for(1) == lines[8:]
+    finally:
+        client.close()
+    assert udp.packets[1:] == ["\n".join(lines[:4]), "\n".join(lines[4:8]), lines[8]]
+    assert [len(packet) for packet in udp.packets[1:3]] == [39, 39]

@@ -144,8 +144,11 @@ def test_headers_can_be_switched_off(
     assert ("Server-Timing" in response.headers) is timing
 
 
-def test_excluded_paths_get_nothing(make_app: Callable[..., Flask]) -> None:
-    app = make_app(OBSERVE_EXCLUDE_PATHS=["/health", "/assets/*"])
+@pytest.mark.parametrize("config", PATHS)
+def test_excluded_paths_get_nothing(
+    make_app: Callable[..., Flask], config: dict[str, object]
+) -> None:
+    app = make_app(OBSERVE_EXCLUDE_PATHS=["/health", "/assets/*"], **config)
     seen: list[RequestRecord | None] = []
 
     @app.get("/<path:anything>")
@@ -266,6 +269,8 @@ def test_a_failure_while_adding_headers_never_breaks_the_response(
     warnings = [r for r in caplog.records if "could not add its headers" in r.getMessage()]
     assert len(warnings) == 1  # rate-limited
     assert warnings[0].levelno == logging.WARNING
+    assert warnings[0].getMessage() == "Flask-Observe could not add its headers"
+    assert warnings[0].exc_info and warnings[0].exc_info[0] is not None  # with the traceback
 
 
 @pytest.mark.parametrize("config", PATHS)
@@ -629,12 +634,12 @@ def test_sink_times_a_stream_until_it_is_closed() -> None:
         return Response(stream_with_context(generate()))
 
     response = app.test_client().get("/stream", buffered=False)
-    assert float(response.headers["X-Runtime"]) < 0.1
     assert handed == []  # the body is still open
     assert response.get_data() == b"first\nsecond\n"
     response.close()
     assert len(handed) == 1
-    assert handed[0].seconds >= 0.1
+    # the headers went out before the body's pause; the request ended after it
+    assert handed[0].seconds - float(response.headers["X-Runtime"]) >= 0.0999
     assert handed[0][:3] == ("stream", "GET", "200 OK")
 
 
@@ -673,3 +678,134 @@ def test_sink_with_a_lazy_start_response() -> None:
     assert RUNTIME.match(response.headers["X-Runtime"])
     response.close()
     assert len(handed) == 1 and handed[0].status == "200 OK"
+
+
+def users_app(**config: object) -> Flask:
+    """An app built the way users build it: no ``TESTING`` (which would make metrics
+    record every request), no statsd host, so requests take the plain timing path."""
+    from flask_observe import Observe
+
+    app = Flask("users_app")
+    app.config.update(config)
+    add_routes(app)
+    Observe(app)
+    assert app.wsgi_app.__name__ == "_timed"  # the plain path, not the record path
+    return app
+
+
+def timed_get(app: Flask, path: str) -> tuple[t.Any, float]:
+    """The response to ``GET path`` and the seconds the whole client call took, measured
+    around it by the test (the request's own duration can only be shorter)."""
+    client = app.test_client()
+    start = time.perf_counter()
+    response = client.get(path)
+    return response, time.perf_counter() - start
+
+
+@pytest.mark.parametrize("path", ["/", "/sleep"])
+def test_plain_path_header_values(path: str) -> None:
+    response, outside = timed_get(users_app(), path)
+    runtime = response.headers["X-Runtime"]
+    assert re.fullmatch(r"\d+\.\d{6}", runtime), runtime
+    timing = response.headers["Server-Timing"]
+    assert re.fullmatch(r"app;dur=\d+\.\d{3}", timing), timing
+    assert 0 < float(runtime) <= outside
+    # the same duration in seconds and in milliseconds
+    assert abs(float(runtime) * 1000 - float(timing.removeprefix("app;dur="))) < 0.0011
+
+
+@pytest.mark.parametrize(
+    ("config", "runtime", "timing"),
+    [
+        pytest.param({"OBSERVE_SERVER_TIMING": False}, True, False, id="runtime-only"),
+        pytest.param({"OBSERVE_RUNTIME_HEADER": False}, False, True, id="server-timing-only"),
+    ],
+)
+def test_plain_path_one_header(config: dict[str, object], runtime: bool, timing: bool) -> None:
+    response, outside = timed_get(users_app(**config), "/")
+    if runtime:
+        assert re.fullmatch(r"\d+\.\d{6}", response.headers["X-Runtime"])
+        assert 0 < float(response.headers["X-Runtime"]) <= outside
+    else:
+        assert "X-Runtime" not in response.headers
+    if timing:
+        assert re.fullmatch(r"app;dur=\d+\.\d{3}", response.headers["Server-Timing"])
+        assert 0 < float(response.headers["Server-Timing"][8:]) <= outside * 1000
+    else:
+        assert "Server-Timing" not in response.headers
+
+
+def test_plain_path_merges_headers_the_view_set() -> None:
+    response, outside = timed_get(users_app(), "/own")
+    assert response.headers.getlist("X-Runtime") == ["view-set"]
+    (timing,) = response.headers.getlist("Server-Timing")
+    assert re.fullmatch(r"db;dur=5\.5, app;dur=\d+\.\d{3}", timing), timing
+    assert 0 < float(timing.split("app;dur=")[1]) <= outside * 1000
+
+
+def test_closing_the_response_closes_the_apps_body_then_finishes() -> None:
+    """PEP 3333: the server's close() reaches the app's body, then the record ends."""
+    from werkzeug.test import Client
+
+    from flask_observe.timing import ObserveMiddleware
+
+    events: list[str] = []
+
+    class Body:
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"streamed"
+
+        def close(self) -> None:
+            events.append("body closed")
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> Body:
+        start_response("200 OK", [("Content-Type", "text/plain")])  # no length: a stream
+        return Body()
+
+    sink = ListSink()
+    middleware = ObserveMiddleware(app, sink=sink)
+    response = Client(middleware.entry).get("/")
+    assert response.get_data() == b"streamed"
+    assert events == [] and sink.handed == []
+    response.close()
+    assert events == ["body closed"]
+    assert [handed.status for handed in sink.handed] == ["200 OK"]
+
+
+def test_plain_path_with_a_finish_hook_added_after_init_app() -> None:
+    app = users_app()
+    records: list[RequestRecord] = []
+    app.extensions["observe"].add_finish_hook(records.append)
+    response, _ = timed_get(app, "/")
+    assert response.status_code == 200
+    assert [(r.endpoint, r.method, r.status) for r in records] == [("index", "GET", 200)]
+    assert response.headers["Server-Timing"] == records[0].server_timing
+
+
+def test_the_middleware_object_is_itself_a_wsgi_app() -> None:
+    """Wrapped by hand (``app.wsgi_app = ObserveMiddleware(app.wsgi_app)``)."""
+    from flask_observe.timing import ObserveMiddleware
+
+    app = Flask("by_hand")
+    add_routes(app)
+    app.wsgi_app = ObserveMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+    response = app.test_client().get("/")
+    assert response.text == "hello"
+    assert re.fullmatch(r"\d+\.\d{6}", response.headers["X-Runtime"])
+    assert re.fullmatch(r"app;dur=\d+\.\d{3}", response.headers["Server-Timing"])
+
+
+def test_a_body_without_close_is_finished_quietly() -> None:
+    from werkzeug.test import Client
+
+    from flask_observe.timing import ObserveMiddleware
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])  # no length: a stream
+        return [b"listed"]
+
+    sink = ListSink()
+    response = Client(ObserveMiddleware(app, sink=sink).entry).get("/")
+    assert response.get_data() == b"listed"
+    response.close()  # a list has no close(): nothing raised, the record finished
+    assert [handed.status for handed in sink.handed] == ["200 OK"]

@@ -286,3 +286,25 @@ def test_statements_per_request_panel(driven: Pipeline, dialect: str) -> None:
     assert [series["target"] for series in found] == [f"{prefix} api.list_items.GET"]
     values = {value for value, _ in found[0]["datapoints"] if value is not None}
     assert values == {4.0}
+
+
+def test_counts_beyond_the_kept_values_are_exact_in_graphite(graphite_pipeline: Pipeline) -> None:
+    """One flush of more requests and timer values than the 4,096 kept per name: the
+    daemon still counts every one of them."""
+    app = demo(graphite_pipeline, "many", OBSERVE_STATSD_FLUSH_INTERVAL=60.0)
+    try:
+        client = app.test_client()
+        for _ in range(5000):
+            client.get("/", buffered=True)
+        with app.app_context():
+            for n in range(6000):
+                metrics.timing("many_work", n % 7)
+    finally:
+        close(app)  # sends the interval's lines
+    counts = {
+        "stats.counters.many.response.pages.index.GET.200.count": 5000,
+        "stats.timers.many.request.pages.index.GET.count": 5000,
+        "stats.timers.many.many_work.count": 6000,
+    }
+    for target, expected in counts.items():
+        assert graphite_pipeline.wait_for_stable_total(target, expected) == expected, target

@@ -18,7 +18,6 @@ from flask_observe import Observe
 from flask_observe.panels import BLUEPRINT_NAME
 from flask_observe.panels import MEMORY_PANEL
 from flask_observe.panels import OBSERVE_PANEL
-from flask_observe.panels import TOOLBAR_DEFAULT_PANELS
 from flask_observe.panels.report import ReportStore
 from flask_observe.state import get_state
 from tests.support.toolbar import cell
@@ -45,9 +44,23 @@ def our_hooks(app: Flask) -> list[str]:
 
 def test_panels_are_added_in_debug_mode() -> None:
     app = make_toolbar_app()
-    panels = app.config["DEBUG_TB_PANELS"]
-    assert panels[: len(TOOLBAR_DEFAULT_PANELS)] == TOOLBAR_DEFAULT_PANELS
-    assert panels[-2:] == (MEMORY_PANEL, OBSERVE_PANEL)
+    assert app.config["DEBUG_TB_PANELS"] == (
+        "flask_debugtoolbar.panels.versions.VersionDebugPanel",
+        "flask_debugtoolbar.panels.timer.TimerDebugPanel",
+        "flask_debugtoolbar.panels.headers.HeaderDebugPanel",
+        "flask_debugtoolbar.panels.request_vars.RequestVarsDebugPanel",
+        "flask_debugtoolbar.panels.config_vars.ConfigVarsDebugPanel",
+        "flask_debugtoolbar.panels.template.TemplateDebugPanel",
+        "flask_debugtoolbar.panels.sqlalchemy.SQLAlchemyDebugPanel",
+        "flask_debugtoolbar.panels.logger.LoggingPanel",
+        "flask_debugtoolbar.panels.route_list.RouteListDebugPanel",
+        "flask_debugtoolbar.panels.profiler.ProfilerDebugPanel",
+        "flask_debugtoolbar.panels.g.GDebugPanel",
+        "flask_observe.panels.history.HistoryPanel",
+        "flask_observe.panels.profiler.ProfilerPanel",
+        "flask_observe.panels.memory.MemoryPanel",
+        "flask_observe.panels.observe.ObservePanel",
+    )
     assert BLUEPRINT_NAME in app.blueprints
     html = get_page(app.test_client())
     assert 'id="flDebugMemoryPanel"' in html and 'id="flDebugObservePanel"' in html

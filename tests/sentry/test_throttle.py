@@ -151,3 +151,49 @@ def test_error_rate_accepts_a_list_from_the_environment() -> None:
     app.config["OBSERVE_SENTRY_ERROR_RATE"] = [5, 1]  # FLASK_OBSERVE_SENTRY_ERROR_RATE='[5, 1]'
     Observe(app)
     assert get_state(app).config.sentry_error_rate == (5, 1.0)
+
+
+def test_the_default_rate_is_ten_a_minute(
+    receiver: EnvelopeReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ``OBSERVE_SENTRY_ERROR_RATE``: 10 events per fingerprint, then nothing
+    until 60 seconds after the first (on the throttle's clock, moved by the test)."""
+    now = [1000.0]
+    monkeypatch.setattr("flask_observe.sentry.throttle.time.monotonic", lambda: now[0])
+    throttle = sentry_state(storm_app(OBSERVE_SENTRY_DSN=receiver.dsn)).throttle
+    assert throttle is not None
+    assert [throttle.admit("same") for _ in range(12)] == [0] * 10 + [None, None]
+    now[0] += 59.999
+    assert throttle.admit("same") is None
+    now[0] += 0.001
+    assert [throttle.admit("same") for _ in range(11)] == [3] + [0] * 9 + [None]
+
+
+def test_the_same_line_in_another_file_is_another_error() -> None:
+    def raised_in(filename: str) -> BaseException:
+        try:
+            exec(compile("raise ValueError('same line')", filename, "exec"))
+        except ValueError as exc:
+            return exc
+        raise AssertionError("nothing raised")
+
+    first, second, again = raised_in("a.py"), raised_in("b.py"), raised_in("a.py")
+    prints = [fingerprint(e, e.__traceback__) for e in (first, second, again)]
+    assert prints[0] == prints[2] != prints[1]
+
+
+def test_making_room_drops_expired_windows_with_nothing_to_carry_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [0.0]
+    monkeypatch.setattr("flask_observe.sentry.throttle.time.monotonic", lambda: now[0])
+    throttle = ErrorThrottle(1, 10.0)
+    assert [throttle.admit("carry"), throttle.admit("carry")] == [0, None]  # one to carry
+    assert throttle.admit("idle") == 0  # nothing to carry
+    now[0] = 10.0  # both windows have just ended
+    for key in range(1022):  # 1,024 fingerprints remembered: the most
+        throttle.admit(key)
+    assert len(throttle) == 1024
+    throttle.admit("new")  # room is made: "idle" goes, "carry" keeps its repeat
+    assert len(throttle) == 1024 and throttle.forgotten == 0
+    assert throttle.admit("carry") == 1

@@ -140,12 +140,14 @@ class Hold:
     def __init__(self) -> None:
         self.gate = threading.Event()
         self.entered = threading.Event()  # the worker is stalled here
+        self.left = threading.Event()  # the worker went on (gate opened or timed out)
         self.pid = os.getpid()
 
     def __call__(self, event: t.Any, hint: t.Any) -> t.Any:
         if event.get("transaction") == "blocker" and os.getpid() == self.pid:
             self.entered.set()
             self.gate.wait(30)
+            self.left.set()
         return event
 
 
