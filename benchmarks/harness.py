@@ -575,7 +575,7 @@ class Instructions:
 def callgrind(registry: Registry, name: str, requests: int, layout: int) -> tuple[int, int]:
     """All instructions of a process serving *requests* requests of configuration
     *name* in memory layout *layout* under valgrind's callgrind, and those of its main
-    (request) thread (``--separate-threads=yes``).
+    (request) thread (``--separate-threads=yes``), as :func:`read_callgrind` reads them.
 
     ``PYTHONHASHSEED=0`` makes the interpreter's own start-up repeatable, and
     :data:`TIME_SCALE_KEY` stretches the statsd flush interval to valgrind's pace."""
@@ -590,17 +590,62 @@ def callgrind(registry: Registry, name: str, requests: int, layout: int) -> tupl
     }
     code = f"from benchmarks.harness import serve; serve({registry.module!r}, {name!r}, {requests})"
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        command = [valgrind, "--tool=callgrind", "--separate-threads=yes",
-                   f"--callgrind-out-file={out}", sys.executable, "-c", code]  # fmt: skip
-        run = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
-        if run.returncode != 0:
-            raise RuntimeError(f"{name} failed under valgrind:\n{run.stderr[-3000:]}")
-        total = re.search(r"Collected : (\d+)", run.stderr)
-        main_thread = re.search(r"^totals: (\d+)", Path(f"{out}-01").read_text(), re.M)
-    if total is None or main_thread is None:
-        raise RuntimeError(f"no instruction count for {name}:\n{run.stderr[-2000:]}")
-    return int(total.group(1)), int(main_thread.group(1))
+        out = f"--callgrind-out-file={tmp}/callgrind.out.%p"
+        command = [valgrind, "--tool=callgrind", "--separate-threads=yes", out,
+                   sys.executable, "-c", code]  # fmt: skip
+        # Valgrind (and Debian's wrapper script) execs the tool: the pid stays the same.
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT
+        )
+        _out, stderr = process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"{name} failed under valgrind:\n{stderr[-3000:]}")
+        return read_callgrind(stderr, Path(tmp), process.pid)
+
+
+def read_callgrind(stderr: str, directory: Path, pid: int) -> tuple[int, int]:
+    """All instructions of process *pid* and those of its main thread, from a callgrind
+    run with ``--separate-threads=yes --callgrind-out-file=DIRECTORY/callgrind.out.%p``:
+    the total from its ``==PID== Collected : N`` line on *stderr*, the main thread's
+    from the ``totals:`` line of ``callgrind.out.PID-01`` (one file per thread, ``-NN``).
+
+    Only *pid*'s report counts. Valgrind 3.24 and later (Debian trixie's, forky's) also
+    report a child the process forks, when the child execs (the statsd drain of
+    :func:`serving_process`): its ``Collected`` line comes first on *stderr*, and its
+    files are named after its own pid. Valgrind 3.19 (Debian 12's) does not report it.
+
+    :raise RuntimeError: *pid*'s report is missing, or its threads' files do not add
+        up to its total (a format this function does not know).
+    """
+    total = re.search(rf"^=={pid}== Collected : (\d+)$", stderr, re.M)
+    threads: dict[int, int] = {}
+    for path in directory.glob(f"callgrind.out.{pid}-*"):
+        text = path.read_text()
+        thread = re.search(r"^thread: (\d+)$", text, re.M)
+        totals = re.search(r"^totals: (\d+)$", text, re.M)
+        if thread is not None and totals is not None:
+            threads[int(thread.group(1))] = int(totals.group(1))
+    if total is None or 1 not in threads:
+        raise RuntimeError(f"no callgrind report of process {pid}:\n{stderr[-2000:]}")
+    if sum(threads.values()) != int(total.group(1)):
+        raise RuntimeError(
+            f"the threads of process {pid} add up to {sum(threads.values())} instructions, "
+            f"its report says {total.group(1)}"
+        )
+    return int(total.group(1)), threads[1]
+
+
+def write_bytecode(packages: Iterable[Path]) -> None:
+    """Compile the modules of *packages* to their ``__pycache__`` now, for this
+    interpreter. A counted run that imports a module whose bytecode is missing or stale
+    compiles it (some 30 M instructions for the checkout's modules): in the run of a pair
+    that imports first, not in the other, which moved the figures by up to 20 k
+    instructions per request after every edit and on every interpreter's first run."""
+    import compileall
+
+    for package in packages:
+        if not compileall.compile_dir(package, quiet=1):
+            raise RuntimeError(f"cannot compile {package}")
 
 
 def instructions(
@@ -613,6 +658,7 @@ def instructions(
     count the kernel's side of a send, or cache effects)."""
     import concurrent.futures
 
+    write_bytecode([ROOT / "flask_observe", ROOT / "benchmarks"])
     jobs = [(name, n, layout) for name in names for layout in range(layouts) for n in (low, high)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         counts = dict(zip(jobs, pool.map(lambda job: callgrind(registry, *job), jobs), strict=True))

@@ -5,6 +5,8 @@
 #   scripts/chroot.sh build NAME   # .cache/NAME: the debootstrap, then a venv with the
 #                                  # package (editable, all extras) and the pinned dev tools
 #   scripts/chroot.sh run NAME CMD...  # CMD inside it, in this checkout, with the venv first
+#   scripts/chroot.sh tools NAME   # adds valgrind from the chroot's own Debian, for the
+#                                  # benchmarks' instruction counts (not part of `build`)
 #
 # NAME is one of the chroots below (py313: trixie, Python 3.13; py314: forky, Python 3.14).
 # Building is idempotent: a chroot whose stamp matches is reused as it is, and the venv is
@@ -190,6 +192,36 @@ build() {
     echo "chroot $name: ready ($(in_chroot "$dir" "$VENV/bin/python" -V))"
 }
 
+# Valgrind for `python -m benchmarks.peers --mode instructions` inside the chroot, from
+# its own Debian (the host's valgrind cannot run the chroot's Python). Kept out of `build`
+# so that the matrix does not wait for it; idempotent, and it only adds packages.
+TOOLS=valgrind
+
+tools() {
+    local name="$1" dir
+    suite_of "$name" >/dev/null
+    dir="$ROOT/.cache/$name"
+    [ -f "$dir/.chroot-recipe" ] || die "chroot $name is not built: scripts/chroot.sh build $name"
+    [ "$(id -u)" = 0 ] || die "adding tools to a chroot needs root"
+    exec 9>"$dir.lock"
+    flock 9
+    if [ -x "$dir/usr/bin/valgrind" ]; then
+        echo "chroot $name: $TOOLS present"
+        return
+    fi
+    echo "chroot $name: installing $TOOLS from its Debian archive"
+    copy_host_config "$dir"
+    mount_all "$dir"
+    # The archive of a release still in development (forky) may carry an expired Release
+    # file; the host's apt is set up the same way.
+    in_chroot "$dir" apt-get -qq -o Acquire::Check-Valid-Until=false update
+    in_chroot "$dir" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends $TOOLS >/dev/null
+    echo "chroot $name: $TOOLS ready ($(in_chroot "$dir" valgrind --version))"
+    unmount_all
+    trap - EXIT INT TERM
+}
+
 run() {
     local name="$1" dir
     shift
@@ -217,5 +249,9 @@ run)
     shift 2
     run "$name" "$@"
     ;;
-*) die "usage: $0 build NAME | run NAME CMD..." ;;
+tools)
+    [ $# = 2 ] || die "usage: $0 tools NAME"
+    tools "$2"
+    ;;
+*) die "usage: $0 build NAME | run NAME CMD... | tools NAME" ;;
 esac

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +34,47 @@ def test_instruction_mode_counts_each_configuration_under_valgrind() -> None:
     rows = ratio_table(out, ["bare", "timing"])
     assert 1.0 < rows["timing"][1] < 1.2, out  # the headers cost something, not much
     assert "median of 2 memory layout(s); 120 minus 20 requests each" in out
+
+
+#: Recorded callgrind runs of ``serve('benchmarks.harness', 'production', 20)``: the
+#: stderr and the per-thread files, cut down to their header and ``totals:`` line.
+CALLGRIND_SAMPLES = Path(__file__).parent / "callgrind"
+
+
+@pytest.mark.parametrize(
+    ("valgrind", "pid", "expected"),
+    [
+        # Debian 12, Python 3.11: only the process itself reports.
+        pytest.param("valgrind-3.19", 8292, (1178499288, 1150331545), id="3.19"),
+        # trixie and forky (3.13, 3.14): the forked statsd drain reports first, as it
+        # execs (9937: 687517520; 8160: 903357010), with files under its own pid.
+        pytest.param("valgrind-3.24", 9550, (812824331, 790902914), id="3.24"),
+        pytest.param("valgrind-3.27", 7572, (1045312138, 1023590532), id="3.27"),
+    ],
+)
+def test_callgrind_reports_are_read_for_the_process_valgrind_started(
+    valgrind: str, pid: int, expected: tuple[int, int]
+) -> None:
+    """The total and the main thread's count are those of the process valgrind ran, not
+    of a child it forked: reading the first report gave every configuration with a
+    statsd drain the same total at 300 and at 1800 requests (0.0 k per request)."""
+    directory = CALLGRIND_SAMPLES / valgrind
+    stderr = (directory / "stderr").read_text()
+    assert harness.read_callgrind(stderr, directory, pid) == expected
+
+
+def test_a_callgrind_report_that_does_not_add_up_is_refused(tmp_path: Path) -> None:
+    """A thread missing from the files (or a format not known) fails the run rather
+    than printing a wrong figure."""
+    sample = CALLGRIND_SAMPLES / "valgrind-3.27"
+    for path in sample.iterdir():
+        if not path.name.endswith("-04"):
+            (tmp_path / path.name).write_text(path.read_text())
+    stderr = (sample / "stderr").read_text()
+    with pytest.raises(RuntimeError, match="add up to 1036927597 instructions"):
+        harness.read_callgrind(stderr, tmp_path, 7572)
+    with pytest.raises(RuntimeError, match="no callgrind report of process 7573"):
+        harness.read_callgrind(stderr, tmp_path, 7573)
 
 
 @pytest.mark.parametrize("layout", ["1", "2"])
@@ -81,3 +123,20 @@ def test_a_serving_process_ends_with_the_process_that_started_it() -> None:
             except OSError:
                 assert time.monotonic() < deadline, "the drain outlived its parent"
                 time.sleep(0.05)
+
+
+def test_bytecode_is_written_before_counting(tmp_path: Path) -> None:
+    """Counted runs find the checkout compiled: none of a pair pays for compiling."""
+    import importlib.util
+
+    package = tmp_path / "package"
+    (package / "inner").mkdir(parents=True)
+    modules = [package / "__init__.py", package / "inner" / "module.py"]
+    for module in modules:
+        module.write_text("VALUE = 1\n")
+    harness.write_bytecode([package])
+    for module in modules:
+        assert Path(importlib.util.cache_from_source(str(module))).is_file()
+    (package / "broken.py").write_text("def (\n")
+    with pytest.raises(RuntimeError, match="cannot compile"):
+        harness.write_bytecode([package])
