@@ -16,9 +16,9 @@ path pays only for the in-flight count: one append and one pop on a deque.
 
 from __future__ import annotations
 
-import collections
 import gc
 import os
+import sys
 import threading
 import typing as t
 import weakref
@@ -29,13 +29,13 @@ from .config import ConfigError
 from .containment import warn_limited
 from .metrics_state import MetricsState
 from .naming import format_number
+from .timing import ObserveMiddleware
 from .worker_slots import touch_slot
 from .worker_slots import worker_slot
 
 if t.TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse
-    from _typeshed.wsgi import WSGIApplication
-    from _typeshed.wsgi import WSGIEnvironment
+    from types import FrameType
+
     from flask import Flask
 
     from .config import ObserveConfig
@@ -60,16 +60,14 @@ def check(config: ObserveConfig) -> bool:
 
 
 def install(app: Flask, state: ObserveState) -> None:
-    """Send *app*'s process figures at each flush of its statsd client and count its
-    requests in flight: called by :meth:`~flask_observe.Observe.init_app` after the
-    request middleware is installed, when :func:`check` said so."""
+    """Send *app*'s process figures at each flush of its statsd client: called by
+    :meth:`~flask_observe.Observe.init_app` when :func:`check` said so."""
     metrics = state.part(MetricsState)
     if metrics is None or metrics.client is None:  # pragma: no cover - check() ensures it
         return
     figures = ProcessFigures(metrics.dialect)
     state.add_part(figures)
     metrics.client.add_source(figures)
-    app.wsgi_app = figures.count_in_flight(app.wsgi_app)  # type: ignore[method-assign,assignment]
 
 
 # -- time in the garbage collector (process-wide) ----------------------------------------
@@ -152,6 +150,32 @@ def count_open_fds() -> int | None:
     return None  # pragma: no cover - neither Linux nor BSD/macOS
 
 
+#: The code of the middleware's two request paths: a thread whose stack runs one of them
+#: is serving a request.
+_REQUEST_CODES = frozenset(
+    (ObserveMiddleware._measured.__code__, ObserveMiddleware._timed.__code__)
+)
+
+
+def requests_in_flight() -> int:
+    """The requests this process is serving now: the threads whose stack is inside
+    Flask-Observe's middleware (a streamed body's iteration after the app returned is
+    not counted; green threads other than the running one are not seen).
+
+    Read by the sender thread from :func:`sys._current_frames`, so the request path
+    does nothing for this figure.
+    """
+    serving = 0
+    for frame in sys._current_frames().values():
+        current: FrameType | None = frame
+        while current is not None:
+            if current.f_code in _REQUEST_CODES:
+                serving += 1
+                break
+            current = current.f_back
+    return serving
+
+
 class ProcessFigures:
     """The process figures part of one app's state: read and written at each flush.
 
@@ -166,30 +190,11 @@ class ProcessFigures:
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        #: One entry per request inside the app's WSGI callable (see
-        #: :meth:`count_in_flight`); appending and popping are atomic.
-        self.in_flight: collections.deque[None] = collections.deque()
         self._heads: dict[tuple[int, str], tuple[str, str]] = {}
         self._lock = threading.Lock()
         _read_gc(self)
         self._last = read_totals()
         process.after_fork_in_child(_after_fork_in_child)
-
-    def count_in_flight(self, wsgi_app: WSGIApplication) -> WSGIApplication:
-        """Wrap *wsgi_app* so that :attr:`in_flight` holds the requests it is serving
-        (until it returns: a streamed body's iteration is not counted)."""
-        in_flight = self.in_flight
-        enter = in_flight.append
-        leave = in_flight.pop
-
-        def counted(environ: WSGIEnvironment, start_response: StartResponse) -> t.Any:
-            enter(None)
-            try:
-                return wsgi_app(environ, start_response)
-            finally:
-                leave()
-
-        return counted
 
     def key(self, slot: int, figure: str) -> tuple[str, str]:
         """The line's text before ``:`` and its DogStatsD tail, for *figure* of worker
@@ -221,7 +226,7 @@ class ProcessFigures:
         if fds is not None:
             read.append(("open_fds", fds, "g"))
         read.append(("threads", threading.active_count(), "g"))
-        read.append(("requests_in_flight", len(self.in_flight), "g"))
+        read.append(("requests_in_flight", requests_in_flight(), "g"))
         return read
 
     def lines(self) -> list[str]:
@@ -249,7 +254,6 @@ class ProcessFigures:
         _stop_reading_gc(self)
 
     def reset_after_fork(self) -> None:
-        """In a forked child: no request in flight, and increases counted from now."""
-        self.in_flight.clear()
+        """In a forked child: increases counted from now."""
         self._lock = threading.Lock()
         self._last = read_totals()
