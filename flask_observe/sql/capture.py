@@ -41,8 +41,6 @@ if t.TYPE_CHECKING:
 #: The WSGI environ key of the request's :class:`SqlTally`, ``False`` when the request
 #: is not observed (no Flask-Observe, ``OBSERVE_SQL`` off, an excluded path).
 ENVIRON_KEY = "flask_observe.sql"
-#: The attribute of SQLAlchemy's execution context holding the statement's start.
-_START_ATTRIBUTE = "_flask_observe_start"
 
 
 @dataclasses.dataclass(eq=False)
@@ -70,7 +68,7 @@ class SqlTally:
     .. versionadded:: 0.3.0
     """
 
-    __slots__ = ("count", "seconds", "settings", "start", "statements")
+    __slots__ = ("count", "detail", "seconds", "settings", "start", "statements")
 
     def __init__(self, settings: SqlSettings, start: float) -> None:
         #: How many statements ran.
@@ -79,6 +77,8 @@ class SqlTally:
         self.seconds = 0.0
         #: The app's SQL settings.
         self.settings = settings
+        #: Whether each statement is kept (the settings' ``detail``).
+        self.detail = settings.detail
         #: The request clock's start.
         self.start = start
         #: Each statement, when the settings keep them.
@@ -110,7 +110,8 @@ def install(state: ObserveState, *, detail: bool) -> bool:
 
     state.add_part(SqlSettings(detail, config.sql_slow, config.sql_repeats, state_scrubber(state)))
     if not event.contains(Engine, "after_cursor_execute", after_cursor_execute):
-        event.listen(Engine, "before_cursor_execute", before_cursor_execute)
+        # retval=True: called as it is, without the wrapper SQLAlchemy adds otherwise.
+        event.listen(Engine, "before_cursor_execute", before_cursor_execute, retval=True)
         event.listen(Engine, "after_cursor_execute", after_cursor_execute)
     return True
 
@@ -122,10 +123,12 @@ def before_cursor_execute(
     parameters: t.Any,
     context: t.Any,
     executemany: bool,
-) -> None:
-    """Note when the statement starts, on its execution context."""
+) -> tuple[str, t.Any]:
+    """Note when the statement starts, on its execution context; hand the statement
+    and its parameters back unchanged."""
     if context is not None:
-        setattr(context, _START_ATTRIBUTE, perf_counter())
+        context._flask_observe_start = perf_counter()
+    return statement, parameters
 
 
 def after_cursor_execute(
@@ -142,21 +145,27 @@ def after_cursor_execute(
     if not has_request_context():
         return
     try:
-        environ = request.environ
+        environ = _current_request().environ
         tally = environ.get(ENVIRON_KEY)
         if tally is None:
             tally = environ[ENVIRON_KEY] = _begin(environ)
         if tally is False:
             return
-        start = getattr(context, _START_ATTRIBUTE, end)
+        # Set by before_cursor_execute on SQLAlchemy's execution context.
+        start = getattr(context, "_flask_observe_start", end)
         tally.count += 1
         tally.seconds += end - start
-        if tally.settings.detail and len(tally.statements) < SQL_KEPT_STATEMENTS:
+        if tally.detail and len(tally.statements) < SQL_KEPT_STATEMENTS:
             tally.statements.append(
                 _statement(tally, conn, statement, parameters, context, executemany, start, end)
             )
     except Exception:
         warn_limited("sql", "Flask-Observe could not record a SQL statement", exc_info=True)
+
+
+#: The request object behind Flask's ``request`` proxy (its documented accessor): one
+#: call, where an attribute read through the proxy takes several.
+_current_request = request._get_current_object  # type: ignore[attr-defined]
 
 
 def _begin(environ: dict[str, t.Any]) -> SqlTally | t.Literal[False]:
