@@ -335,3 +335,51 @@ def test_bad_settings_fail_at_init_app_naming_the_key(key: str, value: object) -
         Observe(app)
     assert caught.value.key == key
     assert "observe" not in app.extensions
+
+
+def test_with_the_panels_each_statement_is_kept(tmp_path: t.Any) -> None:
+    """In development (toolbar panels on) each statement is kept: its text, duration,
+    start within the request, masked parameters, call site in the app and engine."""
+    from flask_debugtoolbar import DebugToolbarExtension
+
+    from tests.support.apps import make_app
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/library.db")
+    fill(engine, authors=0)
+    app = make_app(
+        add_library_routes(engine), observe=False, TESTING=False, DEBUG=True, SECRET_KEY="s"
+    )
+
+    @app.post("/signup")
+    def signup() -> dict[str, str]:
+        with orm.Session(engine) as session, session.begin():
+            session.add(Author(name="ada", password="hunter2"))
+        return {"signed": "up"}
+
+    Observe(app)
+    DebugToolbarExtension(app)
+    records = keep_records(app)
+    app.test_client().post("/signup")
+    (record,) = records
+    tally = record.sql
+    assert tally is not None and tally.count == len(tally.statements)  # type: ignore[attr-defined]
+    statements = tally.statements  # type: ignore[attr-defined]
+    (insert,) = [s for s in statements if s.text.startswith("INSERT")]
+    assert insert.text == "INSERT INTO author (name, password) VALUES (?, ?)"
+    assert insert.parameters == "{name: 'ada', password: '[Filtered]'}"
+    assert insert.call_site is not None
+    assert insert.call_site.startswith("tests/sql/test_capture.py:")
+    assert insert.call_site.endswith(" in signup")
+    assert insert.engine == f"sqlite:///{tmp_path}/library.db"
+    assert 0 < insert.offset < record.total_seconds
+    assert 0 < insert.seconds <= tally.seconds
+    engine.dispose()
+
+
+def test_in_production_no_statement_is_kept(make_app: AppFactory) -> None:
+    app = make_app(add_library_routes(memory_engine()))
+    records = keep_records(app)
+    app.test_client().get("/authors")
+    tally = records[0].sql
+    assert tally is not None and tally.count == 4
+    assert tally.statements == []  # type: ignore[attr-defined]
