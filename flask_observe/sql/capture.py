@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import typing as t
+import weakref
 from time import perf_counter
 
 from flask import current_app
@@ -204,4 +205,6 @@ def _statement(
         call_site=call_sites.find(sys._getframe(2)),
         engine=settings.scrubber.scrub_text(conn.engine.url.render_as_string(hide_password=True)),
         many=executemany,
+        raw_parameters=None if executemany else parameters,
+        engine_ref=weakref.ref(conn.engine),
     )

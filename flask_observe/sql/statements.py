@@ -174,6 +174,11 @@ class Statement:
     engine: str
     #: Whether it ran as an ``executemany``.
     many: bool = False
+    #: The parameters as the driver got them, unmasked: kept in this process only, for
+    #: EXPLAIN (:func:`~flask_observe.sql.explain.explain`), never shown.
+    raw_parameters: object = dataclasses.field(default=None, repr=False)
+    #: The engine that ran it (weakly: a disposed engine is gone), for EXPLAIN.
+    engine_ref: t.Callable[[], object] | None = dataclasses.field(default=None, repr=False)
 
     @property
     def normalised(self) -> str:
