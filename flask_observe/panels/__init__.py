@@ -42,6 +42,8 @@ OBSERVE_PANEL = "flask_observe.panels.observe.ObservePanel"
 PROFILER_PANEL = "flask_observe.panels.profiler.ProfilerPanel"
 #: Dotted path of the History panel, for ``DEBUG_TB_PANELS``.
 HISTORY_PANEL = "flask_observe.panels.history.HistoryPanel"
+#: Dotted path of the SQL panel, for ``DEBUG_TB_PANELS``.
+SQL_PANEL = "flask_observe.panels.sql.SqlPanel"
 
 #: Flask-DebugToolbar 0.16's default ``DEBUG_TB_PANELS``, used when the toolbar has not
 #: set its defaults yet (our panels are appended to them).
@@ -127,7 +129,7 @@ def add_panels(app: Flask) -> None:
     :param app: the Flask application.
     """
     panels = list(app.config.get("DEBUG_TB_PANELS", TOOLBAR_DEFAULT_PANELS))
-    for path in (HISTORY_PANEL, PROFILER_PANEL, MEMORY_PANEL, OBSERVE_PANEL):
+    for path in (HISTORY_PANEL, SQL_PANEL, PROFILER_PANEL, MEMORY_PANEL, OBSERVE_PANEL):
         if path not in panels:
             panels.append(path)
     app.config["DEBUG_TB_PANELS"] = tuple(panels)
@@ -148,6 +150,7 @@ def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
     """
     from .report import install_report_hooks
     from .report import ReportStore
+    from .sql_report import ExplainStore
     from .views import register_routes
 
     config = state.config
@@ -162,6 +165,7 @@ def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
         min(config.history_size, config.report_store_size),  # every row has its report
     )
     state.add_part(store)
+    state.add_part(ExplainStore(config.report_store_size))
     add_panels(app)
     register_routes(app)
     return (install_report_hooks(app, store, state_scrubber(state), config.server_timing),)

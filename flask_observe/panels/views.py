@@ -200,11 +200,21 @@ def make_blueprint() -> Blueprint:
         item = store.get(report_id) if store is not None else None
         if item is None:
             abort(404)
-        return _page("report.html", data=item, tier1=item.memory, tier2=item.heap, standalone=True)
+        explain_url = url_for(f"{BLUEPRINT_NAME}.sql_explain", report_id=item.id, index=0)[:-1]
+        return _page(
+            "report.html",
+            data=item,
+            tier1=item.memory,
+            tier2=item.heap,
+            standalone=True,
+            explain_url=explain_url,
+        )
 
     from .api import add_routes  # the history's page and API (imports the panel base)
+    from .sql_explain import add_routes as add_sql_routes
 
     add_routes(bp)
+    add_sql_routes(bp)
     return bp
 
 
