@@ -8,9 +8,11 @@ Two tables, each figure a ratio to its own baseline:
   an observed app: counted and timed on its record). Target: at most 1.05x.
 - per request of a production app (statsd over UDP to a local drain): ``bare`` Flask,
   ``production-nosql`` (``OBSERVE_SQL = False``) and ``production`` (SQL observed) on a
-  view without a database, then ``bare-db`` and ``production-db`` on a view running
-  one statement (the latter sends the ``db`` timer and ``db_statements`` counter and
-  adds the ``db`` entry to ``Server-Timing``).
+  view without a database, then ``bare-db``, ``bare-db-noop`` (a no-op listener: what
+  SQLAlchemy's event dispatch costs a session, connection and transaction) and
+  ``production-db`` on a view running one statement through an ORM session (it sends
+  the ``db`` timer and ``db_statements`` counter and adds the ``db`` entry to
+  ``Server-Timing``).
 
     python -m benchmarks.sql                           # in-process timing
     python -m benchmarks.sql --instructions            # valgrind: instructions
@@ -40,7 +42,9 @@ if t.TYPE_CHECKING:
 
 #: Every configuration, by table.
 STATEMENT_NAMES = ("execute-bare", "execute-noop", "execute-outside", "execute-inside")
-REQUEST_NAMES = ("bare", "production-nosql", "production", "bare-db", "production-db")
+REQUEST_NAMES = (
+    "bare", "production-nosql", "production", "bare-db", "bare-db-noop", "production-db",
+)  # fmt: skip
 #: The baseline of each configuration's ratio.
 BASELINE = {
     **dict.fromkeys(STATEMENT_NAMES, "execute-bare"),
@@ -48,6 +52,7 @@ BASELINE = {
     "production-nosql": "bare",
     "production": "bare",
     "bare-db": "bare-db",
+    "bare-db-noop": "bare-db",
     "production-db": "bare-db",
 }
 
@@ -205,6 +210,15 @@ def _bare_db() -> WSGIApplication:
     return _db_view(harness.trivial_app())
 
 
+@CONFIGURATIONS.add("bare-db-noop", "bare Flask, one statement, a no-op listener")
+def _bare_db_noop() -> WSGIApplication:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    event.listen(Engine, "after_cursor_execute", _noop)
+    return _db_view(harness.trivial_app())
+
+
 @CONFIGURATIONS.add("production-db", "production metrics, SQL observed, one statement")
 def _production_db() -> WSGIApplication:
     return _with_observe(_db_view(harness.trivial_app(**_production())))
@@ -218,7 +232,7 @@ def _listening(name: str) -> None:
     from flask_observe.sql import capture
 
     wanted: list[tuple[str, t.Callable[..., t.Any], bool]] = [
-        ("after_cursor_execute", _noop, name == "execute-noop"),
+        ("after_cursor_execute", _noop, name in ("execute-noop", "bare-db-noop")),
         ("before_cursor_execute", capture.before_cursor_execute, name in OBSERVED),
         ("after_cursor_execute", capture.after_cursor_execute, name in OBSERVED),
     ]
@@ -301,12 +315,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"per statement inside a request: {statement:.3f}x bare SQLAlchemy (target <= 1.05x)")
     if args.statements:
         return 0
-    added = (figures["production-db"] - figures["bare-db"]) - (
+    added = (figures["production-db"] - figures["bare-db-noop"]) - (
         figures["production"] - figures["bare"]
     )
+    dispatch = figures["bare-db-noop"] - figures["bare-db"]
     nothing = figures["production"] / figures["production-nosql"]
     print(f"a request without statements: {nothing:.3f}x the same app with OBSERVE_SQL off")
-    print(f"a request with one statement: {added / figures['bare-db']:+.1%} of bare-db for SQL")
+    print(
+        f"a request with one statement: {dispatch / figures['bare-db']:+.1%} of bare-db for "
+        f"SQLAlchemy's event dispatch (any listener), {added / figures['bare-db']:+.1%} for "
+        "Flask-Observe's SQL work"
+    )
     return 0
 
 
