@@ -3,6 +3,7 @@ statements with counts and call sites, and is offered as a pytest fixture."""
 
 from __future__ import annotations
 
+import re
 import typing as t
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import orm
 from flask_observe.testing import assert_max_statements
 from tests.support.sql import add_library_routes
 from tests.support.sql import Author
+from tests.support.sql import LAZY_BOOKS
 from tests.support.sql import memory_engine
 
 if t.TYPE_CHECKING:
@@ -41,10 +43,7 @@ def test_an_n_plus_one_fails_naming_the_repeated_statement(make_app: AppFactory)
             client.get("/authors")
     message = str(caught.value)
     assert message.startswith("4 SQL statements ran, at most 2 expected.\nRepeated statements:\n")
-    assert (
-        "  3x SELECT book.id, book.title, book.author_id FROM book WHERE ? = book.author_id\n"
-        in message
-    )
+    assert re.search(rf"^  3x {LAZY_BOOKS}$", message, re.M), message
     # The lazy load of author.books, in the view's comprehension.
     line = _line_of("tests/support/sql.py", "return {author.name: len(author.books)")
     assert f"      3x from tests/support/sql.py:{line} in " in message

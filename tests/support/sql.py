@@ -14,6 +14,14 @@ if t.TYPE_CHECKING:
     from flask_observe import RequestRecord
 
 
+#: The lazy load of an author's books, as SQLAlchemy writes it (2.0 before 2.0.2x labels
+#: each column ``AS book_id``...; later versions do not).
+LAZY_BOOKS = (
+    r"SELECT book\.id(?: AS book_id)?, book\.title(?: AS book_title)?, "
+    r"book\.author_id(?: AS book_author_id)? FROM book WHERE \? = book\.author_id"
+)
+
+
 class Base(orm.DeclarativeBase):
     pass
 
