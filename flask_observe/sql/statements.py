@@ -73,7 +73,9 @@ class CallSites:
     is still the app)."""
 
     def __init__(self) -> None:
-        self._ready = False
+        #: How many modules were imported when the prefixes were computed: a library
+        #: imported later (Flask-SQLAlchemy after the first statement) is then added.
+        self._modules = -1
         self._stdlib: tuple[str, ...] = ()
         self._site: tuple[str, ...] = ()
         self._packages: tuple[str, ...] = ()
@@ -88,7 +90,7 @@ class CallSites:
             if path:
                 packages.append(os.path.join(os.path.dirname(path), ""))
         self._packages = tuple(packages)
-        self._ready = "sqlalchemy" in sys.modules
+        self._modules = len(sys.modules)
 
     def is_library(self, path: str) -> bool:
         """Whether a frame of the file *path* belongs to a library."""
@@ -99,7 +101,7 @@ class CallSites:
     def find(self, frame: FrameType | None) -> str | None:
         """``path:line in function`` of the first app frame from *frame* outwards, or
         ``None`` when every frame belongs to a library."""
-        if not self._ready:  # the libraries imported so far
+        if len(sys.modules) != self._modules:  # the libraries imported so far
             self._prepare()
         while frame is not None:
             path = frame.f_code.co_filename

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from flask_observe import ConfigError
 from flask_observe import Observe
+from flask_observe.testing import assert_max_statements
 from tests.support.metrics import counter_total
 from tests.support.metrics import flush
 from tests.support.metrics import timer_count
@@ -262,6 +263,12 @@ def test_flask_sqlalchemy_engines(tmp_path: t.Any) -> None:
     assert records[0].sql is not None and records[0].sql.count == 3
     assert 'desc="3 queries"' in response.headers["Server-Timing"]
     with app.app_context():
+        with assert_max_statements(1) as block:
+            db.first_or_404(sa.select(Author))  # Flask-SQLAlchemy's frames are skipped
+        call_site = block.statements[0].call_site
+        assert call_site is not None
+        assert call_site.startswith("tests/sql/test_capture.py:")
+        assert call_site.endswith(" in test_flask_sqlalchemy_engines")
         db.engine.dispose()
 
 
