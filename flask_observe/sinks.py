@@ -45,9 +45,11 @@ class ExtraMetric(t.NamedTuple):
     value: float
 
 
-def extra_metrics(metrics: MetricsState, record: RequestRecord) -> list[ExtraMetric]:
-    """The exception counter, the named ``timed`` timers and the SQL metrics (DB time
-    and statement count) of *record*."""
+def extra_metrics(
+    metrics: MetricsState, record: RequestRecord, *, sql: bool = True
+) -> list[ExtraMetric]:
+    """The exception counter, the named ``timed`` timers and, unless *sql* is false,
+    the SQL metrics (DB time and statement count) of *record*."""
     extras = []
     if record.exception is not None:
         endpoint = metrics.route(record.endpoint, record.method).endpoint
@@ -58,12 +60,12 @@ def extra_metrics(metrics: MetricsState, record: RequestRecord) -> list[ExtraMet
     for timer in record.timers:
         if timer.metric:
             extras.append(ExtraMetric("ms", clean_part(timer.name), [], timer.seconds * 1000.0))
-    sql = record.sql
-    if sql is not None:  # db.<endpoint>.<METHOD> and db_statements.<endpoint>.<METHOD>
+    tally = record.sql
+    if sql and tally is not None:  # db.<endpoint>.<METHOD>, db_statements.<endpoint>.<METHOD>
         route = metrics.route(record.endpoint, record.method)
         tags = [("endpoint", route.endpoint), ("method", route.method)]
-        extras.append(ExtraMetric("ms", "db", tags, sql.seconds * 1000.0))
-        extras.append(ExtraMetric("c", "db_statements", tags, sql.count))
+        extras.append(ExtraMetric("ms", "db", tags, tally.seconds * 1000.0))
+        extras.append(ExtraMetric("c", "db_statements", tags, tally.count))
     return extras
 
 
@@ -101,12 +103,18 @@ class AggregatingSink:
     def finish(self, record: RequestRecord) -> None:
         """Count one request that made a record, with its extra metrics."""
         self.add(record.endpoint, record.method, record.status_line, _seconds(record))
-        if record.exception is not None or record.timers or record.sql is not None:
+        if record.exception is not None or record.timers:
             metrics = self.metrics
-            for extra in extra_metrics(metrics, record):
+            for extra in extra_metrics(metrics, record, sql=False):
                 metrics.aggregate(
                     extra.kind, extra.name, extra.tags, extra.value, metrics.sample_rate
                 )
+        sql = record.sql
+        if sql is not None:  # the names of extra_metrics, cached per route
+            timer, counter = self.metrics.describe_db(record.endpoint, record.method)
+            self.aggregator.timing(timer, sql.seconds * 1000.0)
+            self.aggregator.count(counter, sql.count)
+            self._start()
 
 
 class LineSink:

@@ -123,6 +123,39 @@ def test_aggregated_and_sent_to_statsd(make_app: AppFactory, udp: UdpReceiver) -
     assert not [line for line in lines if line.startswith(("db.none", "db_statements.none"))]
 
 
+@pytest.mark.parametrize(
+    ("dialect", "counter", "timer"),
+    [
+        pytest.param(
+            "dogstatsd",
+            "shop.db_statements:8|c|#endpoint:authors,method:GET",
+            r"shop\.db:[\d.]+\|ms\|#endpoint:authors,method:GET",
+            id="dogstatsd",
+        ),
+        pytest.param(
+            "graphite",
+            "shop.db_statements;endpoint=authors;method=GET:8|c",
+            r"shop\.db;endpoint=authors;method=GET:[\d.]+\|ms",
+            id="graphite",
+        ),
+    ],
+)
+def test_aggregated_names_in_tag_dialects(
+    make_app: AppFactory, udp: UdpReceiver, dialect: str, counter: str, timer: str
+) -> None:
+    app = make_app(
+        add_library_routes(memory_engine()),
+        **udp_config(udp, OBSERVE_STATSD_TAGS=dialect, OBSERVE_STATSD_PREFIX="shop"),
+    )
+    client = app.test_client()
+    client.get("/authors")
+    client.get("/authors")
+    flush(app)
+    lines = udp.wait_for(6)
+    assert counter in lines, lines
+    assert len([line for line in lines if re.fullmatch(timer, line)]) == 2, lines
+
+
 def test_one_line_per_metric_without_aggregation(make_app: AppFactory, udp: UdpReceiver) -> None:
     app = make_app(
         add_library_routes(memory_engine()), **udp_config(udp, OBSERVE_STATSD_AGGREGATE=False)
