@@ -423,3 +423,25 @@ def test_in_production_no_statement_is_kept(make_app: AppFactory) -> None:
     tally = records[0].sql
     assert tally is not None and tally.count == 4
     assert tally.statements == []  # type: ignore[attr-defined]
+
+
+def test_a_failure_of_ours_never_reaches_the_app(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When recording a statement fails inside the listener, the statement's result and
+    the response are the app's own; the failure is a WARNING in the log."""
+    from flask_observe import containment
+    from flask_observe.sql import capture
+
+    monkeypatch.setattr(containment, "_last_warned", {})  # the warnings are rate-limited
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("recording broke")
+
+    app = make_app(add_library_routes(memory_engine()))
+    monkeypatch.setattr(capture, "_begin", broken)
+    with caplog.at_level("WARNING", logger="flask_observe"):
+        response = app.test_client().get("/count")
+    assert response.status_code == 200 and response.json == {"books": 6}
+    assert "db;" not in response.headers["Server-Timing"]
+    assert "Flask-Observe could not record a SQL statement" in caplog.text
