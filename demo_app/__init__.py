@@ -15,6 +15,7 @@ from flask import Flask
 from flask_observe import Observe
 
 from . import blog
+from .library import init_library
 from .views import api
 from .views import pages
 
@@ -60,6 +61,7 @@ def create_app(config: Mapping[str, t.Any] | None = None, *, instrument: bool = 
     app.register_blueprint(pages)
     app.register_blueprint(api, url_prefix="/api")
     app.register_blueprint(blog.bp, url_prefix="/blog")
+    init_library(app)
     if app.config.get("DEBUG_TB_ENABLED", app.debug):
         # Flask-DebugToolbar (in debug mode, e.g. `make demo`) with Flask-Observe's
         # Memory and Observe panels, which init_app added to DEBUG_TB_PANELS.

@@ -435,9 +435,45 @@ OPTIONS: tuple[Option, ...] = (
         as_optional_str,
         since="0.3.0",
     ),
+    # --- SQL ---
+    _opt(
+        "OBSERVE_SQL",
+        True,
+        "bool",
+        "Observe SQLAlchemy statements (when SQLAlchemy is installed): per request the "
+        "number of statements and the time in the database, sent as the ``db`` timer and "
+        "``db_statements`` counter per endpoint and shown in ``Server-Timing``; with the "
+        "panels on, each statement too. ``False`` turns all SQL observation off.",
+        as_bool,
+        since="0.3.0",
+    ),
+    _opt(
+        "OBSERVE_SQL_SLOW",
+        0.1,
+        "float",
+        "Seconds from which a statement is highlighted as slow in the SQL panel "
+        "(``0 < seconds <= 3600``).",
+        lambda k, v: as_float(k, v, 0.0, 3600.0, low_open=True),
+        since="0.3.0",
+    ),
+    _opt(
+        "OBSERVE_SQL_REPEATS",
+        3,
+        "int",
+        "How many runs of the same statement (literals and parameters aside) in one "
+        "request flag it as repeated: an N+1 pattern or a duplicate (2 to 10000).",
+        lambda k, v: as_int(k, v, 2, 10_000),
+        since="0.3.0",
+    ),
 )
 
 KNOWN_KEYS = frozenset(option.key for option in OPTIONS)
+
+#: Most statements of one request kept with their text, parameters and call site for
+#: the SQL panel; the ones after it are still counted and timed.
+SQL_KEPT_STATEMENTS = 500
+#: Longest statement text kept for the SQL panel, in characters.
+SQL_MAX_TEXT = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -476,6 +512,9 @@ class ObserveConfig:
     report_store_size: int
     history_size: int
     history_path: str | None
+    sql: bool
+    sql_slow: float
+    sql_repeats: int
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, object]) -> ObserveConfig:

@@ -29,6 +29,7 @@ from . import metrics
 from . import panels
 from . import process_metrics
 from . import sentry
+from . import sql
 from .cli import observe_cli
 from .config import ObserveConfig
 from .containment import warn_limited
@@ -94,6 +95,7 @@ class Observe:
         errors.install(app, state, capture, capturing=sentry.may_capture(config))
         if with_panels:
             finish += panels.install(app, state)
+        sql.install(state, detail=with_panels)
 
         middleware = ObserveMiddleware(
             app.wsgi_app,

@@ -54,6 +54,11 @@ class MetricsState:
     request_names: dict[RequestKey, RequestNames] = dataclasses.field(default_factory=dict)
     #: Request line templates per request key, bounded by :data:`ROUTE_CACHE_SIZE`.
     line_templates: dict[RequestKey, str] = dataclasses.field(default_factory=dict)
+    #: The aggregated ``db`` timer and ``db_statements`` counter per ``(endpoint,
+    #: method)``, bounded by :data:`ROUTE_CACHE_SIZE`.
+    db_names: dict[tuple[str | None, str], tuple[TimerSeries, str]] = dataclasses.field(
+        default_factory=dict
+    )
 
     def route(self, endpoint: str | None, method: str) -> RouteLines:
         """The (cached) line templates of one endpoint and method."""
@@ -80,6 +85,25 @@ class MetricsState:
             names = RequestNames(TimerSeries(head, tail, self.sample_rate), counter)
             if len(self.request_names) < ROUTE_CACHE_SIZE:
                 self.request_names[key] = names
+        return names
+
+    def describe_db(self, endpoint: str | None, method: str) -> tuple[TimerSeries, str]:
+        """The aggregated ``db`` timer and ``db_statements`` counter template of one
+        endpoint and method (cached): the names of :func:`~flask_observe.sinks.extra_metrics`.
+
+        .. versionadded:: 0.3.0
+        """
+        key = (endpoint, method)
+        names = self.db_names.get(key)
+        if names is None:
+            route = self.route(endpoint, method)
+            tags = [("endpoint", route.endpoint), ("method", route.method)]
+            head, tail = self.dialect.key("db", tags)
+            timer = TimerSeries(head, tail, self.sample_rate)
+            head, tail = self.dialect.key("db_statements", tags)
+            names = (timer, f"{head}:%s|c{format_rate(self.sample_rate)}{tail}")
+            if len(self.db_names) < ROUTE_CACHE_SIZE:
+                self.db_names[key] = names
         return names
 
     def request_lines(

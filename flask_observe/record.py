@@ -34,6 +34,27 @@ class Timer(t.NamedTuple):
     #:
     #: .. versionadded:: 0.3.0
     end: float | None = None
+    #: A description shown in ``Server-Timing`` (``desc="..."``), e.g. ``2 queries``;
+    #: plain text without quotes or backslashes.
+    #:
+    #: .. versionadded:: 0.3.0
+    desc: str | None = None
+
+
+class SqlSummary(t.Protocol):
+    """What the request path reads of the SQL statements a request ran (the tally of
+    :mod:`flask_observe.sql`).
+
+    .. versionadded:: 0.3.0
+    """
+
+    #: How many statements ran.
+    count: int
+    #: Their total time in the database, in seconds.
+    seconds: float
+
+    def timer(self) -> Timer:
+        """The ``Server-Timing`` entry of the statements."""
 
 
 class RequestRecord:
@@ -69,6 +90,11 @@ class RequestRecord:
     metric_lines: list[str] | None = None
     #: The ``Server-Timing`` value that was sent, when the header is on.
     server_timing: str | None = None
+    #: The SQL statements the request ran (:mod:`flask_observe.sql`), ``None`` when it
+    #: ran none.
+    #:
+    #: .. versionadded:: 0.3.0
+    sql: SqlSummary | None = None
     #: Free slot for panels and integrations (set on first use).
     extra: dict[str, t.Any] | None = None
 
@@ -142,4 +168,6 @@ def format_server_timing(app_seconds: float, timers: t.Iterable[Timer]) -> str:
     value = "app;dur=%.3f" % (app_seconds * 1000.0)
     for timer in timers:
         value += ", %s;dur=%.3f" % (timer.name, timer.seconds * 1000.0)
+        if timer.desc:
+            value += ';desc="%s"' % timer.desc
     return value

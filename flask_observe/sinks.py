@@ -13,8 +13,8 @@ One small class per way of sending: :class:`AggregatingSink` (the default: durat
 kept per endpoint until the flush), :class:`LineSink` (``OBSERVE_STATSD_AGGREGATE =
 False``: two lines per request), :class:`RecordingSink` (lines kept on every record,
 for the toolbar and tests, then sent through another sink if a host is set) and
-:class:`SampledSink` (``OBSERVE_STATSD_SAMPLE_RATE`` below 1). The exception counter
-and the named ``timed`` timers of a record are described once
+:class:`SampledSink` (``OBSERVE_STATSD_SAMPLE_RATE`` below 1). The exception counter,
+the named ``timed`` timers and the SQL metrics of a record are described once
 (:func:`extra_metrics`), then written as lines or aggregated.
 
 .. versionadded:: 0.3.0
@@ -45,8 +45,11 @@ class ExtraMetric(t.NamedTuple):
     value: float
 
 
-def extra_metrics(metrics: MetricsState, record: RequestRecord) -> list[ExtraMetric]:
-    """The exception counter and the named ``timed`` timers of *record*."""
+def extra_metrics(
+    metrics: MetricsState, record: RequestRecord, *, sql: bool = True
+) -> list[ExtraMetric]:
+    """The exception counter, the named ``timed`` timers and, unless *sql* is false,
+    the SQL metrics (DB time and statement count) of *record*."""
     extras = []
     if record.exception is not None:
         endpoint = metrics.route(record.endpoint, record.method).endpoint
@@ -57,6 +60,12 @@ def extra_metrics(metrics: MetricsState, record: RequestRecord) -> list[ExtraMet
     for timer in record.timers:
         if timer.metric:
             extras.append(ExtraMetric("ms", clean_part(timer.name), [], timer.seconds * 1000.0))
+    tally = record.sql
+    if sql and tally is not None:  # db.<endpoint>.<METHOD>, db_statements.<endpoint>.<METHOD>
+        route = metrics.route(record.endpoint, record.method)
+        tags = [("endpoint", route.endpoint), ("method", route.method)]
+        extras.append(ExtraMetric("ms", "db", tags, tally.seconds * 1000.0))
+        extras.append(ExtraMetric("c", "db_statements", tags, tally.count))
     return extras
 
 
@@ -96,10 +105,16 @@ class AggregatingSink:
         self.add(record.endpoint, record.method, record.status_line, _seconds(record))
         if record.exception is not None or record.timers:
             metrics = self.metrics
-            for extra in extra_metrics(metrics, record):
+            for extra in extra_metrics(metrics, record, sql=False):
                 metrics.aggregate(
                     extra.kind, extra.name, extra.tags, extra.value, metrics.sample_rate
                 )
+        sql = record.sql
+        if sql is not None:  # the names of extra_metrics, cached per route
+            timer, counter = self.metrics.describe_db(record.endpoint, record.method)
+            self.aggregator.timing(timer, sql.seconds * 1000.0)
+            self.aggregator.count(counter, sql.count)
+            self._start()
 
 
 class LineSink:
@@ -185,11 +200,11 @@ def record_lines(metrics: MetricsState, record: RequestRecord) -> list[str]:
         record.endpoint, record.method, record.status_line, _seconds(record)
     )
     lines = text.split("\n")
-    if record.exception is not None or record.timers:
+    if record.exception is not None or record.timers or record.sql is not None:
         dialect = metrics.dialect
         rate = metrics.sample_rate
         for extra in extra_metrics(metrics, record):
-            value = "1" if extra.kind == "c" else "%0.6f" % extra.value
+            value = "%d" % extra.value if extra.kind == "c" else "%0.6f" % extra.value
             lines.append(dialect.compose(extra.name, extra.tags, value, extra.kind, rate))
     return lines
 

@@ -358,8 +358,11 @@ class ObserveMiddleware:
                 sized = True
                 break
         if self._runtime or self._server_timing:
+            timers = record.timers
+            if record.sql is not None:  # db;dur=...;desc="N queries"
+                timers = (*timers, record.sql.timer())
             record.server_timing = _add_timing_headers(
-                record.timers, now - record.start, headers, self._runtime, self._server_timing
+                timers, now - record.start, headers, self._runtime, self._server_timing
             )
         return sized
 

@@ -14,6 +14,8 @@ import pytest
 
 from tests.support import apps
 from tests.support.metrics import UdpReceiver
+from tests.support.postgres import Postgres
+from tests.support.postgres import run_postgres
 from tests.support.sentry import EnvelopeReceiver
 from tests.support.sentry import sentry_isolated
 from tests.support.services import Pipeline
@@ -111,3 +113,11 @@ def graphite_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipe
     the whole session; tests that play one host send to the first daemon."""
     with run_graphite_pipeline(tmp_path_factory.mktemp("graphite"), daemons=2) as pipeline:
         yield pipeline
+
+
+@pytest.fixture(scope="session")
+@starts_services
+def postgres() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL server (Debian's) on a free loopback port, for the session."""
+    with run_postgres() as server:
+        yield server

@@ -58,6 +58,20 @@ def test_demo_health_is_excluded() -> None:
     assert "X-Runtime" not in response.headers
 
 
+def test_demo_library_n_plus_one_and_fixed() -> None:
+    """The N+1 page runs one statement for the authors plus one per author (6 for 5); the
+    fixed page, two. Both list the same books; each app has its own database."""
+    app = create_app({"TESTING": True})
+    client = app.test_client()
+    n_plus_one = client.get("/library/authors")
+    fixed = client.get("/library/authors-fixed")
+    assert n_plus_one.headers["Server-Timing"].endswith('desc="6 queries"')
+    assert fixed.headers["Server-Timing"].endswith('desc="2 queries"')
+    assert "<li>Stanisław Lem: Solaris, The Cyberiad</li>" in n_plus_one.text
+    assert "<li>Stanisław Lem: Solaris, The Cyberiad</li>" in fixed.text
+    assert create_app({"TESTING": True}).test_client().get("/library/authors").status_code == 200
+
+
 def test_demo_stream_and_boom() -> None:
     app = create_app({"TESTING": True, "PROPAGATE_EXCEPTIONS": False})
     client = app.test_client()

@@ -43,6 +43,8 @@ OBSERVE_PANEL = "flask_observe.panels.observe.ObservePanel"
 PROFILER_PANEL = "flask_observe.panels.profiler.ProfilerPanel"
 #: Dotted path of the History panel, for ``DEBUG_TB_PANELS``.
 HISTORY_PANEL = "flask_observe.panels.history.HistoryPanel"
+#: Dotted path of the SQL panel, for ``DEBUG_TB_PANELS``.
+SQL_PANEL = "flask_observe.panels.sql.SqlPanel"
 
 #: Flask-DebugToolbar 0.16's default ``DEBUG_TB_PANELS``, used when the toolbar has not
 #: set its defaults yet (our panels are appended to them).
@@ -138,7 +140,7 @@ def add_panels(app: Flask) -> None:
     :param app: the Flask application.
     """
     panels = list(app.config.get("DEBUG_TB_PANELS", TOOLBAR_DEFAULT_PANELS))
-    for path in (HISTORY_PANEL, PROFILER_PANEL, MEMORY_PANEL, OBSERVE_PANEL):
+    for path in (HISTORY_PANEL, SQL_PANEL, PROFILER_PANEL, MEMORY_PANEL, OBSERVE_PANEL):
         if path not in panels:
             panels.append(path)
     app.config["DEBUG_TB_PANELS"] = tuple(panels)
@@ -165,6 +167,7 @@ def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
     """
     from .report import install_report_hooks
     from .report import ReportStore
+    from .sql_report import ExplainStore
     from .views import register_routes
 
     config = state.config
@@ -179,6 +182,7 @@ def install(app: Flask, state: ObserveState) -> tuple[FinishHook, ...]:
         min(config.history_size, config.report_store_size),  # every row has its report
     )
     state.add_part(store)
+    state.add_part(ExplainStore(config.report_store_size))
     add_panels(app)
     if toolbar_active(app):  # initialised before us: it will not call our panels' init_app
         register_routes(app)

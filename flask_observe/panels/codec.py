@@ -18,6 +18,9 @@ from .heap import Tier2
 from .profiler.report import RequestProfile
 from .profiler.sampler import Profile
 from .report import Snapshot
+from .sql_report import SqlGroupRow
+from .sql_report import SqlReport
+from .sql_report import SqlRow
 from .timeline import Timeline
 
 #: Version of the JSON layout, stored with each report.
@@ -125,6 +128,39 @@ def _load_timeline(data: Json) -> Timeline:
     )
 
 
+def _sql(report: SqlReport) -> Json:
+    return {
+        "count": report.count,
+        "seconds": report.seconds,
+        "slow": report.slow,
+        "repeats": report.repeats,
+        "groups": [
+            {**group._asdict(), "call_sites": [list(site) for site in group.call_sites]}
+            for group in report.groups
+        ],
+        "statements": [row._asdict() for row in report.statements],
+    }
+
+
+def _load_sql(data: Json) -> SqlReport:
+    return SqlReport(
+        count=int(data["count"]),
+        seconds=float(data["seconds"]),
+        slow=float(data["slow"]),
+        repeats=int(data["repeats"]),
+        groups=tuple(
+            SqlGroupRow(
+                **{
+                    **group,
+                    "call_sites": tuple((str(site), int(n)) for site, n in group["call_sites"]),
+                }
+            )
+            for group in data["groups"]
+        ),
+        statements=tuple(SqlRow(**row) for row in data["statements"]),
+    )
+
+
 def dump(item: Snapshot) -> Json:
     """The whole report *item* as JSON values (times in seconds, sizes in bytes).
 
@@ -153,6 +189,7 @@ def dump(item: Snapshot) -> Json:
         "heap": _heap(item.heap) if item.heap is not None else None,
         "profile": _profile(item.profile) if item.profile is not None else None,
         "timeline": _timeline(item.timeline) if item.timeline is not None else None,
+        "sql": _sql(item.sql) if item.sql is not None else None,
     }
 
 
@@ -193,4 +230,5 @@ def load(data: Json) -> Snapshot:
         id=str(data["id"]),
         timeline=_load_timeline(data["timeline"]) if data["timeline"] is not None else None,
         at=float(data["at"]),
+        sql=_load_sql(data["sql"]) if data.get("sql") is not None else None,
     )

@@ -32,6 +32,8 @@ from ..state import find_state
 from .access import BLUEPRINT_NAME
 from .access import request_allowed
 from .access import TOOLBAR_BLUEPRINT
+from .sql_report import explain_store
+from .sql_report import sql_report
 from .templating import shorten
 from .timeline import capture
 from .timeline import render_svg
@@ -48,6 +50,7 @@ if t.TYPE_CHECKING:
     from .heap import Tier1
     from .heap import Tier2
     from .profiler.report import RequestProfile
+    from .sql_report import SqlReport
     from .timeline import Timeline
 
 #: Response header carrying the report URL.
@@ -89,6 +92,8 @@ class Snapshot:
     #: When the snapshot was taken (seconds since the epoch): as the request completed,
     #: for a stored report; the history is in this order.
     at: float = 0.0
+    #: The SQL statements (:mod:`~flask_observe.panels.sql`), when the request ran any.
+    sql: SqlReport | None = None
 
     @property
     def toolbar_seconds(self) -> float | None:
@@ -282,6 +287,7 @@ def snapshot(
         id=report_id,
         timeline=capture(record, final=final, now=now),
         at=time.time(),
+        sql=sql_report(record) if record.sql is not None else None,
     )
 
 
@@ -406,6 +412,10 @@ def install_report_hooks(
         if not item.method:
             item = dataclasses.replace(item, method=method)
         store.add(item)
+        if record.sql is not None:
+            explains = explain_store(app)
+            if explains is not None:
+                explains.keep(report_id, record)
 
     app.before_request(keep_in_history)
     app.after_request(add_report_header)

@@ -109,6 +109,11 @@ def capture(record: RequestRecord, *, final: bool, now: float) -> Timeline:
         )
         for timer in record.timers
     )
+    statements = getattr(record.sql, "statements", None)
+    if statements:  # the DB time: from the first statement's start, its total length
+        count = record.sql.count  # type: ignore[union-attr]
+        label = f"db ({count} quer{'y' if count == 1 else 'ies'})"
+        timers += ((label, statements[0].offset, record.sql.seconds),)  # type: ignore[union-attr]
     return Timeline(
         final=final,
         now=now - zero,

@@ -214,6 +214,7 @@ def make_blueprint() -> Blueprint:
         page = None  # the page the request was for, when following it repeats nothing
         if item.method in ("GET", "HEAD") and not item.path.startswith("/_observe/"):
             page = local_path(request.script_root + item.path)
+        explain_url = url_for(f"{BLUEPRINT_NAME}.sql_explain", report_id=item.id, index=0)[:-1]
         return _page(
             "report.html",
             back=page,
@@ -221,11 +222,14 @@ def make_blueprint() -> Blueprint:
             tier1=item.memory,
             tier2=item.heap,
             standalone=True,
+            explain_url=explain_url,
         )
 
     from .api import add_routes  # the history's page and API (imports the panel base)
+    from .sql_explain import add_routes as add_sql_routes
 
     add_routes(bp)
+    add_sql_routes(bp)
     return bp
 
 
