@@ -57,6 +57,7 @@ def test_panels_are_added_in_debug_mode() -> None:
         "flask_debugtoolbar.panels.profiler.ProfilerDebugPanel",
         "flask_debugtoolbar.panels.g.GDebugPanel",
         "flask_observe.panels.history.HistoryPanel",
+        "flask_observe.panels.sql.SqlPanel",
         "flask_observe.panels.profiler.ProfilerPanel",
         "flask_observe.panels.memory.MemoryPanel",
         "flask_observe.panels.observe.ObservePanel",
