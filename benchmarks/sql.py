@@ -233,14 +233,14 @@ def _listening(name: str) -> None:
 
     wanted: list[tuple[str, t.Callable[..., t.Any], bool]] = [
         ("after_cursor_execute", _noop, name in ("execute-noop", "bare-db-noop")),
-        ("before_cursor_execute", capture.before_cursor_execute, name in OBSERVED),
-        ("after_cursor_execute", capture.after_cursor_execute, name in OBSERVED),
+        ("do_execute", capture.do_execute, name in OBSERVED),
+        ("do_executemany", capture.do_executemany, name in OBSERVED),
+        ("do_execute_no_params", capture.do_execute_no_params, name in OBSERVED),
     ]
     for identifier, listener, on in wanted:
         if event.contains(Engine, identifier, listener) != on:
             if on:
-                retval = listener is capture.before_cursor_execute
-                event.listen(Engine, identifier, listener, retval=retval)
+                event.listen(Engine, identifier, listener)
             else:
                 event.remove(Engine, identifier, listener)
 

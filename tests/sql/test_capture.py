@@ -445,3 +445,50 @@ def test_a_failure_of_ours_never_reaches_the_app(
     assert response.status_code == 200 and response.json == {"books": 6}
     assert "db;" not in response.headers["Server-Timing"]
     assert "Flask-Observe could not record a SQL statement" in caplog.text
+
+
+def test_every_way_sqlalchemy_runs_a_statement_is_counted(make_app: AppFactory) -> None:
+    """With parameters, with a list of parameter sets (``executemany``) and without
+    parameters: each is counted once, its rows written and read as without us."""
+    engine = memory_engine(authors=0)
+    app = make_app()
+    records = keep_records(app)
+
+    @app.get("/ways")
+    def ways() -> dict[str, object]:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("insert into author (id, name, password) values (:id, :name, 'pw')"),
+                [{"id": 1, "name": "ann"}, {"id": 2, "name": "bob"}],
+            )
+            one = conn.execute(sa.text("select name from author where id = :id"), {"id": 2})
+            count = conn.exec_driver_sql("select count(*) from author")
+            return {"name": one.scalar_one(), "count": count.scalar_one()}
+
+    response = app.test_client().get("/ways")
+    assert response.json == {"name": "bob", "count": 2}
+    (record,) = records
+    assert record.sql is not None and record.sql.count == 3
+
+
+def test_the_apps_own_dialect_listener_added_before_init_app_still_runs(
+    make_app: AppFactory,
+) -> None:
+    """A ``do_execute`` listener the app added before ``init_app`` that does not run the
+    statement itself is called first; the statement is then run and counted by us."""
+    engine = memory_engine(authors=3)
+    seen: list[str] = []
+
+    def watch(cursor: object, statement: str, parameters: object, context: object) -> None:
+        seen.append(statement.split()[0])
+
+    sa.event.listen(engine, "do_execute", watch)
+    try:
+        app = make_app(add_library_routes(engine))
+        records = keep_records(app)
+        response = app.test_client().get("/count")
+    finally:
+        sa.event.remove(engine, "do_execute", watch)
+    assert response.json == {"books": 6}
+    assert seen == ["SELECT"]
+    assert records[0].sql is not None and records[0].sql.count == 1
