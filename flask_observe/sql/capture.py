@@ -133,12 +133,14 @@ def do_execute(cursor: t.Any, statement: str, parameters: t.Any, context: t.Any)
     if context is None:  # SQLAlchemy's internal cursor use: it runs the statement itself
         return False
     dialect = context.dialect
+    listeners = dialect.dispatch.do_execute
     start = perf_counter()
-    for listener in dialect.dispatch.do_execute:
-        if listener is not do_execute and listener(cursor, statement, parameters, context):
-            break
-    else:
+    if len(listeners) == 1:  # only ours: the dialect runs it
         dialect.do_execute(cursor, statement, parameters, context)
+    else:
+        _run_others(
+            listeners, do_execute, dialect.do_execute, cursor, statement, parameters, context
+        )
     _observed(statement, parameters, context, False, start, perf_counter())
     return True
 
@@ -149,12 +151,20 @@ def do_executemany(cursor: t.Any, statement: str, parameters: t.Any, context: t.
     if context is None:
         return False
     dialect = context.dialect
+    listeners = dialect.dispatch.do_executemany
     start = perf_counter()
-    for listener in dialect.dispatch.do_executemany:
-        if listener is not do_executemany and listener(cursor, statement, parameters, context):
-            break
-    else:
+    if len(listeners) == 1:  # only ours: the dialect runs it
         dialect.do_executemany(cursor, statement, parameters, context)
+    else:
+        _run_others(
+            listeners,
+            do_executemany,
+            dialect.do_executemany,
+            cursor,
+            statement,
+            parameters,
+            context,
+        )
     _observed(statement, parameters, context, True, start, perf_counter())
     return True
 
@@ -165,14 +175,35 @@ def do_execute_no_params(cursor: t.Any, statement: str, context: t.Any) -> bool:
     if context is None:
         return False
     dialect = context.dialect
+    listeners = dialect.dispatch.do_execute_no_params
     start = perf_counter()
-    for listener in dialect.dispatch.do_execute_no_params:
-        if listener is not do_execute_no_params and listener(cursor, statement, context):
-            break
-    else:
+    if len(listeners) == 1:  # only ours: the dialect runs it
         dialect.do_execute_no_params(cursor, statement, context)
+    else:
+        _run_others(
+            listeners,
+            do_execute_no_params,
+            dialect.do_execute_no_params,
+            cursor,
+            statement,
+            context,
+        )
     _observed(statement, (), context, False, start, perf_counter())
     return True
+
+
+def _run_others(
+    listeners: t.Iterable[t.Callable[..., t.Any]],
+    ours: t.Callable[..., bool],
+    dialect_method: t.Callable[..., t.Any],
+    *args: t.Any,
+) -> None:
+    """Call the event's other listeners in their order until one runs the statement
+    (returns true), as SQLAlchemy would have; else the dialect's own method."""
+    for listener in listeners:
+        if listener is not ours and listener(*args):
+            return
+    dialect_method(*args)
 
 
 def _observed(
