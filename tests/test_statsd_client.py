@@ -241,3 +241,102 @@ def test_packets_are_filled_to_the_byte_and_sent_as_they_fill(udp: UdpReceiver) 
         client.close()
     assert udp.packets[1:] == ["\n".join(lines[:4]), "\n".join(lines[4:8]), lines[8]]
     assert [len(packet) for packet in udp.packets[1:3]] == [39, 39]
+
+
+class _HeldSource:
+    """A flush source whose lines() waits, once armed, until released: it holds the
+    sender thread inside a flush while the request path keeps adding lines."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.release = threading.Event()
+
+    def lines(self) -> list[str]:
+        if self.armed:
+            assert self.release.wait(10)
+        return []
+
+    def close(self) -> None:
+        self.release.set()
+
+
+def test_a_full_queue_drops_its_oldest_packets_and_counts_their_lines() -> None:
+    """While the sender thread is busy, full packets wait in a queue of 256; beyond that
+    the oldest are dropped (each line counted) and the newest sent. Over TCP the caller
+    never sends itself: every packet goes through the thread."""
+    from flask_observe.statsd_client import StatsdClient
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        server.settimeout(5)
+        port = server.getsockname()[1]
+        client = StatsdClient("127.0.0.1", port, protocol="tcp", max_packet=20, flush_interval=60.0)
+        source = _HeldSource()
+        client.add_source(source)
+        try:
+            client.add(["first:1|c"])
+            client.flush()  # connects
+            conn, _ = server.accept()
+            source.armed = True
+            # Two lines of 9 bytes each: 19 bytes, one chunk a packet of at most 20.
+            chunks = [[f"a{number:03}:1|c", f"b{number:03}:1|c"] for number in range(260)]
+            for chunk in chunks:
+                client.add(chunk)
+            # 259 packets are full and queued (the last chunk is still buffered):
+            # the 3 oldest are dropped, 6 lines.
+            assert client.dropped_lines == 6
+            source.release.set()
+            client.flush()
+            expected = "first:1|c\n" + "".join(f"{a}\n{b}\n" for a, b in chunks[3:])
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while len(data) < len(expected):
+                    received = conn.recv(65536)
+                    assert received
+                    data += received
+        finally:
+            client.close()
+    assert data.decode("ascii") == expected
+    assert client.dropped_lines == 6
+    assert client.sent_packets == 1 + 257
+
+
+def test_a_datagram_the_socket_refuses_is_dropped_and_counted(
+    udp: UdpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A packet larger than a UDP datagram can be (65,507 bytes) is refused by the
+    socket: dropped and counted, whether the caller or the sender thread sends it, and
+    the caller sees no error; the next packets still go out."""
+    from flask_observe.statsd_client import StatsdClient
+
+    caplog.set_level(logging.WARNING, logger="flask_observe")
+    client = StatsdClient("127.0.0.1", udp.port, max_packet=70000, flush_interval=60.0)
+    big = "b" * 65996 + ":1|c"  # 66,000 bytes
+    after = "n" * 3996 + ":1|c"  # 4,000 bytes: does not fit with the big one
+    try:
+        client.add(["first:1|c"])
+        client.flush()  # connects
+        assert udp.wait_for(1) == ["first:1|c"]
+        client.add([big])
+        client.add([after])  # the big packet is full: the caller sends it, refused
+        assert client.dropped_lines == 1
+        assert client.sent_packets == 1
+        client.flush()
+        assert udp.wait_for(1) == [after]
+        assert client.sent_packets == 2
+        client.add([big])
+        client.flush()  # the flush sends it, refused
+        assert client.dropped_lines == 2
+        client.add(["last:1|c"])
+        client.flush()
+        assert udp.wait_for(1) == ["last:1|c"]
+    finally:
+        client.close()
+    assert client.sent_packets == 3
+    warned = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert len(warned) == 1
+    assert warned[0].startswith(
+        f"Flask-Observe: sending metrics to udp://127.0.0.1:{udp.port} failed: "
+    )
