@@ -340,3 +340,26 @@ def test_a_datagram_the_socket_refuses_is_dropped_and_counted(
     assert warned[0].startswith(
         f"Flask-Observe: sending metrics to udp://127.0.0.1:{udp.port} failed: "
     )
+
+
+def test_lines_too_long_together_are_sent_apart_without_a_warning(
+    udp: UdpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Lines added together that only fit a packet each are sent in packets of their
+    own: nothing is dropped, so nothing is counted or warned about."""
+    from flask_observe.statsd_client import StatsdClient
+
+    caplog.set_level(logging.WARNING, logger="flask_observe")
+    client = StatsdClient("127.0.0.1", udp.port, max_packet=20, flush_interval=60.0)
+    try:
+        client.add(["first:1|c"])
+        client.flush()  # connects
+        assert udp.wait_for(1) == ["first:1|c"]
+        client.add(["a" * 12 + ":1|c", "b" * 12 + ":1|c"])  # 16 bytes each, 33 together
+        client.flush()
+        assert udp.wait_for(2) == ["aaaaaaaaaaaa:1|c", "bbbbbbbbbbbb:1|c"]
+    finally:
+        client.close()
+    assert udp.packets == ["first:1|c", "aaaaaaaaaaaa:1|c", "bbbbbbbbbbbb:1|c"]
+    assert client.dropped_lines == 0
+    assert [r.getMessage() for r in caplog.records] == []
