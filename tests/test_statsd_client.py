@@ -363,3 +363,64 @@ def test_lines_too_long_together_are_sent_apart_without_a_warning(
     assert udp.packets == ["first:1|c", "aaaaaaaaaaaa:1|c", "bbbbbbbbbbbb:1|c"]
     assert client.dropped_lines == 0
     assert [r.getMessage() for r in caplog.records] == []
+
+
+def test_a_packet_counts_the_newlines_between_its_lines(udp: UdpReceiver) -> None:
+    """Nine-byte lines in packets of at most 44 bytes: four lines and three newlines make
+    39 bytes, a fifth would make 49."""
+    from flask_observe.statsd_client import StatsdClient
+
+    client = StatsdClient("127.0.0.1", udp.port, max_packet=44, flush_interval=60.0)
+    try:
+        client.add(["m:1|c"])
+        client.flush()  # connects
+        assert udp.wait_for(1) == ["m:1|c"]
+        lines = [f"m{number}:1234|c" for number in range(10)]
+        for line in lines:
+            client.add([line])
+        client.flush()
+        assert udp.wait_for(10) == lines
+    finally:
+        client.close()
+    assert udp.packets[1:] == ["\n".join(lines[:4]), "\n".join(lines[4:8]), "\n".join(lines[8:])]
+
+
+def test_lines_go_out_at_the_flush_interval_without_a_flush(udp: UdpReceiver) -> None:
+    """The first line starts the sender thread, which sends every flush_interval."""
+    from flask_observe.statsd_client import StatsdClient
+
+    client = StatsdClient("127.0.0.1", udp.port, flush_interval=0.05)
+    try:
+        client.add(["tick:1|c"])
+        assert udp.wait_for(1) == ["tick:1|c"]
+        client.add(["tock:1|c"])
+        assert udp.wait_for(1) == ["tock:1|c"]
+    finally:
+        client.close()
+
+
+class _CountedSource:
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def lines(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_close_is_idempotent(udp: UdpReceiver) -> None:
+    """A second close sends nothing more and closes the sources once."""
+    from flask_observe.statsd_client import StatsdClient
+
+    client = StatsdClient("127.0.0.1", udp.port, flush_interval=60.0)
+    source = _CountedSource()
+    client.add_source(source)
+    client.add(["last:1|c"])
+    client.close()
+    assert udp.wait_for(1) == ["last:1|c"]
+    assert client.sent_packets == 1
+    client.close()
+    assert client.sent_packets == 1
+    assert source.closed == 1
