@@ -424,3 +424,52 @@ def test_close_is_idempotent(udp: UdpReceiver) -> None:
     client.close()
     assert client.sent_packets == 1
     assert source.closed == 1
+
+
+def test_the_target_as_messages_name_it(tmp_path: Path) -> None:
+    from flask_observe.statsd_client import StatsdClient
+
+    path = str(tmp_path / "statsd.sock")
+    clients = [
+        StatsdClient("127.0.0.1", 8125),
+        StatsdClient("statsd.internal", 8126, protocol="tcp"),
+        StatsdClient(path, protocol="unix"),
+    ]
+    try:
+        assert [client.target for client in clients] == [
+            "udp://127.0.0.1:8125",
+            "tcp://statsd.internal:8126",
+            f"unix://{path}",
+        ]
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_one_daemon_sender_thread_named_for_its_target_until_close(udp: UdpReceiver) -> None:
+    """Named for py-spy and debuggers, a daemon so that it never holds up exit; close
+    stops it, and lines added after close start no new one."""
+    from flask_observe.statsd_client import StatsdClient
+
+    name = f"flask-observe-statsd udp://127.0.0.1:{udp.port}"
+
+    def senders() -> list[threading.Thread]:
+        return [th for th in threading.enumerate() if th.name == name and th.is_alive()]
+
+    client = StatsdClient("127.0.0.1", udp.port, flush_interval=60.0)
+    assert senders() == []
+    client.add(["a:1|c"])
+    client.add(["b:1|c"])
+    client.start()
+    (thread,) = senders()
+    assert thread.daemon
+    client.close()
+    assert senders() == []
+    assert udp.wait_for(2) == ["a:1|c", "b:1|c"]
+    client.add(["late:1|c"])
+    client.start()
+    assert senders() == []
+    unused = StatsdClient("127.0.0.1", udp.port, flush_interval=60.0)
+    unused.close()  # before any line: no thread yet
+    unused.add(["late:1|c"])
+    assert senders() == []
