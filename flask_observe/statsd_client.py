@@ -241,13 +241,14 @@ class StatsdClient:
 
     def _add_oversize(self, lines: Sequence[str]) -> None:
         fitting = [line for line in lines if len(line) <= self.max_packet]
-        with self._lock:
-            self.dropped_lines += len(lines) - len(fitting)
-        warn_limited(
-            "statsd-oversize",
-            "Flask-Observe: dropped a metric line longer than OBSERVE_STATSD_MAX_PACKET (%d)",
-            self.max_packet,
-        )
+        if len(fitting) < len(lines):
+            with self._lock:
+                self.dropped_lines += len(lines) - len(fitting)
+            warn_limited(
+                "statsd-oversize",
+                "Flask-Observe: dropped a metric line longer than OBSERVE_STATSD_MAX_PACKET (%d)",
+                self.max_packet,
+            )
         for line in fitting:
             self.add_chunk(line)
 

@@ -264,7 +264,7 @@ def test_timed_view_timer_value_is_its_duration_in_milliseconds(
         time.sleep(0.02)
         return "ok"
 
-    app.test_client().get("/report", buffered=True)
+    response = app.test_client().get("/report", buffered=True)
     flush(app)
     lines = udp.wait_for(3)
     (view,) = [line for line in lines if line.startswith("report.build:")]
@@ -273,6 +273,9 @@ def test_timed_view_timer_value_is_its_duration_in_milliseconds(
     view_ms = float(view.split(":")[1].split("|")[0])
     request_ms = float(request.split(":")[1].split("|")[0])
     assert 20.0 <= view_ms <= request_ms  # within the request it is part of
+    # The same duration as the Server-Timing entry, which has three decimals.
+    (entry,) = re.findall(r"report\.build;dur=([0-9.]+)", response.headers["Server-Timing"])
+    assert abs(view_ms - float(entry)) <= 0.000501  # each rounded once
 
 
 def test_development_default_records_and_sends_nothing(

@@ -13,6 +13,7 @@ from werkzeug.test import EnvironBuilder
 from flask_observe import metrics
 from flask_observe.extension import get_state
 from flask_observe.naming import clean_part
+from flask_observe.naming import format_number
 from tests.support.apps import add_api_routes
 from tests.support.apps import AppFactory
 from tests.support.metrics import flush
@@ -84,3 +85,58 @@ def test_random_unmatched_paths_keep_names_bounded(make_app: AppFactory) -> None
     timers = {name for name in names if name.startswith("request.")}
     assert 1 <= len(timers) <= routes + 1, timers
     assert len(names) <= (routes + 1) * 4, sorted(names)
+
+
+def test_gauge_values_are_written_as_statsd_reads_them(
+    make_app: AppFactory, udp: UdpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Floats without an exponent or trailing zeros, whole floats as integers; booleans,
+    strings and non-finite values are refused with a warning and nothing sent."""
+    app = make_app(**line_config(udp))
+    with app.app_context():
+        for value in (2.5, 3.0, 0.1, 1e15, 1e20, -0.25, 7):
+            metrics.gauge("g", value)
+        for bad in (True, "3", float("nan"), float("inf")):
+            metrics.gauge("bad", bad)  # type: ignore[arg-type]
+        metrics.gauge("last", 1)
+    flush(app)
+    assert udp.wait_for(9) == [
+        "g:2.5|g",
+        "g:3|g",
+        "g:0.1|g",
+        "g:1000000000000000|g",
+        "g:100000000000000000000|g",
+        "g:0|g",
+        "g:-0.25|g",
+        "g:7|g",
+        "last:1|g",
+    ]
+    refused = [
+        r for r in caplog.records if r.getMessage() == "Flask-Observe: metric 'bad' not sent"
+    ]
+    assert [str(r.exc_info[1]) for r in refused if r.exc_info] == [
+        "a metric value must be an int or float, got True"
+    ]  # once a minute: the later refusals are not logged
+    errors = []
+    for bad in (True, "3", float("nan"), float("inf")):
+        try:
+            format_number(bad)
+        except (TypeError, ValueError) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+    assert errors == [
+        "TypeError: a metric value must be an int or float, got True",
+        "TypeError: a metric value must be an int or float, got '3'",
+        "ValueError: a metric value must be finite, got nan",
+        "ValueError: a metric value must be finite, got inf",
+    ]
+
+
+def test_tags_given_as_pairs_or_a_mapping_are_written_alike(
+    make_app: AppFactory, udp: UdpReceiver
+) -> None:
+    app = make_app(**line_config(udp, OBSERVE_STATSD_TAGS="dogstatsd"))
+    with app.app_context():
+        metrics.incr("jobs", tags=[("queue", "mail"), ("kind", "retry")])
+        metrics.incr("jobs", tags={"queue": "mail", "kind": "retry"})
+    flush(app)
+    assert udp.wait_for(2) == ["jobs:1|c|#queue:mail,kind:retry"] * 2

@@ -3,7 +3,9 @@ daemon that is down, and the packet size limit with the lines it drops."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import socket
 import threading
 import time
@@ -241,3 +243,235 @@ def test_packets_are_filled_to_the_byte_and_sent_as_they_fill(udp: UdpReceiver) 
         client.close()
     assert udp.packets[1:] == ["\n".join(lines[:4]), "\n".join(lines[4:8]), lines[8]]
     assert [len(packet) for packet in udp.packets[1:3]] == [39, 39]
+
+
+class _HeldSource:
+    """A flush source whose lines() waits, once armed, until released: it holds the
+    sender thread inside a flush while the request path keeps adding lines."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.release = threading.Event()
+
+    def lines(self) -> list[str]:
+        if self.armed:
+            assert self.release.wait(10)
+        return []
+
+    def close(self) -> None:
+        self.release.set()
+
+
+def test_a_full_queue_drops_its_oldest_packets_and_counts_their_lines() -> None:
+    """While the sender thread is busy, full packets wait in a queue of 256; beyond that
+    the oldest are dropped (each line counted) and the newest sent. Over TCP the caller
+    never sends itself: every packet goes through the thread."""
+    from flask_observe.statsd_client import StatsdClient
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        server.settimeout(5)
+        port = server.getsockname()[1]
+        client = StatsdClient("127.0.0.1", port, protocol="tcp", max_packet=20, flush_interval=60.0)
+        source = _HeldSource()
+        client.add_source(source)
+        try:
+            client.add(["first:1|c"])
+            client.flush()  # connects
+            conn, _ = server.accept()
+            source.armed = True
+            # Two lines of 9 bytes each: 19 bytes, one chunk a packet of at most 20.
+            chunks = [[f"a{number:03}:1|c", f"b{number:03}:1|c"] for number in range(260)]
+            for chunk in chunks:
+                client.add(chunk)
+            # 259 packets are full and queued (the last chunk is still buffered):
+            # the 3 oldest are dropped, 6 lines.
+            assert client.dropped_lines == 6
+            source.release.set()
+            client.flush()
+            expected = "first:1|c\n" + "".join(f"{a}\n{b}\n" for a, b in chunks[3:])
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while len(data) < len(expected):
+                    received = conn.recv(65536)
+                    assert received
+                    data += received
+        finally:
+            client.close()
+    assert data.decode("ascii") == expected
+    assert client.dropped_lines == 6
+    assert client.sent_packets == 1 + 257
+
+
+def test_a_datagram_the_socket_refuses_is_dropped_and_counted(
+    udp: UdpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A packet larger than a UDP datagram can be (65,507 bytes) is refused by the
+    socket: dropped and counted, whether the caller or the sender thread sends it, and
+    the caller sees no error; the next packets still go out."""
+    from flask_observe.statsd_client import StatsdClient
+
+    caplog.set_level(logging.WARNING, logger="flask_observe")
+    client = StatsdClient("127.0.0.1", udp.port, max_packet=70000, flush_interval=60.0)
+    big = "b" * 65996 + ":1|c"  # 66,000 bytes
+    after = "n" * 3996 + ":1|c"  # 4,000 bytes: does not fit with the big one
+    try:
+        client.add(["first:1|c"])
+        client.flush()  # connects
+        assert udp.wait_for(1) == ["first:1|c"]
+        client.add([big])
+        client.add([after])  # the big packet is full: the caller sends it, refused
+        assert client.dropped_lines == 1
+        assert client.sent_packets == 1
+        client.flush()
+        assert udp.wait_for(1) == [after]
+        assert client.sent_packets == 2
+        client.add([big])
+        client.flush()  # the flush sends it, refused
+        assert client.dropped_lines == 2
+        client.add(["last:1|c"])
+        client.flush()
+        assert udp.wait_for(1) == ["last:1|c"]
+    finally:
+        client.close()
+    assert client.sent_packets == 3
+    warned = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    refused = f"[Errno {errno.EMSGSIZE}] {os.strerror(errno.EMSGSIZE)}"  # Message too long
+    assert warned == [
+        f"Flask-Observe: sending metrics to udp://127.0.0.1:{udp.port} failed: {refused}"
+    ]
+
+
+def test_lines_too_long_together_are_sent_apart_without_a_warning(
+    udp: UdpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Lines added together that only fit a packet each are sent in packets of their
+    own: nothing is dropped, so nothing is counted or warned about."""
+    from flask_observe.statsd_client import StatsdClient
+
+    caplog.set_level(logging.WARNING, logger="flask_observe")
+    client = StatsdClient("127.0.0.1", udp.port, max_packet=20, flush_interval=60.0)
+    try:
+        client.add(["first:1|c"])
+        client.flush()  # connects
+        assert udp.wait_for(1) == ["first:1|c"]
+        client.add(["a" * 12 + ":1|c", "b" * 12 + ":1|c"])  # 16 bytes each, 33 together
+        client.flush()
+        assert udp.wait_for(2) == ["aaaaaaaaaaaa:1|c", "bbbbbbbbbbbb:1|c"]
+    finally:
+        client.close()
+    assert udp.packets == ["first:1|c", "aaaaaaaaaaaa:1|c", "bbbbbbbbbbbb:1|c"]
+    assert client.dropped_lines == 0
+    assert [r.getMessage() for r in caplog.records] == []
+
+
+def test_a_packet_counts_the_newlines_between_its_lines(udp: UdpReceiver) -> None:
+    """Nine-byte lines in packets of at most 44 bytes: four lines and three newlines make
+    39 bytes, a fifth would make 49."""
+    from flask_observe.statsd_client import StatsdClient
+
+    client = StatsdClient("127.0.0.1", udp.port, max_packet=44, flush_interval=60.0)
+    try:
+        client.add(["m:1|c"])
+        client.flush()  # connects
+        assert udp.wait_for(1) == ["m:1|c"]
+        lines = [f"m{number}:1234|c" for number in range(10)]
+        for line in lines:
+            client.add([line])
+        client.flush()
+        assert udp.wait_for(10) == lines
+    finally:
+        client.close()
+    assert udp.packets[1:] == ["\n".join(lines[:4]), "\n".join(lines[4:8]), "\n".join(lines[8:])]
+
+
+def test_lines_go_out_at_the_flush_interval_without_a_flush(udp: UdpReceiver) -> None:
+    """The first line starts the sender thread, which sends every flush_interval."""
+    from flask_observe.statsd_client import StatsdClient
+
+    client = StatsdClient("127.0.0.1", udp.port, flush_interval=0.05)
+    try:
+        client.add(["tick:1|c"])
+        assert udp.wait_for(1) == ["tick:1|c"]
+        client.add(["tock:1|c"])
+        assert udp.wait_for(1) == ["tock:1|c"]
+    finally:
+        client.close()
+
+
+class _CountedSource:
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def lines(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_close_is_idempotent(udp: UdpReceiver) -> None:
+    """A second close sends nothing more and closes the sources once."""
+    from flask_observe.statsd_client import StatsdClient
+
+    client = StatsdClient("127.0.0.1", udp.port, flush_interval=60.0)
+    source = _CountedSource()
+    client.add_source(source)
+    client.add(["last:1|c"])
+    client.close()
+    assert udp.wait_for(1) == ["last:1|c"]
+    assert client.sent_packets == 1
+    client.close()
+    assert client.sent_packets == 1
+    assert source.closed == 1
+
+
+def test_the_target_as_messages_name_it(tmp_path: Path) -> None:
+    from flask_observe.statsd_client import StatsdClient
+
+    path = str(tmp_path / "statsd.sock")
+    clients = [
+        StatsdClient("127.0.0.1", 8125),
+        StatsdClient("statsd.internal", 8126, protocol="tcp"),
+        StatsdClient(path, protocol="unix"),
+    ]
+    try:
+        assert [client.target for client in clients] == [
+            "udp://127.0.0.1:8125",
+            "tcp://statsd.internal:8126",
+            f"unix://{path}",
+        ]
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_one_daemon_sender_thread_named_for_its_target_until_close(udp: UdpReceiver) -> None:
+    """Named for py-spy and debuggers, a daemon so that it never holds up exit; close
+    stops it, and lines added after close start no new one."""
+    from flask_observe.statsd_client import StatsdClient
+
+    name = f"flask-observe-statsd udp://127.0.0.1:{udp.port}"
+
+    def senders() -> list[threading.Thread]:
+        return [th for th in threading.enumerate() if th.name == name and th.is_alive()]
+
+    client = StatsdClient("127.0.0.1", udp.port, flush_interval=60.0)
+    assert senders() == []
+    client.add(["a:1|c"])
+    client.add(["b:1|c"])
+    client.start()
+    (thread,) = senders()
+    assert thread.daemon
+    client.close()
+    assert senders() == []
+    assert udp.wait_for(2) == ["a:1|c", "b:1|c"]
+    client.add(["late:1|c"])
+    client.start()
+    assert senders() == []
+    unused = StatsdClient("127.0.0.1", udp.port, flush_interval=60.0)
+    unused.close()  # before any line: no thread yet
+    unused.add(["late:1|c"])
+    assert senders() == []

@@ -273,3 +273,60 @@ def test_drain_waits_for_the_event_being_built(
     hold.gate.set()
     assert queue.drain(10) is True
     assert queue.stats() == sentry_worker.QueueStats(submitted=1, captured=1)
+
+
+def test_a_full_queue_warns_with_the_count_dropped_and_only_when_it_drops(
+    receiver: EnvelopeReceiver, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(containment, "_last_warned", {})
+    hold = Hold()
+    init_sentry(receiver.dsn, before_send=hold)
+    app = storm_app(OBSERVE_SENTRY_ERROR_RATE=None)
+    blocked, *booms = noted_events(app, monkeypatch, "/blocker", "/boom", "/boom", "/boom", "/boom")
+    caplog.clear()
+    queue = sentry_worker.CaptureQueue(size=2)
+    queue.submit(blocked)
+    wait_until(hold.entered.is_set)  # the worker holds it: the queue itself is empty
+    queue.submit(booms[0])
+    queue.submit(booms[1])  # full, nothing dropped yet
+    assert [r.getMessage() for r in caplog.records] == []
+    queue.submit(booms[2])  # drops booms[0]
+    queue.submit(booms[3])  # drops booms[1]; the warning is once a minute
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "WARNING",
+            "Flask-Observe: the Sentry capture worker is behind; dropped the oldest pending "
+            "events (1 so far).",
+        )
+    ]
+    hold.gate.set()
+    assert queue.drain(10)
+    assert queue.stats() == sentry_worker.QueueStats(submitted=5, captured=3, dropped=2)
+    flush()
+    events = receiver.wait_for_events(3)
+    assert [e["event_id"] for e in events] == [
+        blocked.event_id,
+        booms[2].event_id,
+        booms[3].event_id,
+    ]
+
+
+def test_every_failed_build_is_counted_and_logged_with_its_traceback(
+    receiver: EnvelopeReceiver, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    init_sentry(receiver.dsn)
+    app = storm_app(OBSERVE_SENTRY_ERROR_RATE=None)
+    broken, other = noted_events(app, monkeypatch, "/boom", "/boom")
+    caplog.clear()
+    queue = sentry_worker.CaptureQueue()
+    queue.submit(dataclasses.replace(broken, tags=None))  # building it raises
+    assert queue.drain(10)
+    monkeypatch.setattr(containment, "_last_warned", {})  # the next warning is not held back
+    queue.submit(dataclasses.replace(other, tags=None))
+    assert queue.drain(10)
+    assert queue.stats() == sentry_worker.QueueStats(submitted=2, failed=2)
+    records = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert records == [("WARNING", "Flask-Observe could not build a Sentry event")] * 2
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [AttributeError, AttributeError]
