@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,21 @@ import pytest
 from tests.support.metrics import counter_total
 from tests.support.metrics import timer_count
 from tests.support.metrics import UdpReceiver
+from tests.support.services import free_port
+
+
+def start_gunicorn(app: str, statsd_port: int) -> tuple[subprocess.Popen[bytes], int]:
+    """gunicorn serving *app* (a ``module:factory()`` spec) preloaded in two forked
+    workers on a free loopback port, its metrics sent to *statsd_port*."""
+    port = free_port()
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    server = subprocess.Popen(
+        [str(gunicorn), "--preload", "--workers=2", f"--bind=127.0.0.1:{port}", app],
+        env=dict(os.environ, OBSERVE_TEST_STATSD_PORT=str(statsd_port)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    return server, port
 
 
 @pytest.mark.services
@@ -24,22 +38,7 @@ def test_gunicorn_workers_each_send_their_own(udp: UdpReceiver) -> None:
     import signal
     import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    server = subprocess.Popen(
-        [
-            str(gunicorn),
-            "--preload",
-            "--workers=2",
-            f"--bind=127.0.0.1:{port}",
-            "tests.support.apps:gunicorn_metrics_app()",
-        ],
-        env=dict(os.environ, OBSERVE_TEST_STATSD_PORT=str(udp.port)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    server, port = start_gunicorn("tests.support.apps:gunicorn_metrics_app()", udp.port)
     served: list[str] = []
     try:
         deadline = time.monotonic() + 20
@@ -68,22 +67,7 @@ def test_gunicorn_workers_report_process_figures_in_bounded_slots(udp: UdpReceiv
     import signal
     import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    server = subprocess.Popen(
-        [
-            str(gunicorn),
-            "--preload",
-            "--workers=2",
-            f"--bind=127.0.0.1:{port}",
-            "tests.support.apps:gunicorn_process_app()",
-        ],
-        env=dict(os.environ, OBSERVE_TEST_STATSD_PORT=str(udp.port)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    server, port = start_gunicorn("tests.support.apps:gunicorn_process_app()", udp.port)
     lines: list[str] = []
     after_replacement = 0
 
