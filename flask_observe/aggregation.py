@@ -1,15 +1,13 @@
 """Client-side aggregation: statsd counters summed per name and timers kept as bounded
 samples per name, sent as one batch per flush interval instead of one line per event.
 
-The request path hands over one request with a dictionary look-up by endpoint, a scan
-of that endpoint's few (method, status line) slots and a list append, done by the
-middleware itself (:attr:`Aggregator.requests`; no lock: each step is atomic, and a
-flush takes only the samples it saw). The table is bounded: at most
-:data:`TABLE_ENDPOINTS` endpoints with :data:`ENDPOINT_SLOTS` slots each; requests
-beyond it (a client inventing methods, an app inventing status lines) are aggregated
-under their metric names, which are bounded too. Counters from
-the app (:func:`flask_observe.metrics.incr`) and timers from the app are added under a
-lock. Each flush (:meth:`Aggregator.drain`) turns what accumulated into lines:
+The request path hands over one request with a dictionary look-up by (endpoint,
+method, status line) and a list append (:attr:`Aggregator.requests`; no lock: each
+step is atomic, and a flush takes only the samples it saw). The table is bounded: at
+most :data:`TABLE_KEYS` keys; requests beyond it (a client inventing methods, an app
+inventing status lines) are aggregated under their metric names, which are bounded too.
+Counters from the app (:func:`flask_observe.metrics.incr`) and timers from the app are
+added under a lock. Each flush (:meth:`Aggregator.drain`) turns what accumulated into lines:
 
 ``name:<sum>|c``
     one line per counter name; with a sample rate, the sum of the sampled increments
@@ -43,34 +41,12 @@ if t.TYPE_CHECKING:
 #: later ones are only counted. Bounds the memory between two flushes.
 COLLECTED = 4096
 
-#: Most endpoints in :attr:`Aggregator.requests` (an app has as many as its rules).
-TABLE_ENDPOINTS = 1024
-
-#: Most (method, status line) slots per endpoint in :attr:`Aggregator.requests`.
-ENDPOINT_SLOTS = 16
+#: Most (endpoint, method, status line) keys in :attr:`Aggregator.requests`: an app
+#: has a few per route; a client inventing methods or paths cannot grow it further.
+TABLE_KEYS = 4096
 
 #: A request as the request path hands it over: endpoint, method and status line.
 RequestKey = tuple[str | None, str, str | None]
-
-#: One slot of an endpoint in :attr:`Aggregator.requests`: method, status line and the
-#: durations in seconds since the last flush.
-RequestSlot = tuple[str, str | None, list[float]]
-
-
-def find_samples(
-    slots: list[RequestSlot] | None, method: str, status: str | None
-) -> list[float] | None:
-    """The durations list of (*method*, *status*) among an endpoint's *slots*, if any.
-
-    Comparing a request's method and status line with the few slots of its endpoint
-    costs less than hashing them: both are new strings on every request, while the
-    endpoint is the rule's own string, whose hash is kept.
-    """
-    if slots is not None:
-        for slot_method, slot_status, samples in slots:
-            if slot_status == status and slot_method == method:
-                return samples
-    return None
 
 
 class TimerSeries(t.NamedTuple):
@@ -130,8 +106,8 @@ class Aggregator:
 
     Thread-safe. :attr:`requests` is the request path's table: a request whose
     endpoint, method and status line are already there appends its duration to that
-    slot's list (when the list is shorter than :attr:`collected`) without taking the
-    lock (see :func:`find_samples`); anything else goes through :meth:`add_request`.
+    key's list (when the list is shorter than :attr:`collected`) without taking the
+    lock; anything else goes through :meth:`add_request`.
 
     :param max_samples: the most timer values sent per timer (and request key) per flush.
     :param describe: the metric names of a request key.
@@ -146,11 +122,11 @@ class Aggregator:
         #: Values collected per list before they are only counted.
         self.collected = max(COLLECTED, max_samples)
         self.describe = describe
-        #: Request durations in seconds since the last flush: per endpoint, a list of
-        #: (method, status line, durations) slots. Slots are only ever added (under
-        #: the lock) and their lists are emptied in place by a flush, never replaced,
-        #: so that the request path can read and append without the lock.
-        self.requests: dict[str | None, list[RequestSlot]] = {}
+        #: Request durations in seconds since the last flush, per (endpoint, method,
+        #: status line). Keys are only ever added (under the lock) and their lists
+        #: are emptied in place by a flush, never replaced, so that the request path
+        #: can read and append without the lock.
+        self.requests: dict[RequestKey, list[float]] = {}
         self._lock = threading.Lock()
         self._request_extra: dict[RequestKey, int] = {}
         #: Requests that found no room in :attr:`requests`, by metric names.
@@ -161,19 +137,15 @@ class Aggregator:
         self._timer_extra: dict[TimerSeries, int] = {}
 
     def add_request(self, key: RequestKey, seconds: float) -> None:
-        """Add one request's duration: a new key (a new slot while the table has room,
-        else under its metric names), or a full list (then only counted)."""
-        endpoint, method, status = key
+        """Add one request's duration: a new key (in the table while it has room, else
+        under its metric names), or a full list (then only counted)."""
         with self._lock:
-            slots = self.requests.get(endpoint)
-            samples = find_samples(slots, method, status)
+            samples = self.requests.get(key)
             if samples is not None:
                 self._sample(samples, seconds, self._request_extra, key)
                 return
-            if slots is None and len(self.requests) < TABLE_ENDPOINTS:
-                slots = self.requests[endpoint] = []
-            if slots is not None and len(slots) < ENDPOINT_SLOTS:
-                slots.append((method, status, [seconds]))
+            if len(self.requests) < TABLE_KEYS:
+                self.requests[key] = [seconds]
                 return
             names = self.describe(key)
             samples = self._overflow.get(names)
@@ -209,12 +181,11 @@ class Aggregator:
         """Take everything accumulated since the last call and return it as lines."""
         with self._lock:
             taken: list[tuple[RequestKey, list[float]]] = []
-            for endpoint, slots in self.requests.items():
-                for method, status, samples in slots:
-                    size = len(samples)
-                    if size:
-                        taken.append(((endpoint, method, status), samples[:size]))
-                        del samples[:size]  # appends made meanwhile stay for the next flush
+            for key, samples in self.requests.items():
+                size = len(samples)
+                if size:
+                    taken.append((key, samples[:size]))
+                    del samples[:size]  # appends made meanwhile stay for the next flush
             request_extra, self._request_extra = self._request_extra, {}
             overflow, self._overflow = self._overflow, {}
             overflow_extra, self._overflow_extra = self._overflow_extra, {}

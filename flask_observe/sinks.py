@@ -25,7 +25,6 @@ from __future__ import annotations
 import random
 import typing as t
 
-from .aggregation import find_samples
 from .naming import clean_part
 
 if t.TYPE_CHECKING:
@@ -72,9 +71,9 @@ def extra_metrics(
 class AggregatingSink:
     """Durations appended to the aggregator's table of the endpoint, sent at the flush.
 
-    :meth:`add` finds the request's (method, status line) slot among its endpoint's
-    few slots and appends the duration without a lock while the list has room; a new
-    slot or a full list goes through :meth:`Aggregator.add_request
+    :meth:`add` looks the request up by (endpoint, method, status line) and appends the
+    duration without a lock while the list has room; a new key or a full list goes
+    through :meth:`Aggregator.add_request
     <flask_observe.aggregation.Aggregator.add_request>`, which takes the lock.
 
     :param metrics: the app's metrics state (names, dialect, sample rate).
@@ -93,11 +92,12 @@ class AggregatingSink:
 
     def add(self, endpoint: str | None, method: str, status: str | None, seconds: float) -> None:
         """Count one request that made no record."""
-        samples = find_samples(self._table.get(endpoint), method, status)
+        key = (endpoint, method, status)
+        samples = self._table.get(key)
         if samples is not None and len(samples) < self._room:
             samples.append(seconds)
         else:
-            self.aggregator.add_request((endpoint, method, status), seconds)
+            self.aggregator.add_request(key, seconds)
             self._start()
 
     def finish(self, record: RequestRecord) -> None:

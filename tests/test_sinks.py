@@ -16,7 +16,6 @@ from werkzeug.test import run_wsgi_app
 
 from flask_observe import aggregation
 from flask_observe.aggregation import Aggregator
-from flask_observe.aggregation import ENDPOINT_SLOTS
 from flask_observe.extension import get_state
 from flask_observe.metrics import MetricsState
 from tests.support.apps import AppFactory
@@ -55,26 +54,25 @@ def test_known_keys_are_appended_without_the_lock(make_app: AppFactory, udp: Udp
     assert calls == [("index", "GET", "200 OK")]
     aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
     assert aggregator is not None
-    assert _slots(aggregator) == [("index", "GET", "200 OK", 5)]
+    assert _table(aggregator) == [("index", "GET", "200 OK", 5)]
     flush(app)
     lines = udp.wait_for(6)
     assert counter_total(lines, "response.index.GET.200") == 5
     assert timer_count(lines, "request.index.GET") == 5
 
 
-def _slots(aggregator: Aggregator) -> list[tuple[str | None, str, str | None, int]]:
+def _table(aggregator: Aggregator) -> list[tuple[str | None, str, str | None, int]]:
     """The request table as (endpoint, method, status line, durations held)."""
     return [
         (endpoint, method, status, len(samples))
-        for endpoint, slots in aggregator.requests.items()
-        for method, status, samples in slots
+        for (endpoint, method, status), samples in aggregator.requests.items()
     ]
 
 
-def test_every_slot_of_an_endpoint_is_found_by_the_middleware(
+def test_every_method_and_status_of_an_endpoint_is_found_by_the_middleware(
     make_app: AppFactory, udp: UdpReceiver
 ) -> None:
-    """An endpoint answering several methods and statuses has one slot per pair; the
+    """An endpoint answering several methods and statuses has one table entry per pair; the
     middleware finds each of them, not only the first."""
     app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
 
@@ -96,7 +94,7 @@ def test_every_slot_of_an_endpoint_is_found_by_the_middleware(
                      ("other", "GET", "200 OK")]  # fmt: skip
     aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
     assert aggregator is not None
-    assert _slots(aggregator) == [
+    assert _table(aggregator) == [
         ("index", "GET", "200 OK", 4), ("index", "POST", "201 CREATED", 4),
         ("other", "GET", "200 OK", 4),
     ]  # fmt: skip
@@ -108,11 +106,12 @@ def test_every_slot_of_an_endpoint_is_found_by_the_middleware(
 
 
 def test_invented_methods_and_status_lines_keep_the_table_bounded(
-    make_app: AppFactory, udp: UdpReceiver
+    make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Clients inventing methods (and an app inventing status lines) cannot grow the
-    table: past :data:`ENDPOINT_SLOTS` per endpoint, requests are aggregated under
-    their metric names, which are bounded, and every one is still counted."""
+    table: past its bound (16 keys here), requests are aggregated under their metric
+    names, which are bounded, and every one is still counted."""
+    monkeypatch.setattr(aggregation, "TABLE_KEYS", 16)
     app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
 
     @app.get("/")
@@ -120,15 +119,15 @@ def test_invented_methods_and_status_lines_keep_the_table_bounded(
         return Response("ok", status=f"299 MADE UP {request.args['n']}")
 
     client = app.test_client()
-    invented = 3 * ENDPOINT_SLOTS
+    invented = 48
     for number in range(invented):
         assert client.open("/", method=f"M{number}", buffered=True).status_code == 405
         assert client.get(f"/?n={number}", buffered=True).status_code == 299
     aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
     assert aggregator is not None
-    slots = _slots(aggregator)
-    assert len([slot for slot in slots if slot[0] is None]) == 0  # a 405 keeps its endpoint
-    assert len([slot for slot in slots if slot[0] == "index"]) == ENDPOINT_SLOTS
+    keys = _table(aggregator)
+    assert len([key for key in keys if key[0] is None]) == 0  # a 405 keeps its endpoint
+    assert len([key for key in keys if key[0] == "index"]) == 16
     flush(app)
     lines = udp.wait_for(2 * invented + 2)
     assert counter_total(lines, "response.index._OTHER.405") == invented
@@ -162,7 +161,7 @@ def test_a_method_sent_in_lower_case_is_named_as_werkzeug_reads_it(
 def test_a_full_table_sends_new_endpoints_to_the_overflow(
     make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(aggregation, "TABLE_ENDPOINTS", 2)
+    monkeypatch.setattr(aggregation, "TABLE_KEYS", 2)
     app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
     for number in range(4):
         app.add_url_rule(f"/{number}", f"page{number}", lambda: "ok")
@@ -172,7 +171,7 @@ def test_a_full_table_sends_new_endpoints_to_the_overflow(
             client.get(f"/{number}", buffered=True)
     aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
     assert aggregator is not None
-    assert [slot[0] for slot in _slots(aggregator)] == ["page0", "page1"]
+    assert [key[0] for key in _table(aggregator)] == ["page0", "page1"]
     flush(app)
     lines = udp.wait_for(16)
     for number in range(4):
