@@ -95,7 +95,7 @@ class Observe:
         errors.install(app, state, capture, capturing=sentry.may_capture(config))
         if with_panels:
             finish += panels.install(app, state)
-        sql.install(state, detail=with_panels)
+        sql_check = sql.install(state, detail=with_panels)
 
         middleware = ObserveMiddleware(
             app.wsgi_app,
@@ -104,7 +104,7 @@ class Observe:
             exclude_paths=config.exclude_paths,
             finish_hooks=finish,
             sink=sink,
-            startup_checks=(panels.startup_check(app),),
+            startup_checks=(panels.startup_check(app), *([sql_check] if sql_check else [])),
         )
         state.middleware = middleware
         # The request path's bound method, not the instance: a call through __call__

@@ -25,6 +25,7 @@ app without Flask-Observe, the listeners only run the statement.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import sys
 import typing as t
 import weakref
@@ -101,30 +102,52 @@ class SqlTally:
         return Timer("db", self.seconds, False, None, f"{count} quer{'y' if count == 1 else 'ies'}")
 
 
-def install(state: ObserveState, *, detail: bool) -> bool:
+def install(state: ObserveState, *, detail: bool) -> t.Callable[[], None] | None:
     """Observe the statements of *state*'s app, unless ``OBSERVE_SQL`` is off or
     SQLAlchemy is not installed (then nothing happens: it is a default).
 
+    The listeners go on once the process has imported SQLAlchemy: now, when the app
+    imported it before ``init_app``, else by the app's first request (the returned
+    check). An app that does not use SQLAlchemy never imports it (some 80 modules
+    and 25,000 objects, which also make every collection of the garbage collector
+    longer).
+
     :param state: the app's :class:`~flask_observe.state.ObserveState`.
     :param detail: keep each statement for the panels.
-    :return: whether the app's statements are observed.
+    :return: the check to run before the first request, or ``None`` when there is
+        nothing left to do.
     """
     config = state.config
-    if not config.sql:
-        return False
-    try:
-        from sqlalchemy import event
-        from sqlalchemy.engine import Engine
-    except ImportError:
-        return False
+    if not config.sql or importlib.util.find_spec("sqlalchemy") is None:
+        return None
     from ..secrets import state_scrubber
 
     state.add_part(SqlSettings(detail, config.sql_slow, config.sql_repeats, state_scrubber(state)))
+    if "sqlalchemy" in sys.modules:
+        listen()
+        return None
+    return listen_if_imported
+
+
+def listen_if_imported() -> None:
+    """Add the listeners if the process has imported SQLAlchemy by now."""
+    if "sqlalchemy" in sys.modules:
+        try:
+            listen()
+        except Exception:
+            warn_limited("sql:listen", "Flask-Observe could not observe SQL", exc_info=True)
+
+
+def listen() -> None:
+    """Add the three listeners on the :class:`~sqlalchemy.engine.Engine` class, once
+    per process."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
     if not event.contains(Engine, "do_execute", do_execute):
         event.listen(Engine, "do_execute", do_execute)
         event.listen(Engine, "do_executemany", do_executemany)
         event.listen(Engine, "do_execute_no_params", do_execute_no_params)
-    return True
 
 
 def do_execute(cursor: t.Any, statement: str, parameters: t.Any, context: t.Any) -> bool:

@@ -5,7 +5,10 @@ Flask-SQLAlchemy and async engines, made before or after ``init_app``."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import subprocess
+import sys
 import typing as t
 
 import pytest
@@ -492,3 +495,84 @@ def test_the_apps_own_dialect_listener_added_before_init_app_still_runs(
     assert response.json == {"books": 6}
     assert seen == ["SELECT"]
     assert records[0].sql is not None and records[0].sql.count == 1
+
+
+#: An app that imports SQLAlchemy (argv[1]) before ``init_app``, after it (before the
+#: first request), or only inside a view; it runs ``select 1`` on every ``/`` request.
+IMPORT_SCRIPT = """
+import json, sys
+from flask import Flask
+from flask_observe import Observe
+
+when = sys.argv[1]
+if when == "before-init":
+    import sqlalchemy
+app = Flask("plain")
+Observe(app)
+imported_at_init = "sqlalchemy" in sys.modules
+if when == "after-init":
+    import sqlalchemy
+
+
+@app.get("/")
+def index():
+    import sqlalchemy as sa
+
+    engine = app.config.setdefault("ENGINE", sa.create_engine("sqlite://"))
+    with engine.connect() as connection:
+        connection.execute(sa.text("select 1"))
+    return "ok"
+
+
+@app.get("/plain")
+def plain():
+    return "plain"
+
+
+client = app.test_client()
+plain = client.get("/plain")
+report = {
+    "imported_at_init": imported_at_init,
+    "imported_by_plain_request": "sqlalchemy" in sys.modules,
+    "plain": plain.headers["Server-Timing"],
+    "db": [client.get("/").headers["Server-Timing"] for _ in range(2)],
+}
+print(json.dumps(report))
+"""
+
+
+def _import_report(when: str) -> dict[str, t.Any]:
+    """Run :data:`IMPORT_SCRIPT` in a fresh interpreter (this one imported SQLAlchemy
+    long ago)."""
+    run = subprocess.run(
+        [sys.executable, "-W", "error", "-c", IMPORT_SCRIPT, when],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    return t.cast("dict[str, t.Any]", json.loads(run.stdout))
+
+
+def test_an_app_that_does_not_use_sqlalchemy_never_imports_it() -> None:
+    """SQLAlchemy installed but not imported by the app: neither ``init_app`` nor a
+    request imports it (some 80 modules and 25,000 objects more in the process)."""
+    report = _import_report("in-view")
+    assert report["imported_at_init"] is False
+    assert report["imported_by_plain_request"] is False
+    assert re.fullmatch(r"app;dur=\d+\.\d{3}", report["plain"])
+    # Imported only inside a view after the first request: not observed.
+    assert [entry.split(", ")[-1].startswith("db;") for entry in report["db"]] == [False] * 2
+
+
+@pytest.mark.parametrize("when", ["before-init", "after-init"])
+def test_sqlalchemy_imported_by_the_first_request_is_observed(when: str) -> None:
+    """Imported before ``init_app`` (the listeners go on there) or after it, as an app
+    factory's models do (they go on before the first request is served): every
+    statement is counted."""
+    report = _import_report(when)
+    assert report["imported_at_init"] is (when == "before-init")
+    for entry in report["db"]:
+        match = DB_ENTRY.search(entry)
+        assert match is not None, entry
+        assert match.group(2) == "1"
