@@ -31,8 +31,8 @@ if t.TYPE_CHECKING:
 
 #: The configurations compared, in table order, each in a process of its own.
 NAMES = (
-    "bare", "floor", "timing", "production", "prometheus", "sentry_flask", "otel",
-    "debugtoolbar",
+    "bare", "floor", "timing", "production", "production-floor", "prometheus", "sentry_flask",
+    "otel", "debugtoolbar",
 )  # fmt: skip
 
 
