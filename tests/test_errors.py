@@ -24,6 +24,8 @@ from flask_observe import ConfigError
 from flask_observe import current_record
 from flask_observe import Observe
 from flask_observe import RequestRecord
+from flask_observe.errors import handle_mapped_exception
+from flask_observe.extension import get_state
 from tests.support.apps import make_app
 from tests.support.sentry import EnvelopeReceiver
 from tests.support.sentry import flush
@@ -679,3 +681,119 @@ def test_api_error_status_bounds() -> None:
     for status in (399, 600, True):
         with pytest.raises(ValueError, match="APIError needs a status from 400 to 599"):
             APIError("x", status)
+
+
+def test_a_5xx_with_the_views_own_response_is_not_captured_by_the_apps_handler(
+    receiver: EnvelopeReceiver,
+) -> None:
+    """``abort(503, response=...)``: the view made the answer itself, so it is not
+    captured, whoever answers it (the app's generic handler here), as with ours."""
+    app = Flask("own_response")
+    app.config.update(PROPAGATE_EXCEPTIONS=False, OBSERVE_SENTRY_DSN=receiver.dsn)
+
+    @app.get("/busy")
+    def busy() -> str:
+        abort(503, response=Response("made by the view", status=503))
+
+    @app.get("/down")
+    def down() -> str:
+        abort(503)
+
+    app.register_error_handler(Exception, lambda e: (f"our page for {e.code}", e.code))
+    Observe(app)
+    client = app.test_client()
+    answered = client.get("/busy")
+    assert (answered.status_code, answered.get_data(as_text=True)) == (503, "our page for 503")
+    assert "X-Sentry-Event-Id" not in answered.headers
+    marker = client.get("/down").headers["X-Sentry-Event-Id"]
+    flush()  # everything captured so far is sent: /busy's event would be there first
+    assert [e["event_id"] for e in receiver.events] == [marker]
+
+
+def test_an_error_in_the_apps_error_handler_is_captured_once_as_unhandled(
+    receiver: EnvelopeReceiver,
+) -> None:
+    """The app's generic handler fails on one error: Flask reports the failure as
+    unhandled (captured then) and answers a 500, which the same handler (chosen by
+    Flask-Observe's handler) renders; that 500 is not captured a second time."""
+    app = Flask("failing_handler")
+    app.config.update(PROPAGATE_EXCEPTIONS=False, OBSERVE_SENTRY_DSN=receiver.dsn)
+    records: list[RequestRecord] = []
+
+    @app.get("/lookup")
+    def lookup() -> str:
+        raise KeyError("sku")
+
+    def page(error: Exception) -> tuple[str, int]:
+        if isinstance(error, KeyError):
+            raise RuntimeError("the error page failed")
+        return f"our page for {getattr(error, 'code', 500)}", 500
+
+    app.register_error_handler(Exception, page)
+    Observe(app)
+    get_state(app).add_finish_hook(records.append)
+    response = app.test_client().get("/lookup")
+    assert (response.status_code, response.get_data(as_text=True)) == (500, "our page for 500")
+    event_id = response.headers["X-Sentry-Event-Id"]
+    assert [record.event_id for record in records] == [event_id]
+    flush()  # everything captured in the request is sent: a second capture would be here
+    got = [
+        (
+            e["event_id"],
+            e["exception"]["values"][-1]["type"],
+            e["exception"]["values"][-1]["mechanism"]["handled"],
+        )
+        for e in receiver.events
+    ]
+    assert got == [(event_id, "RuntimeError", False)]
+
+
+def test_an_abort_5xx_the_apps_handler_answers_has_its_event_id_on_the_record(
+    receiver: EnvelopeReceiver,
+) -> None:
+    app = Flask("own_handler_record")
+    app.config.update(PROPAGATE_EXCEPTIONS=False, OBSERVE_SENTRY_DSN=receiver.dsn)
+    records: list[RequestRecord] = []
+
+    @app.get("/down")
+    def down() -> str:
+        abort(503)
+
+    app.register_error_handler(Exception, lambda e: (f"our page for {e.code}", e.code))
+    Observe(app)
+    get_state(app).add_finish_hook(records.append)
+    response = app.test_client().get("/down")
+    assert response.get_data(as_text=True) == "our page for 503"
+    assert [record.event_id for record in records] == [response.headers["X-Sentry-Event-Id"]]
+
+
+def test_handle_mapped_exception_answers_500_for_a_class_not_in_the_map(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The handler is public: registered by the app for a class no ``register_error``
+    mapped, it answers a generic 500 problem, and nothing is logged as failed."""
+    app = build_app()
+    app.register_error_handler(UpstreamDown, handle_mapped_exception)
+    with caplog.at_level(logging.WARNING, logger="flask_observe"):
+        response = app.test_client().get("/upstream")
+    assert response.status_code == 500
+    assert problem(response) == {
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": GENERIC_DETAIL,
+    }
+    assert [r.getMessage() for r in caplog.records if r.name == "flask_observe"] == []
+
+
+def test_the_constant_500_has_no_event_id_header_when_nothing_was_captured() -> None:
+    app = build_app(observe=False, OBSERVE_ERROR_BODY=_raise)
+    Observe(app)
+    response = app.test_client().get("/nowhere")
+    assert response.status_code == 500
+    assert response.get_data() == (
+        b'{"type":"about:blank","title":"Internal Server Error","status":500,'
+        b'"detail":"The server encountered an internal error and could not complete '
+        b'your request."}'
+    )
+    assert "X-Sentry-Event-Id" not in response.headers
