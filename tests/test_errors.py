@@ -24,6 +24,8 @@ from flask_observe import ConfigError
 from flask_observe import current_record
 from flask_observe import Observe
 from flask_observe import RequestRecord
+from flask_observe.errors import _add_event_id_header
+from flask_observe.errors import _capture_for_other
 from flask_observe.errors import handle_mapped_exception
 from flask_observe.extension import get_state
 from tests.support.apps import make_app
@@ -797,3 +799,36 @@ def test_the_constant_500_has_no_event_id_header_when_nothing_was_captured() -> 
         b'your request."}'
     )
     assert "X-Sentry-Event-Id" not in response.headers
+
+
+#: The response an app's own error handler made, handed to the event-id header step.
+APP_PAGE = Response("page", status=503)
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        pytest.param(
+            lambda: _capture_for_other(ServiceUnavailable()) is None,
+            "Flask-Observe could not capture an error",
+            id="capture-for-the-apps-handler",
+        ),
+        pytest.param(
+            lambda: _add_event_id_header(APP_PAGE) is APP_PAGE,
+            "Flask-Observe could not add the event id",
+            id="event-id-header",
+        ),
+    ],
+)
+def test_a_failing_error_path_step_is_logged_with_its_traceback_and_never_raises(
+    caplog: pytest.LogCaptureFixture, step: Callable[[], bool], message: str
+) -> None:
+    """Called for an app whose errors are not set up (they fail there): a WARNING with
+    the traceback, and the request goes on (the step returns, the response unchanged)."""
+    app = Flask("not_set_up")
+    with app.test_request_context("/"), caplog.at_level(logging.WARNING, "flask_observe"):
+        assert step()
+    ours = [r for r in caplog.records if r.name == "flask_observe"]
+    assert [(r.levelname, r.getMessage()) for r in ours] == [("WARNING", message)]
+    assert ours[0].exc_info is not None and ours[0].exc_info[0] is RuntimeError
+    assert "X-Sentry-Event-Id" not in APP_PAGE.headers
