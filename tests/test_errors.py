@@ -11,6 +11,7 @@ import typing as t
 import pytest
 from flask import abort
 from flask import Flask
+from flask import got_request_exception
 from flask import request
 from flask import Response
 from flask.json.provider import DefaultJSONProvider
@@ -838,3 +839,28 @@ def test_a_failing_error_path_step_is_logged_with_its_traceback_and_never_raises
     assert [(r.levelname, r.getMessage()) for r in ours] == [("WARNING", message)]
     assert ours[0].exc_info is not None and ours[0].exc_info[0] is RuntimeError
     assert "X-Sentry-Event-Id" not in APP_PAGE.headers
+
+
+def test_an_error_reported_outside_a_request_is_logged_and_never_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``got_request_exception`` sent with no request (by hand, from a CLI command, say):
+    the receiver cannot note it, logs a WARNING with the traceback, and raises nothing
+    into the sender."""
+    app = build_app()
+    with app.app_context(), caplog.at_level(logging.WARNING, "flask_observe"):
+        got_request_exception.send(app, exception=KeyError("k"))
+    ours = [r for r in caplog.records if r.name == "flask_observe"]
+    assert [(r.levelname, r.getMessage()) for r in ours] == [
+        ("WARNING", "Flask-Observe could not note an error")
+    ]
+    assert ours[0].exc_info is not None and ours[0].exc_info[0] is RuntimeError
+
+
+def test_an_unhandled_errors_event_id_is_on_the_record(receiver: EnvelopeReceiver) -> None:
+    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn)
+    records: list[RequestRecord] = []
+    get_state(app).add_finish_hook(records.append)
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    assert [record.event_id for record in records] == [response.headers["X-Sentry-Event-Id"]]

@@ -181,8 +181,10 @@ def test_the_script_exits_with_the_code_of_its_verdict(tree: Path) -> None:
 
 
 def test_the_projects_survivors_list_is_readable() -> None:
+    """Every line of mutation/survivors.txt has a pattern, a kind and a reason (a line
+    without raises here)."""
     kept = load_score().kept_survivors()
-    assert kept and {entry.kind for entry in kept} == {"equivalent", "untested"}
+    assert kept and all(entry.kind in ("equivalent", "untested") for entry in kept)
 
 
 def test_a_module_the_run_did_not_reach_is_named_and_fails(
