@@ -864,3 +864,33 @@ def test_an_unhandled_errors_event_id_is_on_the_record(receiver: EnvelopeReceive
     response = app.test_client().get("/boom")
     assert response.status_code == 500
     assert [record.event_id for record in records] == [response.headers["X-Sentry-Event-Id"]]
+
+
+def test_a_status_without_a_standard_phrase_is_titled_unknown_error() -> None:
+    app = build_app()
+
+    @app.get("/nonstandard")
+    def nonstandard() -> str:
+        raise APIError("Upstream said no", status=599)
+
+    assert problem(app.test_client().get("/nonstandard")) == {
+        "type": "about:blank",
+        "title": "Unknown Error",
+        "status": 599,
+        "detail": "Upstream said no",
+    }
+
+
+def test_an_error_on_an_excluded_path_is_answered_and_captured_without_a_record(
+    receiver: EnvelopeReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``OBSERVE_EXCLUDE_PATHS``: no request record, and the error path works the same."""
+    app = build_app(OBSERVE_EXCLUDE_PATHS=["/boom"], OBSERVE_SENTRY_DSN=receiver.dsn)
+    with caplog.at_level(logging.WARNING, "flask_observe"):
+        response = app.test_client().get("/boom")
+    body = problem(response)
+    assert (response.status_code, body["detail"]) == (500, GENERIC_DETAIL)
+    assert body["event_id"] == response.headers["X-Sentry-Event-Id"]
+    assert [r.getMessage() for r in caplog.records if r.name == "flask_observe"] == []
+    flush()
+    assert [e["event_id"] for e in receiver.wait_for_events(1)] == [body["event_id"]]
