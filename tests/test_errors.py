@@ -894,3 +894,15 @@ def test_an_error_on_an_excluded_path_is_answered_and_captured_without_a_record(
     assert [r.getMessage() for r in caplog.records if r.name == "flask_observe"] == []
     flush()
     assert [e["event_id"] for e in receiver.wait_for_events(1)] == [body["event_id"]]
+
+
+def test_an_unhandled_error_the_apps_500_page_answers_is_noted_on_the_record() -> None:
+    """The app's own ``errorhandler(500)`` answers instead of Flask-Observe's handler: the
+    exception still reaches the record (the metrics' exception counter)."""
+    app = build_app()
+    app.register_error_handler(500, lambda e: ("our 500 page", 500))
+    records: list[RequestRecord] = []
+    get_state(app).add_finish_hook(records.append)
+    response = app.test_client().get("/boom")
+    assert response.get_data(as_text=True) == "our 500 page"
+    assert [type(record.exception) for record in records] == [RuntimeError]
