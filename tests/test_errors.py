@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import typing as t
 
 import pytest
@@ -906,3 +907,86 @@ def test_an_unhandled_error_the_apps_500_page_answers_is_noted_on_the_record() -
     response = app.test_client().get("/boom")
     assert response.get_data(as_text=True) == "our 500 page"
     assert [type(record.exception) for record in records] == [RuntimeError]
+
+
+def test_extra_members_cannot_replace_the_detail_or_forge_an_event_id() -> None:
+    app = build_app()
+
+    @app.get("/forged")
+    def forged() -> str:
+        raise APIError("Out of stock", 409, detail="Anything", event_id="f" * 32, sku="B-7")
+
+    assert problem(app.test_client().get("/forged")) == {
+        "type": "about:blank",
+        "title": "Conflict",
+        "status": 409,
+        "detail": "Out of stock",
+        "sku": "B-7",
+    }
+
+
+class Nameless(Exception):
+    """Mapped to 499, a status with no standard phrase; raised without a message."""
+
+
+def test_an_empty_message_falls_back_to_the_status_phrase_or_unknown_error() -> None:
+    observe = Observe()
+    observe.register_error(Nameless, 499)
+    app = build_app(observe=False)
+    observe.init_app(app)
+
+    @app.get("/empty-api-error")
+    def empty_api_error() -> str:
+        raise APIError("", status=422)
+
+    @app.get("/nameless")
+    def nameless() -> str:
+        raise Nameless()
+
+    client = app.test_client()
+    assert problem(client.get("/empty-api-error"))["detail"] == "Unprocessable Entity"
+    assert problem(client.get("/nameless")) == {
+        "type": "about:blank",
+        "title": "Unknown Error",
+        "status": 499,
+        "detail": "Unknown Error",
+    }
+
+
+def test_without_sentry_sdk_errors_are_answered_with_no_event_id(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """sentry-sdk not installed (nothing to capture with): the same problems, no
+    ``event_id`` member or header, and nothing logged as failed."""
+    with monkeypatch.context() as patch, caplog.at_level(logging.WARNING, "flask_observe"):
+        patch.setitem(sys.modules, "sentry_sdk", None)  # import fails, as when missing
+        client = build_app().test_client()
+        responses = [client.get("/boom"), client.get("/abort/503"), client.get("/nowhere")]
+    assert [problem(response) for response in responses] == [
+        {
+            "type": "about:blank",
+            "title": "Internal Server Error",
+            "status": 500,
+            "detail": GENERIC_DETAIL,
+        },
+        {
+            "type": "about:blank",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": (
+                "The server is temporarily unable to service your request due to maintenance "
+                "downtime or capacity problems. Please try again later."
+            ),
+        },
+        {
+            "type": "about:blank",
+            "title": "Not Found",
+            "status": 404,
+            "detail": (
+                "The requested URL was not found on the server. If you entered the URL "
+                "manually please check your spelling and try again."
+            ),
+        },
+    ]
+    assert not any("X-Sentry-Event-Id" in response.headers for response in responses)
+    assert [r.getMessage() for r in caplog.records if r.name == "flask_observe"] == []
