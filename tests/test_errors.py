@@ -17,6 +17,7 @@ from flask import request
 from flask import Response
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
 from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.exceptions import Unauthorized
@@ -990,3 +991,65 @@ def test_without_sentry_sdk_errors_are_answered_with_no_event_id(
     ]
     assert not any("X-Sentry-Event-Id" in response.headers for response in responses)
     assert [r.getMessage() for r in caplog.records if r.name == "flask_observe"] == []
+
+
+def test_an_abort_5xx_our_handler_answers_has_its_event_id_on_the_record(
+    receiver: EnvelopeReceiver,
+) -> None:
+    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn)
+    records: list[RequestRecord] = []
+    get_state(app).add_finish_hook(records.append)
+    response = app.test_client().get("/abort/503")
+    assert problem(response)["status"] == 503
+    assert [record.event_id for record in records] == [response.headers["X-Sentry-Event-Id"]]
+
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def test_an_html_answer_to_a_mapped_exception_shows_what_the_detail_would() -> None:
+    """A browser gets Flask's HTML page; its text is the problem ``detail``: the
+    message of a 4xx (the status phrase without one), the generic text of a 5xx."""
+    observe = Observe()
+    observe.register_error(DoesNotExist, 404)
+    observe.register_error(UpstreamDown, 502)
+    observe.register_error(Nameless, 499)
+    app = build_app(observe=False)
+    observe.init_app(app)
+
+    @app.get("/nameless")
+    def nameless() -> str:
+        raise Nameless()
+
+    client = app.test_client()
+    page = client.get("/nameless", headers=BROWSER)
+    assert (page.status_code, page.mimetype) == (499, "text/html")
+    assert "<p>Unknown Error</p>" in page.get_data(as_text=True)  # no message: the phrase
+    missing = client.get("/missing", headers=BROWSER)
+    assert (missing.status_code, missing.mimetype) == (404, "text/html")
+    assert "<p>No user 7</p>" in missing.get_data(as_text=True)
+    upstream = client.get("/upstream", headers=BROWSER)
+    assert (upstream.status_code, upstream.mimetype) == (502, "text/html")
+    assert f"<p>{GENERIC_DETAIL}</p>" in upstream.get_data(as_text=True)
+    assert "10.0.0.7" not in upstream.get_data(as_text=True)
+
+
+class Teapot(HTTPException):
+    """An HTTP error class of the app's own, with no description."""
+
+    code = 418
+
+
+def test_an_html_answer_to_the_apps_own_http_error_is_plain_flasks_page() -> None:
+    pages = []
+    for observe in (False, True):
+        app = build_app(observe=observe)
+
+        @app.get("/teapot")
+        def teapot() -> str:
+            raise Teapot()
+
+        response = app.test_client().get("/teapot", headers=BROWSER)
+        pages.append((response.status_code, response.get_data(as_text=True)))
+    assert pages[0][0] == 418
+    assert pages[1] == pages[0]
