@@ -1053,3 +1053,40 @@ def test_an_html_answer_to_the_apps_own_http_error_is_plain_flasks_page() -> Non
         pages.append((response.status_code, response.get_data(as_text=True)))
     assert pages[0][0] == 418
     assert pages[1] == pages[0]
+
+
+def test_a_5xx_with_the_views_own_response_passes_through_untouched_and_uncaptured(
+    receiver: EnvelopeReceiver,
+) -> None:
+    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn)
+
+    @app.get("/busy")
+    def busy() -> str:
+        abort(503, response=Response("made by the view", status=503, mimetype="text/plain"))
+
+    client = app.test_client()
+    answered = client.get("/busy")
+    assert (answered.status_code, answered.get_data(as_text=True)) == (503, "made by the view")
+    assert "X-Sentry-Event-Id" not in answered.headers
+    marker = event_id_of_problem(client.get("/abort/503"))
+    flush()  # everything captured so far is sent: /busy's event would be there first
+    assert [e["event_id"] for e in receiver.events] == [marker]
+
+
+def event_id_of_problem(response: TestResponse) -> str:
+    event_id = problem(response)["event_id"]
+    assert event_id == response.headers["X-Sentry-Event-Id"]
+    return str(event_id)
+
+
+def test_an_unhandled_error_is_captured_whatever_the_capture_statuses(
+    receiver: EnvelopeReceiver,
+) -> None:
+    """``OBSERVE_SENTRY_CAPTURE_STATUSES`` only picks the ``abort(5xx)`` captured."""
+    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn, OBSERVE_SENTRY_CAPTURE_STATUSES=[503])
+    client = app.test_client()
+    aborted = client.get("/abort/500")
+    assert "event_id" not in problem(aborted) and "X-Sentry-Event-Id" not in aborted.headers
+    event_id = event_id_of_problem(client.get("/boom"))
+    flush()
+    assert [e["event_id"] for e in receiver.events] == [event_id]
