@@ -11,6 +11,7 @@ import typing as t
 
 import pytest
 from flask import abort
+from flask import Blueprint
 from flask import Flask
 from flask import got_request_exception
 from flask import request
@@ -1090,3 +1091,29 @@ def test_an_unhandled_error_is_captured_whatever_the_capture_statuses(
     event_id = event_id_of_problem(client.get("/boom"))
     flush()
     assert [e["event_id"] for e in receiver.events] == [event_id]
+
+
+@pytest.mark.parametrize("own_handler", [False, True], ids=["ours", "apps-generic-handler"])
+def test_an_error_in_a_blueprint_without_handlers_is_answered_as_in_the_app(
+    own_handler: bool,
+) -> None:
+    """The blueprint registered no error handler: our problem answers, or the app's own
+    generic handler when it has one."""
+    app = Flask("with_blueprint")
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    shop = Blueprint("shop", __name__)
+
+    @shop.get("/gone")
+    def gone() -> str:
+        abort(404)
+
+    app.register_blueprint(shop, url_prefix="/shop")
+    if own_handler:
+        app.register_error_handler(Exception, lambda e: (f"our page for {e.code}", e.code))
+    Observe(app)
+    response = app.test_client().get("/shop/gone")
+    assert response.status_code == 404
+    if own_handler:
+        assert response.get_data(as_text=True) == "our page for 404"
+    else:
+        assert problem(response)["title"] == "Not Found"
