@@ -841,6 +841,7 @@ def test_a_failing_error_path_step_is_logged_with_its_traceback_and_never_raises
     ours = [r for r in caplog.records if r.name == "flask_observe"]
     assert [(r.levelname, r.getMessage()) for r in ours] == [("WARNING", message)]
     assert ours[0].exc_info is not None and ours[0].exc_info[0] is RuntimeError
+    assert str(ours[0].exc_info[1]) == "Flask-Observe errors are not set up on this app."
     assert "X-Sentry-Event-Id" not in APP_PAGE.headers
 
 
