@@ -493,3 +493,42 @@ def test_at_exit_events_still_pending_after_the_wait_are_reported_lost(
     ]
     hold.gate.set()
     assert queue.drain(10)
+
+
+def test_drain_waits_two_seconds_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    timeouts = drain_timeouts(monkeypatch, sentry_worker.CaptureQueue())
+    assert sentry_worker.drain() is True  # nothing pending
+    assert timeouts == [2.0]
+
+
+def test_drain_from_the_worker_itself_answers_false_at_once(
+    receiver: EnvelopeReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``before_send`` that drains (it runs on the worker) would wait for itself."""
+    answers: list[bool] = []
+
+    def draining(event: t.Any, hint: t.Any) -> t.Any:
+        answers.append(sentry_worker.drain(30))
+        return event
+
+    init_sentry(receiver.dsn, before_send=draining)
+    app = storm_app(OBSERVE_SENTRY_ERROR_RATE=None)
+    event_id = event_id_of(app.test_client().get("/boom"))
+    flush(timeout=10)  # well under the 30 s the drain inside would otherwise wait
+    assert answers == [False]
+    assert [e["event_id"] for e in receiver.wait_for_events(1)] == [event_id]
+
+
+def test_drain_without_a_worker_answers_whether_anything_is_left(
+    receiver: EnvelopeReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    init_sentry(receiver.dsn)
+    app = storm_app(OBSERVE_SENTRY_ERROR_RATE=None)
+    (pending,) = noted_events(app, monkeypatch, "/boom")
+    queue = sentry_worker.CaptureQueue()
+    monkeypatch.setattr(queue, "_start", lambda: None)  # no worker thread
+    queue.submit(pending)
+    assert queue.drain(0) is False  # no time to build it: still pending
+    assert queue.stats().pending == 1
+    assert queue.drain(10) is True
+    assert queue.drain(0) is True  # nothing left
