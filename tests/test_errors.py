@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import typing as t
 
 import pytest
 from flask import abort
+from flask import Blueprint
 from flask import Flask
+from flask import got_request_exception
 from flask import request
 from flask import Response
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
 from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.exceptions import Unauthorized
@@ -24,6 +28,10 @@ from flask_observe import ConfigError
 from flask_observe import current_record
 from flask_observe import Observe
 from flask_observe import RequestRecord
+from flask_observe.errors import _add_event_id_header
+from flask_observe.errors import _capture_for_other
+from flask_observe.errors import handle_mapped_exception
+from flask_observe.extension import get_state
 from tests.support.apps import make_app
 from tests.support.sentry import EnvelopeReceiver
 from tests.support.sentry import flush
@@ -679,3 +687,434 @@ def test_api_error_status_bounds() -> None:
     for status in (399, 600, True):
         with pytest.raises(ValueError, match="APIError needs a status from 400 to 599"):
             APIError("x", status)
+
+
+def test_a_5xx_with_the_views_own_response_is_not_captured_by_the_apps_handler(
+    receiver: EnvelopeReceiver,
+) -> None:
+    """``abort(503, response=...)``: the view made the answer itself, so it is not
+    captured, whoever answers it (the app's generic handler here), as with ours."""
+    app = Flask("own_response")
+    app.config.update(PROPAGATE_EXCEPTIONS=False, OBSERVE_SENTRY_DSN=receiver.dsn)
+
+    @app.get("/busy")
+    def busy() -> str:
+        abort(503, response=Response("made by the view", status=503))
+
+    @app.get("/down")
+    def down() -> str:
+        abort(503)
+
+    app.register_error_handler(Exception, lambda e: (f"our page for {e.code}", e.code))
+    Observe(app)
+    client = app.test_client()
+    answered = client.get("/busy")
+    assert (answered.status_code, answered.get_data(as_text=True)) == (503, "our page for 503")
+    assert "X-Sentry-Event-Id" not in answered.headers
+    marker = client.get("/down").headers["X-Sentry-Event-Id"]
+    flush()  # everything captured so far is sent: /busy's event would be there first
+    assert [e["event_id"] for e in receiver.events] == [marker]
+
+
+def test_an_error_in_the_apps_error_handler_is_captured_once_as_unhandled(
+    receiver: EnvelopeReceiver,
+) -> None:
+    """The app's generic handler fails on one error: Flask reports the failure as
+    unhandled (captured then) and answers a 500, which the same handler (chosen by
+    Flask-Observe's handler) renders; that 500 is not captured a second time."""
+    app = Flask("failing_handler")
+    app.config.update(PROPAGATE_EXCEPTIONS=False, OBSERVE_SENTRY_DSN=receiver.dsn)
+    records: list[RequestRecord] = []
+
+    @app.get("/lookup")
+    def lookup() -> str:
+        raise KeyError("sku")
+
+    def page(error: Exception) -> tuple[str, int]:
+        if isinstance(error, KeyError):
+            raise RuntimeError("the error page failed")
+        return f"our page for {getattr(error, 'code', 500)}", 500
+
+    app.register_error_handler(Exception, page)
+    Observe(app)
+    get_state(app).add_finish_hook(records.append)
+    response = app.test_client().get("/lookup")
+    assert (response.status_code, response.get_data(as_text=True)) == (500, "our page for 500")
+    event_id = response.headers["X-Sentry-Event-Id"]
+    assert [record.event_id for record in records] == [event_id]
+    flush()  # everything captured in the request is sent: a second capture would be here
+    got = [
+        (
+            e["event_id"],
+            e["exception"]["values"][-1]["type"],
+            e["exception"]["values"][-1]["mechanism"]["handled"],
+        )
+        for e in receiver.events
+    ]
+    assert got == [(event_id, "RuntimeError", False)]
+
+
+def test_an_abort_5xx_the_apps_handler_answers_has_its_event_id_on_the_record(
+    receiver: EnvelopeReceiver,
+) -> None:
+    app = Flask("own_handler_record")
+    app.config.update(PROPAGATE_EXCEPTIONS=False, OBSERVE_SENTRY_DSN=receiver.dsn)
+    records: list[RequestRecord] = []
+
+    @app.get("/down")
+    def down() -> str:
+        abort(503)
+
+    app.register_error_handler(Exception, lambda e: (f"our page for {e.code}", e.code))
+    Observe(app)
+    get_state(app).add_finish_hook(records.append)
+    response = app.test_client().get("/down")
+    assert response.get_data(as_text=True) == "our page for 503"
+    assert [record.event_id for record in records] == [response.headers["X-Sentry-Event-Id"]]
+
+
+def test_handle_mapped_exception_answers_500_for_a_class_not_in_the_map(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The handler is public: registered by the app for a class no ``register_error``
+    mapped, it answers a generic 500 problem, and nothing is logged as failed."""
+    app = build_app()
+    app.register_error_handler(UpstreamDown, handle_mapped_exception)
+    with caplog.at_level(logging.WARNING, logger="flask_observe"):
+        response = app.test_client().get("/upstream")
+    assert response.status_code == 500
+    assert problem(response) == {
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": GENERIC_DETAIL,
+    }
+    assert [r.getMessage() for r in caplog.records if r.name == "flask_observe"] == []
+
+
+def test_the_constant_500_has_no_event_id_header_when_nothing_was_captured() -> None:
+    app = build_app(observe=False, OBSERVE_ERROR_BODY=_raise)
+    Observe(app)
+    response = app.test_client().get("/nowhere")
+    assert response.status_code == 500
+    assert response.get_data() == (
+        b'{"type":"about:blank","title":"Internal Server Error","status":500,'
+        b'"detail":"The server encountered an internal error and could not complete '
+        b'your request."}'
+    )
+    assert "X-Sentry-Event-Id" not in response.headers
+
+
+def returns(function: Callable[[t.Any], None], argument: object) -> bool:
+    """Whether ``function(argument)`` returned (a raise fails the test)."""
+    function(argument)
+    return True
+
+
+#: The response an app's own error handler made, handed to the event-id header step.
+APP_PAGE = Response("page", status=503)
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        pytest.param(
+            lambda: returns(_capture_for_other, ServiceUnavailable()),
+            "Flask-Observe could not capture an error",
+            id="capture-for-the-apps-handler",
+        ),
+        pytest.param(
+            lambda: _add_event_id_header(APP_PAGE) is APP_PAGE,
+            "Flask-Observe could not add the event id",
+            id="event-id-header",
+        ),
+    ],
+)
+def test_a_failing_error_path_step_is_logged_with_its_traceback_and_never_raises(
+    caplog: pytest.LogCaptureFixture, step: Callable[[], bool], message: str
+) -> None:
+    """Called for an app whose errors are not set up (they fail there): a WARNING with
+    the traceback, and the request goes on (the step returns, the response unchanged)."""
+    app = Flask("not_set_up")
+    with app.test_request_context("/"), caplog.at_level(logging.WARNING, "flask_observe"):
+        assert step()
+    ours = [r for r in caplog.records if r.name == "flask_observe"]
+    assert [(r.levelname, r.getMessage()) for r in ours] == [("WARNING", message)]
+    assert ours[0].exc_info is not None and ours[0].exc_info[0] is RuntimeError
+    assert str(ours[0].exc_info[1]) == "Flask-Observe errors are not set up on this app."
+    assert "X-Sentry-Event-Id" not in APP_PAGE.headers
+
+
+def test_an_error_reported_outside_a_request_is_logged_and_never_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``got_request_exception`` sent with no request (by hand, from a CLI command, say):
+    the receiver cannot note it, logs a WARNING with the traceback, and raises nothing
+    into the sender."""
+    app = build_app()
+    with app.app_context(), caplog.at_level(logging.WARNING, "flask_observe"):
+        got_request_exception.send(app, exception=KeyError("k"))
+    ours = [r for r in caplog.records if r.name == "flask_observe"]
+    assert [(r.levelname, r.getMessage()) for r in ours] == [
+        ("WARNING", "Flask-Observe could not note an error")
+    ]
+    assert ours[0].exc_info is not None and ours[0].exc_info[0] is RuntimeError
+
+
+def test_an_unhandled_errors_event_id_is_on_the_record(receiver: EnvelopeReceiver) -> None:
+    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn)
+    records: list[RequestRecord] = []
+    get_state(app).add_finish_hook(records.append)
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    assert [record.event_id for record in records] == [response.headers["X-Sentry-Event-Id"]]
+
+
+def test_a_status_without_a_standard_phrase_is_titled_unknown_error() -> None:
+    app = build_app()
+
+    @app.get("/nonstandard")
+    def nonstandard() -> str:
+        raise APIError("Upstream said no", status=599)
+
+    assert problem(app.test_client().get("/nonstandard")) == {
+        "type": "about:blank",
+        "title": "Unknown Error",
+        "status": 599,
+        "detail": "Upstream said no",
+    }
+
+
+def test_an_error_on_an_excluded_path_is_answered_and_captured_without_a_record(
+    receiver: EnvelopeReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``OBSERVE_EXCLUDE_PATHS``: no request record, and the error path works the same."""
+    app = build_app(OBSERVE_EXCLUDE_PATHS=["/boom"], OBSERVE_SENTRY_DSN=receiver.dsn)
+    with caplog.at_level(logging.WARNING, "flask_observe"):
+        response = app.test_client().get("/boom")
+    body = problem(response)
+    assert (response.status_code, body["detail"]) == (500, GENERIC_DETAIL)
+    assert body["event_id"] == response.headers["X-Sentry-Event-Id"]
+    assert [r.getMessage() for r in caplog.records if r.name == "flask_observe"] == []
+    flush()
+    assert [e["event_id"] for e in receiver.wait_for_events(1)] == [body["event_id"]]
+
+
+def test_an_unhandled_error_the_apps_500_page_answers_is_noted_on_the_record() -> None:
+    """The app's own ``errorhandler(500)`` answers instead of Flask-Observe's handler: the
+    exception still reaches the record (the metrics' exception counter)."""
+    app = build_app()
+    app.register_error_handler(500, lambda e: ("our 500 page", 500))
+    records: list[RequestRecord] = []
+    get_state(app).add_finish_hook(records.append)
+    response = app.test_client().get("/boom")
+    assert response.get_data(as_text=True) == "our 500 page"
+    assert [type(record.exception) for record in records] == [RuntimeError]
+
+
+def test_extra_members_cannot_replace_the_detail_or_forge_an_event_id() -> None:
+    app = build_app()
+
+    @app.get("/forged")
+    def forged() -> str:
+        raise APIError("Out of stock", 409, detail="Anything", event_id="f" * 32, sku="B-7")
+
+    assert problem(app.test_client().get("/forged")) == {
+        "type": "about:blank",
+        "title": "Conflict",
+        "status": 409,
+        "detail": "Out of stock",
+        "sku": "B-7",
+    }
+
+
+class Nameless(Exception):
+    """Mapped to 499, a status with no standard phrase; raised without a message."""
+
+
+def test_an_empty_message_falls_back_to_the_status_phrase_or_unknown_error() -> None:
+    observe = Observe()
+    observe.register_error(Nameless, 499)
+    app = build_app(observe=False)
+    observe.init_app(app)
+
+    @app.get("/empty-api-error")
+    def empty_api_error() -> str:
+        raise APIError("", status=422)
+
+    @app.get("/nameless")
+    def nameless() -> str:
+        raise Nameless()
+
+    client = app.test_client()
+    assert problem(client.get("/empty-api-error"))["detail"] == "Unprocessable Entity"
+    assert problem(client.get("/nameless")) == {
+        "type": "about:blank",
+        "title": "Unknown Error",
+        "status": 499,
+        "detail": "Unknown Error",
+    }
+
+
+def test_without_sentry_sdk_errors_are_answered_with_no_event_id(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """sentry-sdk not installed (nothing to capture with): the same problems, no
+    ``event_id`` member or header, and nothing logged as failed."""
+    with monkeypatch.context() as patch, caplog.at_level(logging.WARNING, "flask_observe"):
+        patch.setitem(sys.modules, "sentry_sdk", None)  # import fails, as when missing
+        client = build_app().test_client()
+        responses = [client.get("/boom"), client.get("/abort/503"), client.get("/nowhere")]
+    assert [problem(response) for response in responses] == [
+        {
+            "type": "about:blank",
+            "title": "Internal Server Error",
+            "status": 500,
+            "detail": GENERIC_DETAIL,
+        },
+        {
+            "type": "about:blank",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": (
+                "The server is temporarily unable to service your request due to maintenance "
+                "downtime or capacity problems. Please try again later."
+            ),
+        },
+        {
+            "type": "about:blank",
+            "title": "Not Found",
+            "status": 404,
+            "detail": (
+                "The requested URL was not found on the server. If you entered the URL "
+                "manually please check your spelling and try again."
+            ),
+        },
+    ]
+    assert not any("X-Sentry-Event-Id" in response.headers for response in responses)
+    assert [r.getMessage() for r in caplog.records if r.name == "flask_observe"] == []
+
+
+def test_an_abort_5xx_our_handler_answers_has_its_event_id_on_the_record(
+    receiver: EnvelopeReceiver,
+) -> None:
+    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn)
+    records: list[RequestRecord] = []
+    get_state(app).add_finish_hook(records.append)
+    response = app.test_client().get("/abort/503")
+    assert problem(response)["status"] == 503
+    assert [record.event_id for record in records] == [response.headers["X-Sentry-Event-Id"]]
+
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def test_an_html_answer_to_a_mapped_exception_shows_what_the_detail_would() -> None:
+    """A browser gets Flask's HTML page; its text is the problem ``detail``: the
+    message of a 4xx (the status phrase without one), the generic text of a 5xx."""
+    observe = Observe()
+    observe.register_error(DoesNotExist, 404)
+    observe.register_error(UpstreamDown, 502)
+    observe.register_error(Nameless, 499)
+    app = build_app(observe=False)
+    observe.init_app(app)
+
+    @app.get("/nameless")
+    def nameless() -> str:
+        raise Nameless()
+
+    client = app.test_client()
+    page = client.get("/nameless", headers=BROWSER)
+    assert (page.status_code, page.mimetype) == (499, "text/html")
+    assert "<p>Unknown Error</p>" in page.get_data(as_text=True)  # no message: the phrase
+    missing = client.get("/missing", headers=BROWSER)
+    assert (missing.status_code, missing.mimetype) == (404, "text/html")
+    assert "<p>No user 7</p>" in missing.get_data(as_text=True)
+    upstream = client.get("/upstream", headers=BROWSER)
+    assert (upstream.status_code, upstream.mimetype) == (502, "text/html")
+    assert f"<p>{GENERIC_DETAIL}</p>" in upstream.get_data(as_text=True)
+    assert "10.0.0.7" not in upstream.get_data(as_text=True)
+
+
+class Teapot(HTTPException):
+    """An HTTP error class of the app's own, with no description."""
+
+    code = 418
+
+
+def test_an_html_answer_to_the_apps_own_http_error_is_plain_flasks_page() -> None:
+    pages = []
+    for observe in (False, True):
+        app = build_app(observe=observe)
+
+        @app.get("/teapot")
+        def teapot() -> str:
+            raise Teapot()
+
+        response = app.test_client().get("/teapot", headers=BROWSER)
+        pages.append((response.status_code, response.get_data(as_text=True)))
+    assert pages[0][0] == 418
+    assert pages[1] == pages[0]
+
+
+def test_a_5xx_with_the_views_own_response_passes_through_untouched_and_uncaptured(
+    receiver: EnvelopeReceiver,
+) -> None:
+    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn)
+
+    @app.get("/busy")
+    def busy() -> str:
+        abort(503, response=Response("made by the view", status=503, mimetype="text/plain"))
+
+    client = app.test_client()
+    answered = client.get("/busy")
+    assert (answered.status_code, answered.get_data(as_text=True)) == (503, "made by the view")
+    assert "X-Sentry-Event-Id" not in answered.headers
+    marker = event_id_of_problem(client.get("/abort/503"))
+    flush()  # everything captured so far is sent: /busy's event would be there first
+    assert [e["event_id"] for e in receiver.events] == [marker]
+
+
+def event_id_of_problem(response: TestResponse) -> str:
+    event_id = problem(response)["event_id"]
+    assert event_id == response.headers["X-Sentry-Event-Id"]
+    return str(event_id)
+
+
+def test_an_unhandled_error_is_captured_whatever_the_capture_statuses(
+    receiver: EnvelopeReceiver,
+) -> None:
+    """``OBSERVE_SENTRY_CAPTURE_STATUSES`` only picks the ``abort(5xx)`` captured."""
+    app = build_app(OBSERVE_SENTRY_DSN=receiver.dsn, OBSERVE_SENTRY_CAPTURE_STATUSES=[503])
+    client = app.test_client()
+    aborted = client.get("/abort/500")
+    assert "event_id" not in problem(aborted) and "X-Sentry-Event-Id" not in aborted.headers
+    event_id = event_id_of_problem(client.get("/boom"))
+    flush()
+    assert [e["event_id"] for e in receiver.events] == [event_id]
+
+
+@pytest.mark.parametrize("own_handler", [False, True], ids=["ours", "apps-generic-handler"])
+def test_an_error_in_a_blueprint_without_handlers_is_answered_as_in_the_app(
+    own_handler: bool,
+) -> None:
+    """The blueprint registered no error handler: our problem answers, or the app's own
+    generic handler when it has one."""
+    app = Flask("with_blueprint")
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    shop = Blueprint("shop", __name__)
+
+    @shop.get("/gone")
+    def gone() -> str:
+        abort(404)
+
+    app.register_blueprint(shop, url_prefix="/shop")
+    if own_handler:
+        app.register_error_handler(Exception, lambda e: (f"our page for {e.code}", e.code))
+    Observe(app)
+    response = app.test_client().get("/shop/gone")
+    assert response.status_code == 404
+    if own_handler:
+        assert response.get_data(as_text=True) == "our page for 404"
+    else:
+        assert problem(response)["title"] == "Not Found"

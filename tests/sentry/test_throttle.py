@@ -197,3 +197,40 @@ def test_making_room_drops_expired_windows_with_nothing_to_carry_first(
     throttle.admit("new")  # room is made: "idle" goes, "carry" keeps its repeat
     assert len(throttle) == 1024 and throttle.forgotten == 0
     assert throttle.admit("carry") == 1
+
+
+def test_after_a_fork_every_throttle_has_a_free_lock_and_keeps_its_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As a forked child inherits them: each throttle's lock held by a thread that does
+    not exist in the child. The fork hook (called here, in this process) gives each a
+    free lock; the windows and counts stay."""
+    import threading
+
+    from flask_observe.sentry import throttle as throttle_module
+
+    monkeypatch.setattr("flask_observe.sentry.throttle.time.monotonic", lambda: 5.0)
+    throttles = [ErrorThrottle(1, 60.0), ErrorThrottle(1, 60.0)]
+    for throttle in throttles:
+        assert [throttle.admit("same"), throttle.admit("same")] == [0, None]
+        holder = threading.Thread(target=throttle._lock.acquire)  # and never releases it
+        holder.start()
+        holder.join()
+
+    throttle_module._after_fork_in_child()
+
+    for throttle in throttles:
+        assert admit_within(throttle, "other") == [0]
+        assert throttle.admit("same") is None and throttle.suppressed == 2
+
+
+def admit_within(throttle: ErrorThrottle, key: str) -> list[int | None]:
+    """``[throttle.admit(key)]``, or ``[]`` when it blocks 10 seconds on a held lock
+    (called in another thread: the test fails instead of hanging)."""
+    import threading
+
+    admitted: list[int | None] = []
+    caller = threading.Thread(target=lambda: admitted.append(throttle.admit(key)), daemon=True)
+    caller.start()
+    caller.join(10)
+    return admitted

@@ -330,3 +330,205 @@ def test_every_failed_build_is_counted_and_logged_with_its_traceback(
     records = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert records == [("WARNING", "Flask-Observe could not build a Sentry event")] * 2
     assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [AttributeError, AttributeError]
+
+
+# --- the fork and exit hooks, called in this process ---------------------------------------
+# The tests above run them where they run for real (a forked child, an interpreter exit);
+# these call them in this process, on a real queue, and check the state each one leaves.
+
+
+def dead_thread() -> threading.Thread:
+    thread = threading.Thread(target=lambda: None)
+    thread.start()
+    thread.join()
+    return thread
+
+
+def live_workers() -> int:
+    return sum(1 for th in threading.enumerate() if th.name == "flask-observe-sentry")
+
+
+def call_within(function: t.Callable[[], t.Any], timeout: float = 10.0) -> t.Any:
+    """*function*'s result, called in another thread: a call that blocks on a lock fails
+    the test after *timeout* seconds instead of hanging it."""
+    results: list[t.Any] = []
+    thread = threading.Thread(target=lambda: results.append(function()), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert results, f"{function} blocked or raised"
+    return results[0]
+
+
+def inherited_queue(monkeypatch: pytest.MonkeyPatch, pending: t.Any) -> t.Any:
+    """A queue as a forked child inherits it: *pending* still queued, the worker mid-build
+    (busy) and gone, the lock held by a thread that does not exist in the child."""
+    queue = sentry_worker.CaptureQueue()
+    with monkeypatch.context() as patch:
+        patch.setattr(queue, "_start", lambda: None)  # no worker: the event stays queued
+        queue.submit(pending)
+    queue._busy = True
+    queue._thread = dead_thread()
+    holder = threading.Thread(target=queue._cond.acquire)  # and never releases it
+    holder.start()
+    holder.join()
+    return queue
+
+
+def test_after_a_fork_the_queue_is_empty_unlocked_and_starts_its_own_worker(
+    receiver: EnvelopeReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    init_sentry(receiver.dsn)
+    app = storm_app(OBSERVE_SENTRY_ERROR_RATE=None)
+    parents, childs = noted_events(app, monkeypatch, "/boom", "/abort")
+    queue = inherited_queue(monkeypatch, parents)
+    before = live_workers()
+
+    queue._reset_after_fork()
+
+    assert call_within(queue.stats) == sentry_worker.QueueStats()  # nothing pending, not busy
+    queue.submit(childs)
+    assert live_workers() == before + 1  # a worker of its own
+    assert queue.drain(10)
+    assert queue.stats() == sentry_worker.QueueStats(submitted=1, captured=1)
+    flush()
+    # the parent's event was queued first: had it been kept, it would have arrived first
+    assert [e["event_id"] for e in receiver.wait_for_events(1)] == [childs.event_id]
+    assert [e["event_id"] for e in receiver.events] == [childs.event_id]
+
+
+def test_the_fork_hook_resets_the_process_queue(
+    receiver: EnvelopeReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    init_sentry(receiver.dsn)
+    app = storm_app(OBSERVE_SENTRY_ERROR_RATE=None)
+    (parents,) = noted_events(app, monkeypatch, "/boom")
+    queue = inherited_queue(monkeypatch, parents)
+    monkeypatch.setattr(sentry_worker, "_queue", queue)
+
+    sentry_worker._reset_after_fork()
+
+    assert call_within(sentry_worker.stats) == sentry_worker.QueueStats()
+
+
+def drain_timeouts(monkeypatch: pytest.MonkeyPatch, queue: t.Any) -> list[float]:
+    """The timeouts *queue*'s drain is called with, which is then the process queue."""
+    timeouts: list[float] = []
+    drain = queue.drain
+
+    def recording_drain(timeout: float) -> bool:
+        timeouts.append(timeout)
+        return t.cast(bool, drain(timeout))
+
+    monkeypatch.setattr(queue, "drain", recording_drain)
+    monkeypatch.setattr(sentry_worker, "_queue", queue)
+    return timeouts
+
+
+def test_at_exit_pending_events_are_built_and_sent(
+    receiver: EnvelopeReceiver, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exit hook waits for the queue as long as sentry-sdk's ``shutdown_timeout``."""
+    init_sentry(receiver.dsn, shutdown_timeout=7)
+    app = storm_app(OBSERVE_SENTRY_ERROR_RATE=None)
+    first, second = noted_events(app, monkeypatch, "/boom", "/abort")
+    queue = sentry_worker.CaptureQueue()
+    monkeypatch.setattr(queue, "_start", lambda: None)  # built by the drain itself
+    queue.submit(first)
+    queue.submit(second)
+    timeouts = drain_timeouts(monkeypatch, queue)
+    caplog.clear()
+
+    sentry_worker._drain_at_exit()
+
+    assert timeouts == [7.0]
+    assert queue.stats() == sentry_worker.QueueStats(submitted=2, captured=2)
+    assert caplog.records == []
+    flush()
+    events = receiver.wait_for_events(2)
+    assert [e["event_id"] for e in events] == [first.event_id, second.event_id]
+
+
+@pytest.mark.parametrize("shutdown_timeout", [0, None])
+def test_at_exit_the_wait_is_two_seconds_without_a_shutdown_timeout(
+    receiver: EnvelopeReceiver, monkeypatch: pytest.MonkeyPatch, shutdown_timeout: object
+) -> None:
+    init_sentry(receiver.dsn, shutdown_timeout=shutdown_timeout)
+    timeouts = drain_timeouts(monkeypatch, sentry_worker.CaptureQueue())
+    sentry_worker._drain_at_exit()
+    assert timeouts == [2.0]
+
+
+def test_at_exit_the_wait_is_two_seconds_when_sentry_sdk_cannot_say(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sentry_sdk
+
+    def broken_client() -> t.Any:
+        raise RuntimeError("no client")
+
+    timeouts = drain_timeouts(monkeypatch, sentry_worker.CaptureQueue())
+    with monkeypatch.context() as patch:
+        patch.setattr(sentry_sdk, "get_client", broken_client)
+        sentry_worker._drain_at_exit()
+    assert timeouts == [2.0]
+
+
+def test_at_exit_events_still_pending_after_the_wait_are_reported_lost(
+    receiver: EnvelopeReceiver, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hold = Hold()
+    init_sentry(receiver.dsn, before_send=hold, shutdown_timeout=0.2)
+    app = storm_app(OBSERVE_SENTRY_ERROR_RATE=None)
+    (blocked,) = noted_events(app, monkeypatch, "/blocker")
+    queue = sentry_worker.CaptureQueue()
+    queue.submit(blocked)
+    wait_until(hold.entered.is_set)  # the worker holds it past the wait
+    drain_timeouts(monkeypatch, queue)
+    caplog.clear()
+
+    sentry_worker._drain_at_exit()
+
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "Flask-Observe: Sentry events still pending at exit are lost")
+    ]
+    hold.gate.set()
+    assert queue.drain(10)
+
+
+def test_drain_waits_two_seconds_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    timeouts = drain_timeouts(monkeypatch, sentry_worker.CaptureQueue())
+    assert sentry_worker.drain() is True  # nothing pending
+    assert timeouts == [2.0]
+
+
+def test_drain_from_the_worker_itself_answers_false_at_once(
+    receiver: EnvelopeReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``before_send`` that drains (it runs on the worker) would wait for itself."""
+    answers: list[bool] = []
+
+    def draining(event: t.Any, hint: t.Any) -> t.Any:
+        answers.append(sentry_worker.drain(30))
+        return event
+
+    init_sentry(receiver.dsn, before_send=draining)
+    app = storm_app(OBSERVE_SENTRY_ERROR_RATE=None)
+    event_id = event_id_of(app.test_client().get("/boom"))
+    flush(timeout=10)  # well under the 30 s the drain inside would otherwise wait
+    assert answers == [False]
+    assert [e["event_id"] for e in receiver.wait_for_events(1)] == [event_id]
+
+
+def test_drain_without_a_worker_answers_whether_anything_is_left(
+    receiver: EnvelopeReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    init_sentry(receiver.dsn)
+    app = storm_app(OBSERVE_SENTRY_ERROR_RATE=None)
+    (pending,) = noted_events(app, monkeypatch, "/boom")
+    queue = sentry_worker.CaptureQueue()
+    monkeypatch.setattr(queue, "_start", lambda: None)  # no worker thread
+    queue.submit(pending)
+    assert queue.drain(0) is False  # no time to build it: still pending
+    assert queue.stats().pending == 1
+    assert queue.drain(10) is True
+    assert queue.drain(0) is True  # nothing left
