@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import typing as t
+import weakref
 from pathlib import Path
 
 import pytest
@@ -475,3 +476,186 @@ def test_one_daemon_sender_thread_named_for_its_target_until_close(udp: UdpRecei
     unused.close()  # before any line: no thread yet
     unused.add(["late:1|c"])
     assert senders() == []
+
+
+def _sender_threads(name: str) -> list[threading.Thread]:
+    return [th for th in threading.enumerate() if th.name == name and th.is_alive()]
+
+
+def test_a_forked_child_sends_none_of_the_parents_lines_on_a_connection_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fork hook, called here in-process as a forked child calls it: the parent's
+    buffered line is dropped, its connection closed (a child writing on it would mix its
+    lines into the parent's stream), locks held at the fork are replaced, and the next
+    line starts a sender thread of the child's own. The child's packets fill to the byte
+    from an empty buffer."""
+    from flask_observe import statsd_client
+    from flask_observe.statsd_client import StatsdClient
+
+    monkeypatch.setattr(statsd_client, "_clients", weakref.WeakSet())
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(2)
+        server.settimeout(5)
+        port = server.getsockname()[1]
+        name = f"flask-observe-statsd tcp://127.0.0.1:{port}"
+        client = StatsdClient("127.0.0.1", port, protocol="tcp", max_packet=19, flush_interval=60.0)
+        client.add(["parent:1|c"])  # starts the parent's sender thread
+        client.flush()  # connects
+        parent_conn, _ = server.accept()
+        (parent_thread,) = _sender_threads(name)
+        parent_wake = client._wake
+        try:
+            with parent_conn:
+                parent_conn.settimeout(5)
+                assert parent_conn.recv(4096) == b"parent:1|c\n"
+                client.add(["unsent:1|c"])  # buffered in the parent when it forks
+                # Another thread of the parent held the locks at the fork; in the
+                # child that thread does not exist and would never release them.
+                client._lock.acquire()
+                client._send_lock.acquire()
+                statsd_client._after_fork_in_child()
+                assert parent_conn.recv(4096) == b""  # the child closed its copy
+                client.add(["ab:1234|c"])  # 9 bytes
+                client.add(["cd:1234|c"])  # 9 more and a newline: 19, the limit
+                (child_thread,) = [th for th in _sender_threads(name) if th is not parent_thread]
+                client.flush()
+                child_conn, _ = server.accept()
+                with child_conn:
+                    child_conn.settimeout(5)
+                    data = b""
+                    while data.count(b"\n") < 2:
+                        received = child_conn.recv(4096)
+                        assert received
+                        data += received
+                assert data == b"ab:1234|c\ncd:1234|c\n"
+                assert client.sent_packets == 2  # the parent's one, then the child's one
+                client.close()
+                assert not child_thread.is_alive()
+        finally:
+            client.close()
+            parent_wake.release()  # the parent's thread, asleep on its own lock, ends
+            parent_thread.join(5)
+    assert not parent_thread.is_alive()
+
+
+def test_a_forked_child_retries_a_failing_statsd_at_once(
+    monkeypatch: pytest.MonkeyPatch, udp: UdpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The parent waits resolve_interval between two attempts; its child tries at its
+    first flush."""
+    from flask_observe import statsd_client
+    from flask_observe.statsd_client import StatsdClient
+
+    real_getaddrinfo = socket.getaddrinfo
+    resolvable = False
+
+    def getaddrinfo(host: t.Any, port: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        if host == "statsd.flask-observe.test":
+            if not resolvable:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            host = "127.0.0.1"
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(statsd_client, "_clients", weakref.WeakSet())
+    caplog.set_level(logging.WARNING, logger="flask_observe")
+    client = StatsdClient(
+        "statsd.flask-observe.test", udp.port, flush_interval=60.0, resolve_interval=3600.0
+    )
+    try:
+        client.add(["lost:1|c"])
+        client.flush()  # fails: the next attempt in an hour
+        assert client.dropped_lines == 1
+        resolvable = True
+        client.add(["waits:1|c"])
+        client.flush()
+        assert client.dropped_lines == 2  # not retried yet
+        statsd_client._after_fork_in_child()
+        client.add(["child:1|c"])
+        client.flush()
+        assert udp.wait_for(1) == ["child:1|c"]
+    finally:
+        client.close()
+    assert client.dropped_lines == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "Flask-Observe: statsd at udp://statsd.flask-observe.test:"
+        f"{udp.port} is unavailable ([Errno -2] Name or service not known); metrics are "
+        "dropped and the connection is retried every 3600 s in the background.",
+        f"Flask-Observe: statsd at udp://statsd.flask-observe.test:{udp.port} is reachable again.",
+    ]
+
+
+class _FailingClose:
+    def lines(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        raise RuntimeError("the source failed to close")
+
+
+def test_at_exit_every_client_is_flushed_even_after_one_fails_to_close(
+    monkeypatch: pytest.MonkeyPatch, udp: UdpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The exit hook, called here directly as atexit calls it: every open client sends
+    what it buffered, a client that fails to close is logged with its traceback and
+    the others are still closed."""
+    from flask_observe import statsd_client
+    from flask_observe.statsd_client import StatsdClient
+
+    monkeypatch.setattr(statsd_client, "_clients", weakref.WeakSet())
+    caplog.set_level(logging.WARNING, logger="flask_observe")
+    failing = StatsdClient("127.0.0.1", udp.port, flush_interval=60.0)
+    failing.add_source(_FailingClose())
+    other = StatsdClient("127.0.0.1", udp.port, flush_interval=60.0)
+    failing.add(["failing:1|c"])  # each starts its sender thread
+    other.add(["other:1|c"])
+    assert len(_sender_threads(f"flask-observe-statsd udp://127.0.0.1:{udp.port}")) == 2
+    statsd_client.close_all()
+    assert sorted(udp.wait_for(2)) == ["failing:1|c", "other:1|c"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "Flask-Observe: closing a statsd client failed"
+    ]
+    exc_info = caplog.records[0].exc_info
+    assert exc_info is not None
+    assert str(exc_info[1]) == "the source failed to close"
+    assert _sender_threads(f"flask-observe-statsd udp://127.0.0.1:{udp.port}") == []
+    assert failing.sent_packets == other.sent_packets == 1
+
+
+class _FailingOnce:
+    """A flush source that breaks its contract once: its first lines() raises."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def lines(self) -> list[str]:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("the source failed")
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_sender_thread_outlives_a_flush_that_raises(
+    udp: UdpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A source that raises, against its contract, costs the thread one flush and a
+    warning with the traceback; the buffered line goes out at the next flush."""
+    from flask_observe.statsd_client import StatsdClient
+
+    caplog.set_level(logging.WARNING, logger="flask_observe")
+    client = StatsdClient("127.0.0.1", udp.port, flush_interval=0.05)
+    client.add_source(_FailingOnce())
+    try:
+        client.add(["tick:1|c"])  # starts the thread; its first flush raises
+        assert udp.wait_for(1) == ["tick:1|c"]
+    finally:
+        client.close()
+    assert [r.getMessage() for r in caplog.records] == ["Flask-Observe: statsd send failed"]
+    exc_info = caplog.records[0].exc_info
+    assert exc_info is not None
+    assert str(exc_info[1]) == "the source failed"
