@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import typing as t
 
+from flask_observe.scrub import is_scrubbing
 from flask_observe.scrub import make_before_send
 from flask_observe.scrub import scrub_event
+from tests.support.apps import AppFactory
 
 
 def test_nested_structures_and_extra_keys() -> None:
@@ -39,3 +41,34 @@ def test_before_send_chains_and_drops_on_failure() -> None:
             raise RuntimeError("boom")
 
     assert make_before_send()(Exploding(a=1), {}) is None
+
+
+def test_before_send_adds_the_scrub_keys_of_the_app_whose_context_it_runs_in(
+    make_app: AppFactory,
+) -> None:
+    """Inside an app with Flask-Observe its OBSERVE_SCRUB_KEYS count too; outside any app,
+    and inside an app without Flask-Observe, the default keys alone (the event is still
+    scrubbed and sent, not dropped)."""
+    before_send = make_before_send()
+    event = {"extra": {"pin": "1234", "token": "t", "user": "ann"}}
+    with make_app(OBSERVE_SCRUB_KEYS=["pin"]).app_context():
+        assert before_send(event, {}) == {
+            "extra": {"pin": "[Filtered]", "token": "[Filtered]", "user": "ann"}
+        }
+    default = {"extra": {"pin": "1234", "token": "[Filtered]", "user": "ann"}}
+    assert before_send(event, {}) == default
+    with make_app(observe=False).app_context():
+        assert before_send(event, {}) == default
+
+
+def test_only_a_before_send_built_here_counts_as_scrubbing() -> None:
+    """What tells the Sentry set-up that a client's before_send scrubs already (it is
+    then not wrapped twice)."""
+
+    def mine(event: t.Any, hint: t.Any) -> t.Any:
+        return event
+
+    assert is_scrubbing(make_before_send())
+    assert is_scrubbing(make_before_send(mine))
+    assert not is_scrubbing(mine)
+    assert not is_scrubbing(None)
