@@ -659,3 +659,54 @@ def test_the_sender_thread_outlives_a_flush_that_raises(
     exc_info = caplog.records[0].exc_info
     assert exc_info is not None
     assert str(exc_info[1]) == "the source failed"
+
+
+def test_a_line_that_is_not_ascii_is_sent_with_question_marks(udp: UdpReceiver) -> None:
+    """Names that go through metrics are cleaned to ASCII; a line added directly (or by a
+    flush source) that is not is sent with "?" for each other character, by the caller
+    that fills a packet as by the flush, and never raises on either path."""
+    from flask_observe.statsd_client import StatsdClient
+
+    client = StatsdClient("127.0.0.1", udp.port, max_packet=20, flush_interval=60.0)
+    try:
+        client.add(["first:1|c"])
+        client.flush()  # connects
+        assert udp.wait_for(1) == ["first:1|c"]
+        client.add(["café:1|c"])
+        client.add(["naïve.one:1|c"])  # does not fit: the caller sends the full packet
+        assert udp.wait_for(1) == ["caf?:1|c"]
+        client.flush()
+        assert udp.wait_for(1) == ["na?ve.one:1|c"]
+    finally:
+        client.close()
+    assert client.dropped_lines == 0
+
+
+def test_a_request_never_waits_for_the_sender_thread_mid_send(udp: UdpReceiver) -> None:
+    """A full packet is sent by the caller only when the socket is free; while the sender
+    thread holds it (held here by the test), the caller leaves the packet to the thread
+    and returns at once."""
+    from flask_observe.statsd_client import StatsdClient
+
+    client = StatsdClient("127.0.0.1", udp.port, max_packet=20, flush_interval=60.0)
+    returned = threading.Event()
+
+    def request() -> None:
+        client.add(["a" * 12 + ":1|c"])
+        client.add(["b" * 12 + ":1|c"])  # does not fit: the first packet is full
+        returned.set()
+
+    try:
+        client.add(["first:1|c"])
+        client.flush()  # connects
+        assert udp.wait_for(1) == ["first:1|c"]
+        with client._send_lock:  # the sender thread, mid-send
+            caller = threading.Thread(target=request)
+            caller.start()
+            assert returned.wait(5)
+            assert client.sent_packets == 1
+        caller.join(5)
+        client.flush()
+        assert sorted(udp.wait_for(2)) == ["aaaaaaaaaaaa:1|c", "bbbbbbbbbbbb:1|c"]
+    finally:
+        client.close()
