@@ -710,3 +710,34 @@ def test_a_request_never_waits_for_the_sender_thread_mid_send(udp: UdpReceiver) 
         assert sorted(udp.wait_for(2)) == ["aaaaaaaaaaaa:1|c", "bbbbbbbbbbbb:1|c"]
     finally:
         client.close()
+
+
+def test_a_unix_receiver_that_stops_reading_never_blocks_the_caller(tmp_path: Path) -> None:
+    """A Unix datagram receiver whose queue is full makes a blocking send wait until it
+    reads again; the client's socket does not block: the packets it cannot take are
+    dropped and counted, and the caller goes on."""
+    from flask_observe.statsd_client import StatsdClient
+
+    path = str(tmp_path / "statsd.sock")
+    returned = threading.Event()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(path)  # and never read
+        client = StatsdClient(path, protocol="unix", max_packet=20, flush_interval=60.0)
+
+        def requests() -> None:
+            for number in range(5000):
+                client.add([f"m{number:04}:1|c"])  # 9 bytes: two lines a packet
+            returned.set()
+
+        caller = threading.Thread(target=requests)
+        try:
+            client.add(["first:1|c"])
+            client.flush()  # connects
+            caller.start()
+            assert returned.wait(10)
+            assert client.dropped_lines > 0
+        finally:
+            server.close()  # wakes a send blocked on it
+            if caller.ident is not None:
+                caller.join(5)
+            client.close()
