@@ -33,11 +33,12 @@ def test_before_send_chains_and_drops_on_failure() -> None:
     seen: list[t.Any] = []
 
     def mine(event: t.Any, hint: t.Any) -> t.Any:
-        seen.append(event)
+        seen.append((event, hint))
         return None
 
-    assert make_before_send(mine)({"extra": {"token": "t"}}, {}) is None
-    assert seen == [{"extra": {"token": "[Filtered]"}}]
+    hint = {"exc_info": None}
+    assert make_before_send(mine)({"extra": {"token": "t"}}, hint) is None
+    assert seen == [({"extra": {"token": "[Filtered]"}}, {"exc_info": None})]
 
     class Exploding(dict[str, t.Any]):
         def __iter__(self) -> t.Any:
