@@ -140,3 +140,21 @@ def test_tags_given_as_pairs_or_a_mapping_are_written_alike(
         metrics.incr("jobs", tags={"queue": "mail", "kind": "retry"})
     flush(app)
     assert udp.wait_for(2) == ["jobs:1|c|#queue:mail,kind:retry"] * 2
+
+
+@pytest.mark.parametrize(
+    ("part", "cleaned"),
+    [
+        ("api.list_items", "api.list_items"),
+        ("", "_"),
+        ("|", "_"),
+        ("é", "_"),
+        (".api", "api"),
+        ("api.", "api"),
+        ("api..items", "api.items"),
+        ("x" * 100, "x" * 100),
+        ("x" * 101, "x" * 100),
+    ],
+)
+def test_a_name_part_keeps_no_empty_node_and_no_other_character(part: str, cleaned: str) -> None:
+    assert clean_part(part) == cleaned
