@@ -7,6 +7,7 @@ import errno
 import logging
 import os
 import socket
+import struct
 import threading
 import time
 import typing as t
@@ -741,3 +742,137 @@ def test_a_unix_receiver_that_stops_reading_never_blocks_the_caller(tmp_path: Pa
             if caller.ident is not None:
                 caller.join(5)
             client.close()
+
+
+def test_a_tcp_send_that_fails_reconnects_for_the_next_packet(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The daemon resets the connection: the packet being sent is dropped and counted,
+    with a warning, and the next packet of the same flush goes out on a new connection."""
+    from flask_observe.statsd_client import StatsdClient
+
+    caplog.set_level(logging.WARNING, logger="flask_observe")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(2)
+        server.settimeout(5)
+        port = server.getsockname()[1]
+        client = StatsdClient("127.0.0.1", port, protocol="tcp", max_packet=20, flush_interval=60.0)
+        try:
+            client.add(["first:1|c"])
+            client.flush()  # connects
+            first, _ = server.accept()
+            with first:
+                first.settimeout(5)
+                assert first.recv(4096) == b"first:1|c\n"
+                # Close with a reset rather than a FIN: the client's next send fails.
+                first.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.add(["a" * 12 + ":1|c", "b" * 12 + ":1|c"])  # two packets of one line
+            client.flush()
+            second, _ = server.accept()
+            with second:
+                second.settimeout(5)
+                assert second.recv(4096) == b"bbbbbbbbbbbb:1|c\n"
+        finally:
+            client.close()
+    assert client.dropped_lines == 1
+    assert client.sent_packets == 2
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1
+    target = f"tcp://127.0.0.1:{port}"
+    assert warned[0].startswith(f"Flask-Observe: sending metrics to {target} failed: ")
+
+
+def test_each_outage_is_warned_about_once_and_each_recovery_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Down, up, down again: two "unavailable" warnings and one "reachable again"."""
+    from flask_observe.statsd_client import StatsdClient
+
+    caplog.set_level(logging.WARNING, logger="flask_observe")
+    server = socket.socket()
+    try:
+        server.bind(("127.0.0.1", 0))  # not listening yet: connections are refused
+        server.settimeout(5)
+        port = server.getsockname()[1]
+        client = StatsdClient(
+            "127.0.0.1", port, protocol="tcp", flush_interval=60.0, resolve_interval=0.0
+        )
+        try:
+            client.add(["down:1|c"])
+            client.flush()
+            client.add(["still.down:1|c"])
+            client.flush()
+            server.listen(1)
+            client.add(["up:1|c"])
+            client.flush()
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(5)
+                assert conn.recv(4096) == b"up:1|c\n"
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            server.close()  # down again: the send fails, and so does the reconnection
+            client.add(["down.again:1|c"])
+            client.flush()
+        finally:
+            client.close()
+    finally:
+        server.close()
+    target = f"tcp://127.0.0.1:{port}"
+    reset = f"[Errno {errno.ECONNRESET}] {os.strerror(errno.ECONNRESET)}"
+    warned = [r.getMessage().split(" (")[0] for r in caplog.records]
+    assert warned == [
+        f"Flask-Observe: statsd at {target} is unavailable",
+        f"Flask-Observe: statsd at {target} is reachable again.",
+        f"Flask-Observe: sending metrics to {target} failed: {reset}",
+        f"Flask-Observe: statsd at {target} is unavailable",
+    ]
+
+
+def test_the_defaults_are_statsds_port_a_packet_that_fits_ethernet_and_half_a_second(
+    udp: UdpReceiver,
+) -> None:
+    """Port 8125; packets of at most 1,432 bytes (a 1,500-byte Ethernet frame less the IP
+    and UDP headers, with room to spare); a flush every 0.5 s; a new attempt to resolve or
+    connect every 10 s."""
+    from flask_observe.statsd_client import StatsdClient
+
+    default = StatsdClient("127.0.0.1")
+    default.close()
+    assert default.target == "udp://127.0.0.1:8125"
+    assert default.flush_interval == 0.5
+    assert default.resolve_interval == 10.0
+    client = StatsdClient("127.0.0.1", udp.port)
+    longest = "x" * 1428 + ":1|c"
+    try:
+        client.add([longest])
+        client.add([longest + "x"])
+        client.flush()
+        assert udp.wait_for(1) == [longest]
+    finally:
+        client.close()
+    assert client.dropped_lines == 1
+
+
+def test_an_unknown_protocol_is_refused() -> None:
+    from flask_observe.statsd_client import StatsdClient
+
+    with pytest.raises(ValueError) as refused:
+        StatsdClient("127.0.0.1", protocol="sctp")
+    assert str(refused.value) == "unknown statsd protocol 'sctp'"
+
+
+def test_the_first_packet_is_filled_to_the_byte(udp: UdpReceiver) -> None:
+    """From a new client's empty buffer, as after each flush: two 9-byte lines and their
+    newline fill a packet of 19 bytes."""
+    from flask_observe.statsd_client import StatsdClient
+
+    client = StatsdClient("127.0.0.1", udp.port, max_packet=19, flush_interval=60.0)
+    try:
+        client.add(["ab:1234|c"])
+        client.add(["cd:1234|c"])
+        client.flush()
+        assert udp.wait_for(2) == ["ab:1234|c", "cd:1234|c"]
+    finally:
+        client.close()
+    assert udp.packets == ["ab:1234|c\ncd:1234|c"]
