@@ -14,6 +14,7 @@ from flask_observe import metrics
 from flask_observe.extension import get_state
 from flask_observe.naming import clean_part
 from flask_observe.naming import format_number
+from flask_observe.naming import status_code
 from tests.support.apps import add_api_routes
 from tests.support.apps import AppFactory
 from tests.support.metrics import flush
@@ -140,3 +141,30 @@ def test_tags_given_as_pairs_or_a_mapping_are_written_alike(
         metrics.incr("jobs", tags={"queue": "mail", "kind": "retry"})
     flush(app)
     assert udp.wait_for(2) == ["jobs:1|c|#queue:mail,kind:retry"] * 2
+
+
+@pytest.mark.parametrize(
+    ("part", "cleaned"),
+    [
+        ("api.list_items", "api.list_items"),
+        ("", "_"),
+        ("|", "_"),
+        ("é", "_"),
+        (".api", "api"),
+        ("api.", "api"),
+        ("api..items", "api.items"),
+        ("x" * 100, "x" * 100),
+        ("x" * 101, "x" * 100),
+        ("X" * 99 + ".y|", "X" * 99),  # cut after the dot, which then goes too
+    ],
+)
+def test_a_name_part_keeps_no_empty_node_and_no_other_character(part: str, cleaned: str) -> None:
+    assert clean_part(part) == cleaned
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [("404 NOT FOUND", "404"), ("299 MADE UP", "299"), (None, "_"), ("", "_"), ("OK", "_")],
+)
+def test_the_status_name_part_is_the_code_or_an_underscore(status: str | None, code: str) -> None:
+    assert status_code(status) == code

@@ -7,9 +7,11 @@ import errno
 import logging
 import os
 import socket
+import struct
 import threading
 import time
 import typing as t
+import weakref
 from pathlib import Path
 
 import pytest
@@ -475,3 +477,402 @@ def test_one_daemon_sender_thread_named_for_its_target_until_close(udp: UdpRecei
     unused.close()  # before any line: no thread yet
     unused.add(["late:1|c"])
     assert senders() == []
+
+
+def _sender_threads(name: str) -> list[threading.Thread]:
+    return [th for th in threading.enumerate() if th.name == name and th.is_alive()]
+
+
+def test_a_forked_child_sends_none_of_the_parents_lines_on_a_connection_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fork hook, called here in-process as a forked child calls it: the parent's
+    buffered line is dropped, its connection closed (a child writing on it would mix its
+    lines into the parent's stream), locks held at the fork are replaced, and the next
+    line starts a sender thread of the child's own. The child's packets fill to the byte
+    from an empty buffer."""
+    from flask_observe import statsd_client
+    from flask_observe.statsd_client import StatsdClient
+
+    monkeypatch.setattr(statsd_client, "_clients", weakref.WeakSet())
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(2)
+        server.settimeout(5)
+        port = server.getsockname()[1]
+        name = f"flask-observe-statsd tcp://127.0.0.1:{port}"
+        client = StatsdClient("127.0.0.1", port, protocol="tcp", max_packet=19, flush_interval=60.0)
+        client.add(["parent:1|c"])  # starts the parent's sender thread
+        client.flush()  # connects
+        parent_conn, _ = server.accept()
+        (parent_thread,) = _sender_threads(name)
+        parent_wake = client._wake
+        try:
+            with parent_conn:
+                parent_conn.settimeout(5)
+                assert parent_conn.recv(4096) == b"parent:1|c\n"
+                client.add(["unsent:1|c"])  # buffered in the parent when it forks
+                # Another thread of the parent held the locks at the fork; in the
+                # child that thread does not exist and would never release them.
+                client._lock.acquire()
+                client._send_lock.acquire()
+                statsd_client._after_fork_in_child()
+                assert parent_conn.recv(4096) == b""  # the child closed its copy
+                client.add(["ab:1234|c"])  # 9 bytes
+                client.add(["cd:1234|c"])  # 9 more and a newline: 19, the limit
+                (child_thread,) = [th for th in _sender_threads(name) if th is not parent_thread]
+                client.flush()
+                child_conn, _ = server.accept()
+                with child_conn:
+                    child_conn.settimeout(5)
+                    data = b""
+                    while data.count(b"\n") < 2:
+                        received = child_conn.recv(4096)
+                        assert received
+                        data += received
+                assert data == b"ab:1234|c\ncd:1234|c\n"
+                assert client.sent_packets == 2  # the parent's one, then the child's one
+                client.close()
+                assert not child_thread.is_alive()
+        finally:
+            client.close()
+            parent_wake.release()  # the parent's thread, asleep on its own lock, ends
+            parent_thread.join(5)
+    assert not parent_thread.is_alive()
+
+
+def test_a_forked_child_retries_a_failing_statsd_at_once(
+    monkeypatch: pytest.MonkeyPatch, udp: UdpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The parent waits resolve_interval between two attempts; its child tries at its
+    first flush."""
+    from flask_observe import statsd_client
+    from flask_observe.statsd_client import StatsdClient
+
+    real_getaddrinfo = socket.getaddrinfo
+    resolvable = False
+
+    def getaddrinfo(host: t.Any, port: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        if host == "statsd.flask-observe.test":
+            if not resolvable:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            host = "127.0.0.1"
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(statsd_client, "_clients", weakref.WeakSet())
+    caplog.set_level(logging.WARNING, logger="flask_observe")
+    client = StatsdClient(
+        "statsd.flask-observe.test", udp.port, flush_interval=60.0, resolve_interval=3600.0
+    )
+    try:
+        client.add(["lost:1|c"])
+        client.flush()  # fails: the next attempt in an hour
+        assert client.dropped_lines == 1
+        resolvable = True
+        client.add(["waits:1|c"])
+        client.flush()
+        assert client.dropped_lines == 2  # not retried yet
+        statsd_client._after_fork_in_child()
+        client.add(["child:1|c"])
+        client.flush()
+        assert udp.wait_for(1) == ["child:1|c"]
+    finally:
+        client.close()
+    assert client.dropped_lines == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "Flask-Observe: statsd at udp://statsd.flask-observe.test:"
+        f"{udp.port} is unavailable ([Errno -2] Name or service not known); metrics are "
+        "dropped and the connection is retried every 3600 s in the background.",
+        f"Flask-Observe: statsd at udp://statsd.flask-observe.test:{udp.port} is reachable again.",
+    ]
+
+
+class _FailingClose:
+    def lines(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        raise RuntimeError("the source failed to close")
+
+
+def test_at_exit_every_client_is_flushed_even_after_one_fails_to_close(
+    monkeypatch: pytest.MonkeyPatch, udp: UdpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The exit hook, called here directly as atexit calls it: every open client sends
+    what it buffered, a client that fails to close is logged with its traceback and
+    the others are still closed."""
+    from flask_observe import statsd_client
+    from flask_observe.statsd_client import StatsdClient
+
+    monkeypatch.setattr(statsd_client, "_clients", weakref.WeakSet())
+    caplog.set_level(logging.WARNING, logger="flask_observe")
+    failing = StatsdClient("127.0.0.1", udp.port, flush_interval=60.0)
+    failing.add_source(_FailingClose())
+    other = StatsdClient("127.0.0.1", udp.port, flush_interval=60.0)
+    failing.add(["failing:1|c"])  # each starts its sender thread
+    other.add(["other:1|c"])
+    assert len(_sender_threads(f"flask-observe-statsd udp://127.0.0.1:{udp.port}")) == 2
+    statsd_client.close_all()
+    assert sorted(udp.wait_for(2)) == ["failing:1|c", "other:1|c"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "Flask-Observe: closing a statsd client failed"
+    ]
+    exc_info = caplog.records[0].exc_info
+    assert exc_info is not None
+    assert str(exc_info[1]) == "the source failed to close"
+    assert _sender_threads(f"flask-observe-statsd udp://127.0.0.1:{udp.port}") == []
+    assert failing.sent_packets == other.sent_packets == 1
+
+
+class _FailingOnce:
+    """A flush source that breaks its contract once: its first lines() raises."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def lines(self) -> list[str]:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("the source failed")
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_sender_thread_outlives_a_flush_that_raises(
+    udp: UdpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A source that raises, against its contract, costs the thread one flush and a
+    warning with the traceback; the buffered line goes out at the next flush."""
+    from flask_observe.statsd_client import StatsdClient
+
+    caplog.set_level(logging.WARNING, logger="flask_observe")
+    client = StatsdClient("127.0.0.1", udp.port, flush_interval=0.05)
+    client.add_source(_FailingOnce())
+    try:
+        client.add(["tick:1|c"])  # starts the thread; its first flush raises
+        assert udp.wait_for(1) == ["tick:1|c"]
+    finally:
+        client.close()
+    assert [r.getMessage() for r in caplog.records] == ["Flask-Observe: statsd send failed"]
+    exc_info = caplog.records[0].exc_info
+    assert exc_info is not None
+    assert str(exc_info[1]) == "the source failed"
+
+
+def test_a_line_that_is_not_ascii_is_sent_with_question_marks(udp: UdpReceiver) -> None:
+    """Names that go through metrics are cleaned to ASCII; a line added directly (or by a
+    flush source) that is not is sent with "?" for each other character, by the caller
+    that fills a packet as by the flush, and never raises on either path."""
+    from flask_observe.statsd_client import StatsdClient
+
+    client = StatsdClient("127.0.0.1", udp.port, max_packet=20, flush_interval=60.0)
+    try:
+        client.add(["first:1|c"])
+        client.flush()  # connects
+        assert udp.wait_for(1) == ["first:1|c"]
+        client.add(["café:1|c"])
+        client.add(["naïve.one:1|c"])  # does not fit: the caller sends the full packet
+        assert udp.wait_for(1) == ["caf?:1|c"]
+        client.flush()
+        assert udp.wait_for(1) == ["na?ve.one:1|c"]
+    finally:
+        client.close()
+    assert client.dropped_lines == 0
+
+
+def test_a_request_never_waits_for_the_sender_thread_mid_send(udp: UdpReceiver) -> None:
+    """A full packet is sent by the caller only when the socket is free; while the sender
+    thread holds it (held here by the test), the caller leaves the packet to the thread
+    and returns at once."""
+    from flask_observe.statsd_client import StatsdClient
+
+    client = StatsdClient("127.0.0.1", udp.port, max_packet=20, flush_interval=60.0)
+    returned = threading.Event()
+
+    def request() -> None:
+        client.add(["a" * 12 + ":1|c"])
+        client.add(["b" * 12 + ":1|c"])  # does not fit: the first packet is full
+        returned.set()
+
+    try:
+        client.add(["first:1|c"])
+        client.flush()  # connects
+        assert udp.wait_for(1) == ["first:1|c"]
+        with client._send_lock:  # the sender thread, mid-send
+            caller = threading.Thread(target=request)
+            caller.start()
+            assert returned.wait(5)
+            assert client.sent_packets == 1
+        caller.join(5)
+        client.flush()
+        assert sorted(udp.wait_for(2)) == ["aaaaaaaaaaaa:1|c", "bbbbbbbbbbbb:1|c"]
+    finally:
+        client.close()
+
+
+def test_a_unix_receiver_that_stops_reading_never_blocks_the_caller(tmp_path: Path) -> None:
+    """A Unix datagram receiver whose queue is full makes a blocking send wait until it
+    reads again; the client's socket does not block: the packets it cannot take are
+    dropped and counted, and the caller goes on."""
+    from flask_observe.statsd_client import StatsdClient
+
+    path = str(tmp_path / "statsd.sock")
+    returned = threading.Event()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(path)  # and never read
+        client = StatsdClient(path, protocol="unix", max_packet=20, flush_interval=60.0)
+
+        def requests() -> None:
+            for number in range(5000):
+                client.add([f"m{number:04}:1|c"])  # 9 bytes: two lines a packet
+            returned.set()
+
+        caller = threading.Thread(target=requests)
+        try:
+            client.add(["first:1|c"])
+            client.flush()  # connects
+            caller.start()
+            assert returned.wait(10)
+            assert client.dropped_lines > 0
+        finally:
+            server.close()  # wakes a send blocked on it
+            if caller.ident is not None:
+                caller.join(5)
+            client.close()
+
+
+def test_a_tcp_send_that_fails_reconnects_for_the_next_packet(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The daemon resets the connection: the packet being sent is dropped and counted,
+    with a warning, and the next packet of the same flush goes out on a new connection."""
+    from flask_observe.statsd_client import StatsdClient
+
+    caplog.set_level(logging.WARNING, logger="flask_observe")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(2)
+        server.settimeout(5)
+        port = server.getsockname()[1]
+        client = StatsdClient("127.0.0.1", port, protocol="tcp", max_packet=20, flush_interval=60.0)
+        try:
+            client.add(["first:1|c"])
+            client.flush()  # connects
+            first, _ = server.accept()
+            with first:
+                first.settimeout(5)
+                assert first.recv(4096) == b"first:1|c\n"
+                # Close with a reset rather than a FIN: the client's next send fails.
+                first.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.add(["a" * 12 + ":1|c", "b" * 12 + ":1|c"])  # two packets of one line
+            client.flush()
+            second, _ = server.accept()
+            with second:
+                second.settimeout(5)
+                assert second.recv(4096) == b"bbbbbbbbbbbb:1|c\n"
+        finally:
+            client.close()
+    assert client.dropped_lines == 1
+    assert client.sent_packets == 2
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1
+    target = f"tcp://127.0.0.1:{port}"
+    assert warned[0].startswith(f"Flask-Observe: sending metrics to {target} failed: ")
+
+
+def test_each_outage_is_warned_about_once_and_each_recovery_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Down, up, down again: two "unavailable" warnings and one "reachable again"."""
+    from flask_observe.statsd_client import StatsdClient
+
+    caplog.set_level(logging.WARNING, logger="flask_observe")
+    server = socket.socket()
+    try:
+        server.bind(("127.0.0.1", 0))  # not listening yet: connections are refused
+        server.settimeout(5)
+        port = server.getsockname()[1]
+        client = StatsdClient(
+            "127.0.0.1", port, protocol="tcp", flush_interval=60.0, resolve_interval=0.0
+        )
+        try:
+            client.add(["down:1|c"])
+            client.flush()
+            client.add(["still.down:1|c"])
+            client.flush()
+            server.listen(1)
+            client.add(["up:1|c"])
+            client.flush()
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(5)
+                assert conn.recv(4096) == b"up:1|c\n"
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            server.close()  # down again: the send fails, and so does the reconnection
+            client.add(["down.again:1|c"])
+            client.flush()
+        finally:
+            client.close()
+    finally:
+        server.close()
+    target = f"tcp://127.0.0.1:{port}"
+    reset = f"[Errno {errno.ECONNRESET}] {os.strerror(errno.ECONNRESET)}"
+    warned = [r.getMessage().split(" (")[0] for r in caplog.records]
+    assert warned == [
+        f"Flask-Observe: statsd at {target} is unavailable",
+        f"Flask-Observe: statsd at {target} is reachable again.",
+        f"Flask-Observe: sending metrics to {target} failed: {reset}",
+        f"Flask-Observe: statsd at {target} is unavailable",
+    ]
+
+
+def test_the_defaults_are_statsds_port_a_packet_that_fits_ethernet_and_half_a_second(
+    udp: UdpReceiver,
+) -> None:
+    """Port 8125; packets of at most 1,432 bytes (a 1,500-byte Ethernet frame less the IP
+    and UDP headers, with room to spare); a flush every 0.5 s; a new attempt to resolve or
+    connect every 10 s."""
+    from flask_observe.statsd_client import StatsdClient
+
+    default = StatsdClient("127.0.0.1")
+    default.close()
+    assert default.target == "udp://127.0.0.1:8125"
+    assert default.flush_interval == 0.5
+    assert default.resolve_interval == 10.0
+    client = StatsdClient("127.0.0.1", udp.port)
+    longest = "x" * 1428 + ":1|c"
+    try:
+        client.add([longest])
+        client.add([longest + "x"])
+        client.flush()
+        assert udp.wait_for(1) == [longest]
+    finally:
+        client.close()
+    assert client.dropped_lines == 1
+
+
+def test_an_unknown_protocol_is_refused() -> None:
+    from flask_observe.statsd_client import StatsdClient
+
+    with pytest.raises(ValueError) as refused:
+        StatsdClient("127.0.0.1", protocol="sctp")
+    assert str(refused.value) == "unknown statsd protocol 'sctp'"
+
+
+def test_the_first_packet_is_filled_to_the_byte(udp: UdpReceiver) -> None:
+    """From a new client's empty buffer, as after each flush: two 9-byte lines and their
+    newline fill a packet of 19 bytes."""
+    from flask_observe.statsd_client import StatsdClient
+
+    client = StatsdClient("127.0.0.1", udp.port, max_packet=19, flush_interval=60.0)
+    try:
+        client.add(["ab:1234|c"])
+        client.add(["cd:1234|c"])
+        client.flush()
+        assert udp.wait_for(2) == ["ab:1234|c", "cd:1234|c"]
+    finally:
+        client.close()
+    assert udp.packets == ["ab:1234|c\ncd:1234|c"]
