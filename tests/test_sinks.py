@@ -15,12 +15,16 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.test import run_wsgi_app
 
 from flask_observe import aggregation
+from flask_observe import current_record
+from flask_observe import timed
 from flask_observe.aggregation import Aggregator
 from flask_observe.extension import get_state
 from flask_observe.metrics import MetricsState
+from flask_observe.record import Timer
 from tests.support.apps import AppFactory
 from tests.support.metrics import counter_total
 from tests.support.metrics import flush
+from tests.support.metrics import line_config
 from tests.support.metrics import timer_count
 from tests.support.metrics import udp_config
 from tests.support.metrics import UdpReceiver
@@ -224,3 +228,82 @@ def test_sampled_requests_are_chosen_before_they_are_counted(
     ]
     timers = [line for line in lines if line.startswith("request.index.GET:")]
     assert len(timers) == 3 and all(line.endswith("|ms|@0.5") for line in timers)
+
+
+class Statements:
+    """A request's SQL summary as :mod:`flask_observe.sql` leaves it on the record:
+    3 statements, 12.5 ms in the database."""
+
+    count = 3
+    seconds = 0.0125
+
+    def timer(self) -> Timer:
+        return Timer("db", self.seconds)
+
+
+def add_sql_view(app: Flask) -> None:
+    """``GET /books``: a ``timed("work")`` view that ran 3 statements (12.5 ms)."""
+
+    @app.get("/books")
+    @timed("work")
+    def books() -> str:
+        record = current_record()
+        assert record is not None
+        record.sql = Statements()
+        return "ok"
+
+
+@pytest.mark.parametrize("record", [True, False], ids=["recording", "not-recording"])
+def test_sql_metrics_are_aggregated_once_per_request(
+    record: bool, make_app: AppFactory, udp: UdpReceiver
+) -> None:
+    """The db timer and the statement counter of each request go to the aggregator once,
+    with the tally's values, beside its named timer."""
+    app = make_app(
+        add_sql_view,
+        **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0),
+        OBSERVE_METRICS_RECORD=record,
+    )
+    client = app.test_client()
+    for _ in range(2):
+        response = client.get("/books", buffered=True)
+        assert response.text == "ok"
+        assert "db;dur=12.500" in response.headers["Server-Timing"]
+    flush(app)
+    # status counter, statement counter, 2 values of each of 3 timers
+    lines = udp.wait_for(8)
+    assert len(lines) == 8, lines
+    assert sorted(line for line in lines if line.startswith("db")) == [
+        "db.books.GET:12.500000|ms",
+        "db.books.GET:12.500000|ms",
+        "db_statements.books.GET:6|c",
+    ]
+    assert counter_total(lines, "response.books.GET.200") == 2
+    assert timer_count(lines, "request.books.GET") == 2
+    assert timer_count(lines, "work") == 2
+
+
+@pytest.mark.parametrize(
+    ("dialect", "expected"),
+    [
+        ("none", ["db.books.GET:12.500000|ms", "db_statements.books.GET:3|c"]),
+        (
+            "dogstatsd",
+            [
+                "db:12.500000|ms|#endpoint:books,method:GET",
+                "db_statements:3|c|#endpoint:books,method:GET",
+            ],
+        ),
+    ],
+)
+def test_sql_metrics_are_written_per_request_without_aggregation(
+    dialect: str, expected: list[str], make_app: AppFactory, udp: UdpReceiver
+) -> None:
+    app = make_app(add_sql_view, **line_config(udp, OBSERVE_STATSD_TAGS=dialect))
+    client = app.test_client()
+    for _ in range(2):
+        assert client.get("/books", buffered=True).text == "ok"
+    flush(app)
+    lines = udp.wait_for(10)
+    assert len(lines) == 10, lines  # 5 lines a request
+    assert [line for line in lines if line.startswith("db")] == expected * 2
