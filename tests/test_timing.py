@@ -809,3 +809,25 @@ def test_a_body_without_close_is_finished_quietly() -> None:
     assert response.get_data() == b"listed"
     response.close()  # a list has no close(): nothing raised, the record finished
     assert [handed.status for handed in sink.handed] == ["200 OK"]
+
+
+def test_plain_path_notes_the_start_on_a_record_made_on_demand() -> None:
+    """On the plain path, a record the view asked for learns as the response starts
+    its status, endpoint and method, and when the headers went out: a streamed body
+    reads them while it is sent."""
+    app = users_app()
+
+    @app.get("/report")
+    def report() -> Response:
+        record = current_record()
+        assert record is not None and record.headers_at is None
+
+        def generate() -> Iterator[str]:
+            assert record.headers_at is not None and record.headers_at >= record.start
+            yield f"{record.status} {record.status_line} {record.endpoint} {record.method}"
+
+        return Response(generate(), status=203)
+
+    response = app.test_client().get("/report")
+    assert response.text == "203 203 NON AUTHORITATIVE INFORMATION report GET"
+    assert re.fullmatch(r"\d+\.\d{6}", response.headers["X-Runtime"])
