@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from flask import Flask
 
+from flask_observe import aggregation
 from flask_observe import ConfigError
 from flask_observe import metrics
 from flask_observe import Observe
@@ -327,3 +328,20 @@ def test_counts_stay_exact_beyond_the_values_kept_per_flush(
     assert timer_count(lines, "request.index.GET") == 5000
     assert timer_count(lines, "request.new.GET") == 4100
     assert timer_count(lines, "work") == 6000
+
+
+def test_the_values_kept_are_the_first_collected_of_the_interval(
+    make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the values collected per name (3 here), values are only counted; the 2 sent
+    are spread over the 3 collected, and stand for all 5."""
+    monkeypatch.setattr(aggregation, "COLLECTED", 3)
+    app = make_app(
+        **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0, OBSERVE_STATSD_TIMER_SAMPLES=2)
+    )
+    with app.app_context():
+        for ms in range(1, 6):
+            metrics.timing("work", ms)
+    flush(app)
+    lines = udp.wait_for(2)
+    assert lines == ["work:1.000000|ms", "work:2.000000|ms|@0.25"]
