@@ -831,3 +831,38 @@ def test_plain_path_notes_the_start_on_a_record_made_on_demand() -> None:
     response = app.test_client().get("/report")
     assert response.text == "203 203 NON AUTHORITATIVE INFORMATION report GET"
     assert re.fullmatch(r"\d+\.\d{6}", response.headers["X-Runtime"])
+
+
+@pytest.mark.parametrize("with_sink", [False, True], ids=["timing-only", "sink"])
+def test_an_apps_exc_info_reaches_the_server(with_sink: bool) -> None:
+    """PEP 3333: an app that replaces its response after an error calls
+    ``start_response`` again with ``exc_info``; the server gets that same ``exc_info``
+    (it decides whether the headers can still be replaced or the error re-raised)."""
+    import sys
+
+    from flask_observe.timing import ObserveMiddleware
+
+    failures: list[t.Any] = []
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        try:
+            raise LookupError("late failure")
+        except LookupError:
+            failures.append(sys.exc_info())
+            start_response("500 INTERNAL SERVER ERROR", [], failures[0])
+        return [b"failed"]
+
+    calls: list[tuple[str, t.Any]] = []
+
+    def server_start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
+    ) -> t.Callable[[bytes], object]:
+        calls.append((status, exc_info))
+        return lambda data: None
+
+    sink = ListSink() if with_sink else None
+    middleware = ObserveMiddleware(app, sink=sink)
+    body = middleware.entry(EnvironBuilder(path="/").get_environ(), server_start_response)
+    assert list(body) == [b"failed"]
+    assert calls == [("200 OK", None), ("500 INTERNAL SERVER ERROR", failures[0])]
