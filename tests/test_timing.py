@@ -866,3 +866,59 @@ def test_an_apps_exc_info_reaches_the_server(with_sink: bool) -> None:
     body = middleware.entry(EnvironBuilder(path="/").get_environ(), server_start_response)
     assert list(body) == [b"failed"]
     assert calls == [("200 OK", None), ("500 INTERNAL SERVER ERROR", failures[0])]
+
+
+def test_header_failures_warn_once_a_minute_on_either_path(
+    make_app: Callable[..., Flask],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A failure while adding the headers is the same warning on the plain path and on
+    the metrics path: one a minute in the process, whichever path failed first."""
+    import flask_observe.timing
+
+    monkeypatch.setattr(flask_observe.timing, "_add_timing_headers", Broken())
+    monkeypatch.setattr(flask_observe.timing, "_WATCHED_LENGTHS", Broken())
+    plain = make_app(TESTING=False)
+    measured = make_app(TESTING=False, OBSERVE_STATSD_HOST="127.0.0.1", OBSERVE_STATSD_PORT=9)
+    for app in (plain, measured):
+        add_routes(app)
+    for app in (plain, measured, plain, measured):
+        response = app.test_client().get("/")
+        assert response.status_code == 200 and response.text == "hello"
+    warnings = [r for r in caplog.records if "could not add its headers" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_each_failing_finish_hook_warns_once_a_minute(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each failing hook is its own warning, a hook without a ``__qualname__`` (a
+    partial) too; the repeats of each are rate limited, and so is the same hook code
+    failing for two apps."""
+    import functools
+
+    def make_hook(error: type[Exception]) -> Callable[[RequestRecord], None]:
+        def hook(record: RequestRecord) -> None:
+            raise error("hook bug")
+
+        return hook
+
+    def failing(error: type[Exception], record: RequestRecord) -> None:
+        raise error("partial hook bug")
+
+    apps = [make_app(), make_app()]
+    for app, error in zip(apps, (ValueError, KeyError), strict=True):
+        app.extensions["observe"].add_finish_hook(make_hook(error))
+        add_routes(app)
+    first = apps[0].extensions["observe"]
+    first.add_finish_hook(functools.partial(failing, LookupError))
+    first.add_finish_hook(functools.partial(failing, TypeError))
+    for _ in range(2):
+        for app in apps:
+            response = app.test_client().get("/")
+            response.close()
+            assert response.status_code == 200
+    failed = [r for r in caplog.records if "a finish hook failed" in r.getMessage()]
+    assert [r.exc_info[0] for r in failed if r.exc_info] == [ValueError, LookupError, TypeError]
+    assert len(failed) == 3
