@@ -307,3 +307,29 @@ def test_sql_metrics_are_written_per_request_without_aggregation(
     lines = udp.wait_for(10)
     assert len(lines) == 10, lines  # 5 lines a request
     assert [line for line in lines if line.startswith("db")] == expected * 2
+
+
+@pytest.mark.parametrize("path", ["/", "/books"], ids=["without-record", "with-record"])
+def test_a_request_is_sampled_when_its_draw_is_below_the_rate(
+    path: str, make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``random()`` draws from [0, 1): a draw equal to the rate is out, so exactly that
+    share of the requests is sent."""
+    app = make_app(
+        add_sql_view,
+        **udp_config(udp, OBSERVE_STATSD_SAMPLE_RATE=0.5, OBSERVE_STATSD_FLUSH_INTERVAL=60.0),
+        OBSERVE_METRICS_RECORD=False,
+    )
+    app.add_url_rule("/", "index", lambda: "ok")
+    draws = iter([0.5, 0.4999, 0.5])
+    monkeypatch.setattr(random, "random", lambda: next(draws))
+    client = app.test_client()
+    for _ in range(3):
+        client.get(path, buffered=True)
+    monkeypatch.undo()
+    flush(app)
+    lines = udp.wait_for(2)
+    endpoint = "index" if path == "/" else "books"
+    assert [line for line in lines if line.startswith("response.")] == [
+        f"response.{endpoint}.GET.200:1|c|@0.5"
+    ]
