@@ -922,3 +922,28 @@ def test_each_failing_finish_hook_warns_once_a_minute(
     failed = [r for r in caplog.records if "a finish hook failed" in r.getMessage()]
     assert [r.exc_info[0] for r in failed if r.exc_info] == [ValueError, LookupError, TypeError]
     assert len(failed) == 3
+
+
+def test_a_failing_sink_is_contained(caplog: pytest.LogCaptureFixture) -> None:
+    """A sink that fails on a finished request is one warning a minute, with its
+    traceback; the response and the finish hooks are unaffected."""
+    from flask_observe.timing import ObserveMiddleware
+
+    class FailingSink(ListSink):
+        def finish(self, record: RequestRecord) -> None:
+            raise RuntimeError("sink bug")
+
+    app = Flask("failing_sink")
+    add_routes(app)
+    records: list[RequestRecord] = []
+    middleware = ObserveMiddleware(app.wsgi_app, sink=FailingSink(), finish_hooks=[records.append])
+    app.wsgi_app = middleware.entry  # type: ignore[method-assign,assignment]
+    for _ in range(2):
+        response = app.test_client().get("/")
+        response.close()
+        assert response.status_code == 200 and response.text == "hello"
+    assert [record.status for record in records] == [200, 200]
+    warnings = [r for r in caplog.records if r.name == "flask_observe"]
+    assert [r.getMessage() for r in warnings] == ["Flask-Observe: the metrics sink failed"]
+    assert warnings[0].levelno == logging.WARNING
+    assert warnings[0].exc_info and warnings[0].exc_info[0] is RuntimeError
