@@ -19,6 +19,7 @@ from flask import stream_with_context
 from flask.typing import ResponseReturnValue
 from flask.views import MethodView
 from flask.views import View
+from werkzeug.test import Client
 from werkzeug.test import EnvironBuilder
 
 from flask_observe import current_record
@@ -947,3 +948,37 @@ def test_a_failing_sink_is_contained(caplog: pytest.LogCaptureFixture) -> None:
     assert [r.getMessage() for r in warnings] == ["Flask-Observe: the metrics sink failed"]
     assert warnings[0].levelno == logging.WARNING
     assert warnings[0].exc_info and warnings[0].exc_info[0] is RuntimeError
+
+
+def test_sink_path_times_the_request() -> None:
+    """On the metrics path (a sink, no record), the headers and the duration handed to
+    the sink measure the request: never longer than the client call around it."""
+    app, handed = hooked_app()
+    response, outside = timed_get(app, "/sleep")
+    runtime = float(response.headers["X-Runtime"])
+    assert 0.05 <= runtime <= outside
+    assert 50 <= app_ms(response) <= outside * 1000
+    assert len(handed) == 1 and handed[0].record is None
+    assert 0.05 <= handed[0].seconds <= outside
+
+
+def test_the_metrics_paths_frames_are_hidden_from_the_debugger() -> None:
+    """Werkzeug's debugger leaves the middleware's frames out on the metrics path too
+    (tests/test_debugger.py checks the plain path and the toolbar's)."""
+    from werkzeug.debug.tbtools import DebugTraceback
+
+    app, _ = hooked_app(PROPAGATE_EXCEPTIONS=True)
+    caught: list[DebugTraceback] = []
+
+    def outer(environ: dict[str, t.Any], start_response: t.Any) -> t.Any:
+        try:
+            return app(environ, start_response)
+        except RuntimeError as error:
+            caught.append(DebugTraceback(error, hide=True))
+            raise
+
+    with pytest.raises(RuntimeError, match="boom"):
+        Client(outer).get("/raise")
+    frames = [(frame.filename, frame.name) for frame in caught[0].all_frames]
+    assert [name for filename, name in frames if filename == __file__][-1] == "explode"
+    assert not [name for filename, name in frames if "/flask_observe/" in filename]
