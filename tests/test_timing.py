@@ -982,3 +982,93 @@ def test_the_metrics_paths_frames_are_hidden_from_the_debugger() -> None:
     frames = [(frame.filename, frame.name) for frame in caught[0].all_frames]
     assert [name for filename, name in frames if filename == __file__][-1] == "explode"
     assert not [name for filename, name in frames if "/flask_observe/" in filename]
+
+
+def add_header_routes(app: Flask) -> None:
+    """Responses with headers of the lengths the middleware looks at (9, 13 and 14
+    characters) that are not its own nor ``Content-Length``; ``/sized`` has its
+    length written in lower case, ``/stream`` has none."""
+    others = {"X-Version": "1", "Cache-Control": "no-store", "X-Stream-Token": "t"}
+
+    @app.get("/sized")
+    def sized() -> Response:
+        return Response([b"ok"], headers={**others, "content-length": "2"})
+
+    @app.get("/stream")
+    def stream() -> Response:
+        return Response(iter([b"o", b"k"]), headers=others)
+
+
+@pytest.mark.parametrize("config", PATHS)
+@pytest.mark.parametrize("path", ["/sized", "/stream"])
+def test_our_headers_are_added_once_as_users_see_them(
+    make_app: Callable[..., Flask], config: dict[str, object], path: str
+) -> None:
+    """Whatever other headers of the watched lengths a response has, ``X-Runtime`` and
+    ``Server-Timing`` are added once each, spelled as in the docs."""
+    app = make_app(add_header_routes, **config)
+    response = app.test_client().get(path)
+    assert response.text == "ok"
+    names = [name for name, _ in response.headers]
+    assert [name for name in names if name.lower() in ("x-runtime", "server-timing")] == [
+        "X-Runtime",
+        "Server-Timing",
+    ]
+    assert re.fullmatch(r"\d+\.\d{6}", response.headers["X-Runtime"])
+    assert re.fullmatch(r"app;dur=\d+\.\d{3}", response.headers["Server-Timing"])
+    assert response.headers["X-Version"] == "1"
+
+
+@pytest.mark.parametrize("path", ["/sized", "/stream"])
+def test_a_response_is_complete_as_it_starts_only_with_a_content_length(path: str) -> None:
+    """A ``Content-Length`` (in any case) makes a response complete as it starts: the
+    sink gets it without a record, and a record ends as its headers start. A stream,
+    whatever its other headers, ends when its body is closed."""
+    app, handed = hooked_app()
+    add_header_routes(app)
+    records: list[RequestRecord] = []
+    recording = app_with_finish_hook(records.append)
+    add_header_routes(recording)
+    for target in (app, recording):
+        response = target.test_client().get(path, buffered=False)
+        assert response.get_data() == b"ok"
+        response.close()
+    assert len(handed) == 1 and len(records) == 1
+    (record,) = records
+    assert record.end is not None and record.headers_at is not None
+    if path == "/sized":
+        assert handed[0].record is None
+        assert record.end == record.headers_at
+    else:
+        assert handed[0].record is not None
+        assert record.end > record.headers_at
+
+
+def app_with_finish_hook(hook: t.Callable[[RequestRecord], None]) -> Flask:
+    """A plain Flask app behind the middleware with one finish hook (every request
+    keeps a record)."""
+    from flask_observe.timing import ObserveMiddleware
+
+    app = Flask("with_hook")
+    middleware = ObserveMiddleware(app.wsgi_app, finish_hooks=[hook])
+    app.wsgi_app = middleware.entry  # type: ignore[method-assign,assignment]
+    return app
+
+
+@pytest.mark.parametrize("hooks", [0, 1], ids=["plain", "with-finish-hook"])
+def test_a_server_timing_header_first_in_the_list_is_merged(hooks: int) -> None:
+    """The app's own ``Server-Timing`` gets our entry appended wherever it is in the
+    header list, the first place included."""
+    from flask_observe.timing import ObserveMiddleware
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        start_response("200 OK", [("Server-Timing", "cache;dur=1"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    records: list[RequestRecord] = []
+    middleware = ObserveMiddleware(app, finish_hooks=[records.append] * hooks)
+    response = Client(middleware.entry).get("/")
+    assert response.get_data() == b"ok"
+    (timing,) = response.headers.getlist("Server-Timing")
+    assert re.fullmatch(r"cache;dur=1, app;dur=\d+\.\d{3}", timing), timing
+    assert len(records) == hooks
