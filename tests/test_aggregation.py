@@ -345,3 +345,44 @@ def test_the_values_kept_are_the_first_collected_of_the_interval(
     flush(app)
     lines = udp.wait_for(2)
     assert lines == ["work:1.000000|ms", "work:2.000000|ms|@0.25"]
+
+
+def test_one_value_kept_per_timer(make_app: AppFactory, udp: UdpReceiver) -> None:
+    """``OBSERVE_STATSD_TIMER_SAMPLES = 1``: one value a flush per timer, standing for all."""
+    app = make_app(
+        **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0, OBSERVE_STATSD_TIMER_SAMPLES=1)
+    )
+    with app.app_context():
+        for ms in (1, 2, 3, 4):
+            metrics.timing("work", ms)
+    flush(app)
+    assert udp.wait_for(1) == ["work:1.000000|ms|@0.25"]
+
+
+def test_an_aggregator_keeps_at_least_one_value() -> None:
+    def describe(key: aggregation.RequestKey) -> aggregation.RequestNames:
+        raise AssertionError("not called")
+
+    with pytest.raises(ValueError, match="^max_samples must be at least 1$"):
+        aggregation.Aggregator(0, describe)
+
+
+def test_the_aggregated_request_timer_is_the_runtime_in_milliseconds(
+    make_app: AppFactory, udp: UdpReceiver
+) -> None:
+    """The request timer's value is the duration ``X-Runtime`` reports, in milliseconds
+    (a request of 20 ms or more, so that a scale off by 0.1% shows)."""
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0), TESTING=False)
+
+    @app.get("/")
+    def index() -> str:
+        time.sleep(0.02)
+        return "ok"
+
+    response = app.test_client().get("/")
+    flush(app)
+    lines = udp.wait_for(2)
+    (timer,) = [line for line in lines if line.startswith("request.index.GET:")]
+    match = re.fullmatch(r"request\.index\.GET:(\d+\.\d{6})\|ms", timer)
+    assert match, timer
+    assert abs(float(match.group(1)) - float(response.headers["X-Runtime"]) * 1000) < 0.001
