@@ -1072,3 +1072,29 @@ def test_a_server_timing_header_first_in_the_list_is_merged(hooks: int) -> None:
     (timing,) = response.headers.getlist("Server-Timing")
     assert re.fullmatch(r"cache;dur=1, app;dur=\d+\.\d{3}", timing), timing
     assert len(records) == hooks
+
+
+@pytest.mark.parametrize("config", PATHS)
+def test_a_request_without_path_info_is_served(
+    make_app: Callable[..., Flask], config: dict[str, object]
+) -> None:
+    """PEP 3333 lets a server leave out an empty ``PATH_INFO``; with excluded paths
+    (prefixes too) the request is still served and timed."""
+    app = make_app(OBSERVE_EXCLUDE_PATHS=["/health", "/assets/*"], **config)
+    app.add_url_rule("/", "index", lambda: "home")
+    environ = EnvironBuilder(path="/").get_environ()
+    del environ["PATH_INFO"]
+    started: list[tuple[str, dict[str, str]]] = []
+
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
+    ) -> t.Callable[[bytes], object]:
+        started.append((status, dict(headers)))
+        return lambda data: None
+
+    body = app(environ, start_response)
+    assert b"".join(body) == b"home"
+    getattr(body, "close", lambda: None)()
+    ((status, headers),) = started
+    assert status == "200 OK"
+    assert re.fullmatch(r"\d+\.\d{6}", headers["X-Runtime"])
