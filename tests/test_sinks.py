@@ -5,6 +5,7 @@ counted, sampled or not."""
 from __future__ import annotations
 
 import random
+import re
 import typing as t
 
 import pytest
@@ -333,3 +334,41 @@ def test_a_request_is_sampled_when_its_draw_is_below_the_rate(
     assert [line for line in lines if line.startswith("response.")] == [
         f"response.{endpoint}.GET.200:1|c|@0.5"
     ]
+
+
+def test_each_extra_metric_is_written_on_its_own_without_aggregation(
+    make_app: AppFactory, udp: UdpReceiver
+) -> None:
+    """A record with only SQL statements, only a named timer or only an exception still
+    has that metric written beside its request lines."""
+    app = make_app(**line_config(udp), PROPAGATE_EXCEPTIONS=False)
+
+    @app.get("/count")
+    def count() -> str:
+        record = current_record()
+        assert record is not None
+        record.sql = Statements()
+        return "ok"
+
+    @app.get("/work")
+    @timed("work")
+    def work() -> str:
+        return "ok"
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise KeyError("boom")
+
+    client = app.test_client()
+    assert client.get("/count", buffered=True).text == "ok"
+    assert client.get("/work", buffered=True).text == "ok"
+    assert client.get("/boom", buffered=True).status_code == 500
+    flush(app)
+    lines = udp.wait_for(10)
+    assert len(lines) == 10, lines  # 2 request lines each, 2 SQL lines, 1 timer, 1 counter
+    assert [line for line in lines if line.startswith(("db", "exception"))] == [
+        "db.count.GET:12.500000|ms",
+        "db_statements.count.GET:3|c",
+        "exception.boom.KeyError:1|c",
+    ]
+    assert len([line for line in lines if re.fullmatch(r"work:\d+\.\d{6}\|ms", line)]) == 1
