@@ -372,3 +372,26 @@ def test_each_extra_metric_is_written_on_its_own_without_aggregation(
         "exception.boom.KeyError:1|c",
     ]
     assert len([line for line in lines if re.fullmatch(r"work:\d+\.\d{6}\|ms", line)]) == 1
+
+
+def test_the_overflow_counts_requests_beyond_its_collected_values(
+    make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a full table, an endpoint's requests go to the overflow, whose lists are
+    bounded too (3 values here): the rest are counted, and every request is."""
+    monkeypatch.setattr(aggregation, "TABLE_KEYS", 1)
+    monkeypatch.setattr(aggregation, "COLLECTED", 3)
+    app = make_app(
+        **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0, OBSERVE_STATSD_TIMER_SAMPLES=2)
+    )
+    app.add_url_rule("/0", "page0", lambda: "ok")
+    app.add_url_rule("/1", "page1", lambda: "ok")
+    client = app.test_client()
+    for path in ["/0"] + ["/1"] * 5:
+        assert client.get(path, buffered=True).text == "ok"
+    flush(app)
+    lines = udp.wait_for(5)
+    assert counter_total(lines, "response.page0.GET.200") == 1
+    assert counter_total(lines, "response.page1.GET.200") == 5
+    assert timer_count(lines, "request.page1.GET") == 5
+    assert len([line for line in lines if line.startswith("request.page1.GET:")]) == 2
