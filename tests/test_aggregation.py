@@ -386,3 +386,37 @@ def test_the_aggregated_request_timer_is_the_runtime_in_milliseconds(
     match = re.fullmatch(r"request\.index\.GET:(\d+\.\d{6})\|ms", timer)
     assert match, timer
     assert abs(float(match.group(1)) - float(response.headers["X-Runtime"]) * 1000) < 0.001
+
+
+def test_kept_values_are_weighted_in_order(make_app: AppFactory, udp: UdpReceiver) -> None:
+    """7 values, 3 kept (every 7/3rd): the first stands for 1 value, the next for 2,
+    the last for 4, in the order they were collected."""
+    app = make_app(
+        **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0, OBSERVE_STATSD_TIMER_SAMPLES=3)
+    )
+    with app.app_context():
+        for ms in range(1, 8):
+            metrics.timing("work", ms)
+    flush(app)
+    assert udp.wait_for(3) == [
+        "work:1.000000|ms",
+        "work:3.000000|ms|@0.5",
+        "work:5.000000|ms|@0.25",
+    ]
+
+
+def test_many_kept_values_of_one_timer_fill_several_packets(
+    make_app: AppFactory, udp: UdpReceiver
+) -> None:
+    """300 values kept for one timer are more than a packet holds: they are split into
+    packets line by line, none dropped."""
+    app = make_app(
+        **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0, OBSERVE_STATSD_TIMER_SAMPLES=300)
+    )
+    with app.app_context():
+        for ms in range(300):
+            metrics.timing("work", ms)
+    flush(app)
+    lines = udp.wait_for(300)
+    assert lines == ["work:%d.000000|ms" % ms for ms in range(300)]
+    assert len(udp.packets) > 1
