@@ -846,7 +846,7 @@ def test_an_apps_exc_info_reaches_the_server(with_sink: bool) -> None:
     failures: list[t.Any] = []
 
     def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
-        start_response("200 OK", [("Content-Type", "text/plain")])
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "6")])
         try:
             raise LookupError("late failure")
         except LookupError:
@@ -1098,3 +1098,23 @@ def test_a_request_without_path_info_is_served(
     ((status, headers),) = started
     assert status == "200 OK"
     assert re.fullmatch(r"\d+\.\d{6}", headers["X-Runtime"])
+
+
+def test_a_stream_on_the_sink_path_notes_its_start_on_the_record() -> None:
+    """On the metrics path a stream gets a record as its response starts: its body
+    reads the status and when the headers went out."""
+    app, handed = hooked_app()
+
+    @app.get("/report")
+    def report() -> Response:
+        def generate() -> Iterator[str]:
+            record = current_record()
+            assert record is not None and record.headers_at is not None
+            yield f"{record.status} {record.headers_at >= record.start}"
+
+        return Response(stream_with_context(generate()))
+
+    response = app.test_client().get("/report")
+    assert response.text == "200 True"
+    response.close()
+    assert [h.status for h in handed] == ["200 OK"]
