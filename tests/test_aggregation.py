@@ -367,12 +367,14 @@ def test_an_aggregator_keeps_at_least_one_value() -> None:
         aggregation.Aggregator(0, describe)
 
 
+@pytest.mark.parametrize("testing", [False, True], ids=["without-record", "with-record"])
 def test_the_aggregated_request_timer_is_the_runtime_in_milliseconds(
-    make_app: AppFactory, udp: UdpReceiver
+    testing: bool, make_app: AppFactory, udp: UdpReceiver
 ) -> None:
     """The request timer's value is the duration ``X-Runtime`` reports, in milliseconds
-    (a request of 20 ms or more, so that a scale off by 0.1% shows)."""
-    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0), TESTING=False)
+    (a request of 20 ms or more, so that a scale off by 0.1% shows), whether the request
+    kept a record (``TESTING`` records every request's lines) or not."""
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0), TESTING=testing)
 
     @app.get("/")
     def index() -> str:

@@ -395,3 +395,19 @@ def test_the_overflow_counts_requests_beyond_its_collected_values(
     assert counter_total(lines, "response.page1.GET.200") == 5
     assert timer_count(lines, "request.page1.GET") == 5
     assert len([line for line in lines if line.startswith("request.page1.GET:")]) == 2
+
+
+def test_sampled_extra_metrics_carry_the_rate_without_aggregation(
+    make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(add_sql_view, **line_config(udp, OBSERVE_STATSD_SAMPLE_RATE=0.5))
+    monkeypatch.setattr(random, "random", lambda: 0.1)
+    assert app.test_client().get("/books", buffered=True).text == "ok"
+    monkeypatch.undo()
+    flush(app)
+    lines = udp.wait_for(5)
+    assert [line for line in lines if line.startswith("db")] == [
+        "db.books.GET:12.500000|ms|@0.5",
+        "db_statements.books.GET:3|c|@0.5",
+    ]
+    assert len([line for line in lines if line.endswith("|@0.5")]) == 5
