@@ -367,14 +367,18 @@ def test_an_aggregator_keeps_at_least_one_value() -> None:
         aggregation.Aggregator(0, describe)
 
 
-@pytest.mark.parametrize("testing", [False, True], ids=["without-record", "with-record"])
+@pytest.mark.parametrize("record", [False, True], ids=["without-record", "with-record"])
 def test_the_aggregated_request_timer_is_the_runtime_in_milliseconds(
-    testing: bool, make_app: AppFactory, udp: UdpReceiver
+    record: bool, make_app: AppFactory, udp: UdpReceiver
 ) -> None:
     """The request timer's value is the duration ``X-Runtime`` reports, in milliseconds
     (a request of 20 ms or more, so that a scale off by 0.1% shows), whether the request
-    kept a record (``TESTING`` records every request's lines) or not."""
-    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0), TESTING=testing)
+    kept a record (``OBSERVE_METRICS_RECORD`` keeps one for every request) or not."""
+    app = make_app(
+        **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0),
+        TESTING=False,
+        OBSERVE_METRICS_RECORD=record,
+    )
 
     @app.get("/")
     def index() -> str:
