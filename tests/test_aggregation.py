@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from flask import Flask
 
+from flask_observe import aggregation
 from flask_observe import ConfigError
 from flask_observe import metrics
 from flask_observe import Observe
@@ -167,7 +168,8 @@ def test_close_sends_what_was_aggregated(udp: UdpReceiver) -> None:
     client = metrics.client(app)
     assert client is not None
     client.close()
-    lines = udp.wait_for(10)  # 7 timer samples, the response counter, jobs, upstream
+    lines = udp.wait_for(10)
+    assert len(lines) == 10  # 7 timer values, 1 status counter, jobs, upstream
     assert counter_total(lines, "response.index.GET.200") == 7
     assert timer_count(lines, "request.index.GET") == 7
     assert "jobs:5|c" in lines
@@ -226,6 +228,7 @@ def test_app_metrics_are_aggregated(make_app: AppFactory, udp: UdpReceiver) -> N
         metrics.gauge("queue", 4)
     flush(app)
     lines = udp.wait_for(13)
+    assert len(lines) == 13  # 4 counters and gauges, 3 values of each of 3 timers
     assert "p.visits.report:3|c" in lines
     assert "p.sampled:2|c" in lines
     assert "p.queue:4|g" in lines  # gauges are sent as they are
@@ -325,3 +328,101 @@ def test_counts_stay_exact_beyond_the_values_kept_per_flush(
     assert timer_count(lines, "request.index.GET") == 5000
     assert timer_count(lines, "request.new.GET") == 4100
     assert timer_count(lines, "work") == 6000
+
+
+def test_the_values_kept_are_the_first_collected_of_the_interval(
+    make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the values collected per name (3 here), values are only counted; the 2 sent
+    are spread over the 3 collected, and stand for all 5."""
+    monkeypatch.setattr(aggregation, "COLLECTED", 3)
+    app = make_app(
+        **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0, OBSERVE_STATSD_TIMER_SAMPLES=2)
+    )
+    with app.app_context():
+        for ms in range(1, 6):
+            metrics.timing("work", ms)
+    flush(app)
+    lines = udp.wait_for(2)
+    assert lines == ["work:1.000000|ms", "work:2.000000|ms|@0.25"]
+
+
+def test_one_value_kept_per_timer(make_app: AppFactory, udp: UdpReceiver) -> None:
+    """``OBSERVE_STATSD_TIMER_SAMPLES = 1``: one value a flush per timer, standing for all."""
+    app = make_app(
+        **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0, OBSERVE_STATSD_TIMER_SAMPLES=1)
+    )
+    with app.app_context():
+        for ms in (1, 2, 3, 4):
+            metrics.timing("work", ms)
+    flush(app)
+    assert udp.wait_for(1) == ["work:1.000000|ms|@0.25"]
+
+
+def test_an_aggregator_keeps_at_least_one_value() -> None:
+    def describe(key: aggregation.RequestKey) -> aggregation.RequestNames:
+        raise AssertionError("not called")
+
+    with pytest.raises(ValueError, match="^max_samples must be at least 1$"):
+        aggregation.Aggregator(0, describe)
+
+
+@pytest.mark.parametrize("record", [False, True], ids=["without-record", "with-record"])
+def test_the_aggregated_request_timer_is_the_runtime_in_milliseconds(
+    record: bool, make_app: AppFactory, udp: UdpReceiver
+) -> None:
+    """The request timer's value is the duration ``X-Runtime`` reports, in milliseconds
+    (a request of 20 ms or more, so that a scale off by 0.1% shows), whether the request
+    kept a record (``OBSERVE_METRICS_RECORD`` keeps one for every request) or not."""
+    app = make_app(
+        **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0),
+        TESTING=False,
+        OBSERVE_METRICS_RECORD=record,
+    )
+
+    @app.get("/")
+    def index() -> str:
+        time.sleep(0.02)
+        return "ok"
+
+    response = app.test_client().get("/")
+    flush(app)
+    lines = udp.wait_for(2)
+    (timer,) = [line for line in lines if line.startswith("request.index.GET:")]
+    match = re.fullmatch(r"request\.index\.GET:(\d+\.\d{6})\|ms", timer)
+    assert match, timer
+    assert abs(float(match.group(1)) - float(response.headers["X-Runtime"]) * 1000) < 0.001
+
+
+def test_kept_values_are_weighted_in_order(make_app: AppFactory, udp: UdpReceiver) -> None:
+    """7 values, 3 kept (every 7/3rd): the first stands for 1 value, the next for 2,
+    the last for 4, in the order they were collected."""
+    app = make_app(
+        **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0, OBSERVE_STATSD_TIMER_SAMPLES=3)
+    )
+    with app.app_context():
+        for ms in range(1, 8):
+            metrics.timing("work", ms)
+    flush(app)
+    assert udp.wait_for(3) == [
+        "work:1.000000|ms",
+        "work:3.000000|ms|@0.5",
+        "work:5.000000|ms|@0.25",
+    ]
+
+
+def test_many_kept_values_of_one_timer_fill_several_packets(
+    make_app: AppFactory, udp: UdpReceiver
+) -> None:
+    """300 values kept for one timer are more than a packet holds: they are split into
+    packets line by line, none dropped."""
+    app = make_app(
+        **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0, OBSERVE_STATSD_TIMER_SAMPLES=300)
+    )
+    with app.app_context():
+        for ms in range(300):
+            metrics.timing("work", ms)
+    flush(app)
+    lines = udp.wait_for(300)
+    assert lines == ["work:%d.000000|ms" % ms for ms in range(300)]
+    assert len(udp.packets) > 1

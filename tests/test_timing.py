@@ -19,6 +19,7 @@ from flask import stream_with_context
 from flask.typing import ResponseReturnValue
 from flask.views import MethodView
 from flask.views import View
+from werkzeug.test import Client
 from werkzeug.test import EnvironBuilder
 
 from flask_observe import current_record
@@ -809,3 +810,311 @@ def test_a_body_without_close_is_finished_quietly() -> None:
     assert response.get_data() == b"listed"
     response.close()  # a list has no close(): nothing raised, the record finished
     assert [handed.status for handed in sink.handed] == ["200 OK"]
+
+
+def test_plain_path_notes_the_start_on_a_record_made_on_demand() -> None:
+    """On the plain path, a record the view asked for learns as the response starts
+    its status, endpoint and method, and when the headers went out: a streamed body
+    reads them while it is sent."""
+    app = users_app()
+
+    @app.get("/report")
+    def report() -> Response:
+        record = current_record()
+        assert record is not None and record.headers_at is None
+
+        def generate() -> Iterator[str]:
+            assert record.headers_at is not None and record.headers_at >= record.start
+            yield f"{record.status} {record.status_line} {record.endpoint} {record.method}"
+
+        return Response(generate(), status=203)
+
+    response = app.test_client().get("/report")
+    assert response.text == "203 203 NON AUTHORITATIVE INFORMATION report GET"
+    assert re.fullmatch(r"\d+\.\d{6}", response.headers["X-Runtime"])
+
+
+@pytest.mark.parametrize("with_sink", [False, True], ids=["timing-only", "sink"])
+def test_an_apps_exc_info_reaches_the_server(with_sink: bool) -> None:
+    """PEP 3333: an app that replaces its response after an error calls
+    ``start_response`` again with ``exc_info``; the server gets that same ``exc_info``
+    (it decides whether the headers can still be replaced or the error re-raised)."""
+    import sys
+
+    from flask_observe.timing import ObserveMiddleware
+
+    failures: list[t.Any] = []
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "6")])
+        try:
+            raise LookupError("late failure")
+        except LookupError:
+            failures.append(sys.exc_info())
+            start_response("500 INTERNAL SERVER ERROR", [], failures[0])
+        return [b"failed"]
+
+    calls: list[tuple[str, t.Any]] = []
+
+    def server_start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
+    ) -> t.Callable[[bytes], object]:
+        calls.append((status, exc_info))
+        return lambda data: None
+
+    sink = ListSink() if with_sink else None
+    middleware = ObserveMiddleware(app, sink=sink)
+    body = middleware.entry(EnvironBuilder(path="/").get_environ(), server_start_response)
+    assert list(body) == [b"failed"]
+    assert calls == [("200 OK", None), ("500 INTERNAL SERVER ERROR", failures[0])]
+
+
+def test_header_failures_warn_once_a_minute_on_either_path(
+    make_app: Callable[..., Flask],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A failure while adding the headers is the same warning on the plain path and on
+    the metrics path: one a minute in the process, whichever path failed first."""
+    import flask_observe.timing
+
+    monkeypatch.setattr(flask_observe.timing, "_add_timing_headers", Broken())
+    monkeypatch.setattr(flask_observe.timing, "_WATCHED_LENGTHS", Broken())
+    plain = make_app(TESTING=False)
+    measured = make_app(TESTING=False, OBSERVE_STATSD_HOST="127.0.0.1", OBSERVE_STATSD_PORT=9)
+    for app in (plain, measured):
+        add_routes(app)
+    for app in (plain, measured, plain, measured):
+        response = app.test_client().get("/")
+        assert response.status_code == 200 and response.text == "hello"
+    warnings = [r for r in caplog.records if "could not add its headers" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_each_failing_finish_hook_warns_once_a_minute(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each failing hook is its own warning, a hook without a ``__qualname__`` (a
+    partial) too; the repeats of each are rate limited, and so is the same hook code
+    failing for two apps."""
+    import functools
+
+    def make_hook(error: type[Exception]) -> Callable[[RequestRecord], None]:
+        def hook(record: RequestRecord) -> None:
+            raise error("hook bug")
+
+        return hook
+
+    def failing(error: type[Exception], record: RequestRecord) -> None:
+        raise error("partial hook bug")
+
+    apps = [make_app(), make_app()]
+    for app, error in zip(apps, (ValueError, KeyError), strict=True):
+        app.extensions["observe"].add_finish_hook(make_hook(error))
+        add_routes(app)
+    first = apps[0].extensions["observe"]
+    first.add_finish_hook(functools.partial(failing, LookupError))
+    first.add_finish_hook(functools.partial(failing, TypeError))
+    for _ in range(2):
+        for app in apps:
+            response = app.test_client().get("/")
+            response.close()
+            assert response.status_code == 200
+    failed = [r for r in caplog.records if r.name == "flask_observe"]
+    assert [r.exc_info[0] for r in failed if r.exc_info] == [ValueError, LookupError, TypeError]
+    assert [r.getMessage() for r in failed] == ["Flask-Observe: a finish hook failed"] * 3
+
+
+def test_a_failing_sink_is_contained(caplog: pytest.LogCaptureFixture) -> None:
+    """A sink that fails on a finished request is one warning a minute, with its
+    traceback; the response and the finish hooks are unaffected."""
+    from flask_observe.timing import ObserveMiddleware
+
+    class FailingSink(ListSink):
+        def finish(self, record: RequestRecord) -> None:
+            raise RuntimeError("sink bug")
+
+    app = Flask("failing_sink")
+    add_routes(app)
+    records: list[RequestRecord] = []
+    middleware = ObserveMiddleware(app.wsgi_app, sink=FailingSink(), finish_hooks=[records.append])
+    app.wsgi_app = middleware.entry  # type: ignore[method-assign,assignment]
+    for _ in range(2):
+        response = app.test_client().get("/")
+        response.close()
+        assert response.status_code == 200 and response.text == "hello"
+    assert [record.status for record in records] == [200, 200]
+    warnings = [r for r in caplog.records if r.name == "flask_observe"]
+    assert [r.getMessage() for r in warnings] == ["Flask-Observe: the metrics sink failed"]
+    assert warnings[0].levelno == logging.WARNING
+    assert warnings[0].exc_info and warnings[0].exc_info[0] is RuntimeError
+
+
+def test_sink_path_times_the_request() -> None:
+    """On the metrics path (a sink, no record), the headers and the duration handed to
+    the sink measure the request: never longer than the client call around it."""
+    app, handed = hooked_app()
+    response, outside = timed_get(app, "/sleep")
+    runtime = float(response.headers["X-Runtime"])
+    assert 0.05 <= runtime <= outside
+    assert 50 <= app_ms(response) <= outside * 1000
+    assert len(handed) == 1 and handed[0].record is None
+    assert 0.05 <= handed[0].seconds <= outside
+
+
+def test_the_metrics_paths_frames_are_hidden_from_the_debugger() -> None:
+    """Werkzeug's debugger leaves the middleware's frames out on the metrics path too
+    (tests/test_debugger.py checks the plain path and the toolbar's)."""
+    from werkzeug.debug.tbtools import DebugTraceback
+
+    app, _ = hooked_app(PROPAGATE_EXCEPTIONS=True)
+    caught: list[DebugTraceback] = []
+
+    def outer(environ: dict[str, t.Any], start_response: t.Any) -> t.Any:
+        try:
+            return app(environ, start_response)
+        except RuntimeError as error:
+            caught.append(DebugTraceback(error, hide=True))
+            raise
+
+    with pytest.raises(RuntimeError, match="boom"):
+        Client(outer).get("/raise")
+    frames = [(frame.filename, frame.name) for frame in caught[0].all_frames]
+    assert [name for filename, name in frames if filename == __file__][-1] == "explode"
+    assert not [name for filename, name in frames if "/flask_observe/" in filename]
+
+
+def add_header_routes(app: Flask) -> None:
+    """Responses with headers of the lengths the middleware looks at (9, 13 and 14
+    characters) that are not its own nor ``Content-Length``; ``/sized`` has its
+    length written in lower case, ``/stream`` has none."""
+    others = {"X-Version": "1", "Cache-Control": "no-store", "X-Stream-Token": "t"}
+
+    @app.get("/sized")
+    def sized() -> Response:
+        return Response([b"ok"], headers={**others, "content-length": "2"})
+
+    @app.get("/stream")
+    def stream() -> Response:
+        return Response(iter([b"o", b"k"]), headers=others)
+
+
+@pytest.mark.parametrize("config", PATHS)
+@pytest.mark.parametrize("path", ["/sized", "/stream"])
+def test_our_headers_are_added_once_as_users_see_them(
+    make_app: Callable[..., Flask], config: dict[str, object], path: str
+) -> None:
+    """Whatever other headers of the watched lengths a response has, ``X-Runtime`` and
+    ``Server-Timing`` are added once each, spelled as in the docs."""
+    app = make_app(add_header_routes, **config)
+    response = app.test_client().get(path)
+    assert response.text == "ok"
+    names = [name for name, _ in response.headers]
+    assert [name for name in names if name.lower() in ("x-runtime", "server-timing")] == [
+        "X-Runtime",
+        "Server-Timing",
+    ]
+    assert re.fullmatch(r"\d+\.\d{6}", response.headers["X-Runtime"])
+    assert re.fullmatch(r"app;dur=\d+\.\d{3}", response.headers["Server-Timing"])
+    assert response.headers["X-Version"] == "1"
+
+
+@pytest.mark.parametrize("path", ["/sized", "/stream"])
+def test_a_response_is_complete_as_it_starts_only_with_a_content_length(path: str) -> None:
+    """A ``Content-Length`` (in any case) makes a response complete as it starts: the
+    sink gets it without a record, and a record ends as its headers start. A stream,
+    whatever its other headers, ends when its body is closed."""
+    app, handed = hooked_app()
+    add_header_routes(app)
+    records: list[RequestRecord] = []
+    recording = app_with_finish_hook(records.append)
+    add_header_routes(recording)
+    for target in (app, recording):
+        response = target.test_client().get(path, buffered=False)
+        assert response.get_data() == b"ok"
+        response.close()
+    assert len(handed) == 1 and len(records) == 1
+    (record,) = records
+    assert record.end is not None and record.headers_at is not None
+    if path == "/sized":
+        assert handed[0].record is None
+        assert record.end == record.headers_at
+    else:
+        assert handed[0].record is not None
+        assert record.end > record.headers_at
+
+
+def app_with_finish_hook(hook: t.Callable[[RequestRecord], None]) -> Flask:
+    """A plain Flask app behind the middleware with one finish hook (every request
+    keeps a record)."""
+    from flask_observe.timing import ObserveMiddleware
+
+    app = Flask("with_hook")
+    middleware = ObserveMiddleware(app.wsgi_app, finish_hooks=[hook])
+    app.wsgi_app = middleware.entry  # type: ignore[method-assign,assignment]
+    return app
+
+
+@pytest.mark.parametrize("hooks", [0, 1], ids=["plain", "with-finish-hook"])
+def test_a_server_timing_header_first_in_the_list_is_merged(hooks: int) -> None:
+    """The app's own ``Server-Timing`` gets our entry appended wherever it is in the
+    header list, the first place included."""
+    from flask_observe.timing import ObserveMiddleware
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        start_response("200 OK", [("Server-Timing", "cache;dur=1"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    records: list[RequestRecord] = []
+    middleware = ObserveMiddleware(app, finish_hooks=[records.append] * hooks)
+    response = Client(middleware.entry).get("/")
+    assert response.get_data() == b"ok"
+    (timing,) = response.headers.getlist("Server-Timing")
+    assert re.fullmatch(r"cache;dur=1, app;dur=\d+\.\d{3}", timing), timing
+    assert len(records) == hooks
+
+
+@pytest.mark.parametrize("config", PATHS)
+def test_a_request_without_path_info_is_served(
+    make_app: Callable[..., Flask], config: dict[str, object]
+) -> None:
+    """PEP 3333 lets a server leave out an empty ``PATH_INFO``; with excluded paths
+    (prefixes too) the request is still served and timed."""
+    app = make_app(OBSERVE_EXCLUDE_PATHS=["/health", "/assets/*"], **config)
+    app.add_url_rule("/", "index", lambda: "home")
+    environ = EnvironBuilder(path="/").get_environ()
+    del environ["PATH_INFO"]
+    started: list[tuple[str, dict[str, str]]] = []
+
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
+    ) -> t.Callable[[bytes], object]:
+        started.append((status, dict(headers)))
+        return lambda data: None
+
+    body = app(environ, start_response)
+    assert b"".join(body) == b"home"
+    getattr(body, "close", lambda: None)()
+    ((status, headers),) = started
+    assert status == "200 OK"
+    assert re.fullmatch(r"\d+\.\d{6}", headers["X-Runtime"])
+
+
+def test_a_stream_on_the_sink_path_notes_its_start_on_the_record() -> None:
+    """On the metrics path a stream gets a record as its response starts: its body
+    reads the status and when the headers went out."""
+    app, handed = hooked_app()
+
+    @app.get("/report")
+    def report() -> Response:
+        def generate() -> Iterator[str]:
+            record = current_record()
+            assert record is not None and record.headers_at is not None
+            yield f"{record.status} {record.headers_at >= record.start}"
+
+        return Response(stream_with_context(generate()))
+
+    response = app.test_client().get("/report")
+    assert response.text == "200 True"
+    response.close()
+    assert [h.status for h in handed] == ["200 OK"]
