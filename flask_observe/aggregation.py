@@ -27,12 +27,11 @@ added under a lock. Each flush (:meth:`Aggregator.drain`) turns what accumulated
 
 from __future__ import annotations
 
-import functools
 import threading
 import typing as t
-from decimal import Decimal
 
 from .naming import format_number
+from .naming import format_rate
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
@@ -90,15 +89,6 @@ def power_weights(total: int, parts: int) -> list[tuple[int, int]]:
         if counts[bit] == 0:
             bit -= 1
     return [(1 << bit, count) for bit, count in enumerate(counts) if count]
-
-
-@functools.lru_cache(maxsize=256)
-def format_exact_rate(rate: float) -> str:
-    """The ``|@rate`` suffix, written so that it parses back to the same float (empty
-    for 1): ``0.5``, ``0.00000095367431640625``, never an exponent."""
-    if rate >= 1.0:
-        return ""
-    return "|@" + format(Decimal(repr(rate)), "f")
 
 
 class Aggregator:
@@ -256,7 +246,7 @@ class Aggregator:
 def _timer_lines(series: TimerSeries, weight: int, values: list[float]) -> list[str]:
     """The lines of *values* (milliseconds) of one timer, each standing for *weight*
     values, formatted in one ``%`` operation."""
-    suffix = "|ms" + format_exact_rate(series.rate / weight) + series.tail
+    suffix = "|ms" + format_rate(series.rate / weight) + series.tail
     start = series.head + ":"
     template = start + (suffix + "\n" + start).join(["%0.6f"] * len(values)) + suffix
     return (template % tuple(values)).split("\n")

@@ -9,8 +9,10 @@ length, so no request can inject a second metric line or create unbounded names.
 
 from __future__ import annotations
 
+import functools
 import math
 import typing as t
+from decimal import Decimal
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -81,11 +83,14 @@ def format_number(value: object) -> str:
     return text.rstrip("0").rstrip(".")
 
 
+@functools.lru_cache(maxsize=256)
 def format_rate(rate: float) -> str:
-    """The ``|@rate`` suffix for *rate* (empty for 1)."""
+    """The ``|@rate`` suffix for *rate* (empty for 1), written so that it parses back to
+    the same float and never with an exponent: ``0.5``, ``0.00000095367431640625``.
+    (Six decimals wrote a rate under 0.0000005 as ``|@0``.)"""
     if rate >= 1.0:
         return ""
-    return "|@" + ("%.6f" % rate).rstrip("0").rstrip(".")
+    return "|@" + format(Decimal(repr(rate)), "f")
 
 
 def normalise_tags(tags: Tags) -> list[tuple[str, str]]:

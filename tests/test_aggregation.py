@@ -17,10 +17,10 @@ from flask_observe import ConfigError
 from flask_observe import metrics
 from flask_observe import Observe
 from flask_observe import timed
-from flask_observe.aggregation import format_exact_rate
 from flask_observe.aggregation import power_weights
 from flask_observe.extension import get_state
 from flask_observe.metrics import MetricsState
+from flask_observe.naming import format_rate
 from flask_observe.record import RequestRecord
 from tests.support.apps import add_api_routes
 from tests.support.apps import AppFactory
@@ -132,7 +132,7 @@ def test_power_weights_add_up(total: int, parts: int) -> None:
 
 @pytest.mark.parametrize("power", range(0, 60, 3))
 def test_rates_parse_back_exactly(power: int) -> None:
-    text = format_exact_rate(1 / 2**power)
+    text = format_rate(1 / 2**power)
     assert "e" not in text
     if power:
         assert 1 / float(text[2:]) == 2**power  # as the daemon computes 1 / sampleRate

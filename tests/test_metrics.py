@@ -340,6 +340,28 @@ def test_sampling_marks_lines_with_the_rate(make_app: AppFactory, udp: UdpReceiv
     assert all(line.endswith("|ms|@0.25") for line in timers)
 
 
+@pytest.mark.parametrize("config", [line_config, udp_config], ids=["lines", "aggregated"])
+def test_a_tiny_sample_rate_is_written_in_full(
+    make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch, config: t.Any
+) -> None:
+    """A rate of one in ten million is written as it is, never rounded to ``|@0`` (a
+    rate the daemon cannot divide by): every request is sampled here."""
+    monkeypatch.setattr("flask_observe.sinks.random.random", lambda: 0.0)
+    app = make_app(**config(udp, OBSERVE_STATSD_SAMPLE_RATE=1e-7))
+    app.add_url_rule("/", "index", lambda: "ok")
+    client = app.test_client()
+    for _ in range(3):
+        client.get("/", buffered=True)
+    flush(app)
+    lines = udp.wait_for(4 if config is line_config else 2)
+    counters = [line for line in lines if line.startswith("response.")]
+    assert counters, lines
+    assert all(line.endswith("|c|@0.0000001") for line in counters), counters
+    assert counter_total(lines, "response.index.GET.200") == 3 * 10**7
+    timers = [line for line in lines if line.startswith("request.")]
+    assert timers and all("|ms|@0.0000001" in line for line in timers), timers
+
+
 def test_thread_safe_under_many_threads(make_app: AppFactory, udp: UdpReceiver) -> None:
     udp.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
     app = make_app(**line_config(udp))
