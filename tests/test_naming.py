@@ -168,3 +168,26 @@ def test_a_name_part_keeps_no_empty_node_and_no_other_character(part: str, clean
 )
 def test_the_status_name_part_is_the_code_or_an_underscore(status: str | None, code: str) -> None:
     assert status_code(status) == code
+
+
+def test_a_long_prefix_is_cut_to_200_characters(make_app: AppFactory, udp: UdpReceiver) -> None:
+    """Name parts are cut to 100 characters, the prefix (often dotted: ``shop.web1``)
+    to 200, as the metrics page of the docs says."""
+    prefix = "shop." + "p" * 250
+    app = make_app(**line_config(udp, OBSERVE_STATSD_PREFIX=prefix))
+    app.add_url_rule("/", "index", lambda: "ok")
+    app.test_client().get("/", buffered=True)
+    flush(app)
+    lines = udp.wait_for(2)
+    head = "shop." + "p" * 195 + "."
+    assert sorted(line.split(":")[0] for line in lines) == [
+        head + "request.index.GET",
+        head + "response.index.GET.200",
+    ]
+
+
+def test_an_unknown_dialect_is_named_in_the_error() -> None:
+    from flask_observe.naming import Dialect
+
+    with pytest.raises(ValueError, match=r"^unknown tag dialect 'statsite'$"):
+        Dialect("statsite", "")

@@ -180,3 +180,18 @@ def test_an_app_without_flask_observe_gets_the_default_rules() -> None:
 
     scrubber = app_scrubber(Flask("bare"))
     assert scrubber.scrub({"api_key": "k", "pin": "1"}) == {"api_key": "[Filtered]", "pin": "1"}
+
+
+@pytest.mark.parametrize("written", ["loyalty-number", "LOYALTY_NUMBER", "Loyalty-Number"])
+def test_an_extra_key_matches_with_hyphen_or_underscore(written: str) -> None:
+    """An app's extra key matches names written with either separator, in any case:
+    ``loyalty-number`` given in OBSERVE_SCRUB_KEYS hides ``Loyalty-Number`` headers and
+    ``loyalty_number`` fields alike (no default key is part of that name)."""
+    scrubber = Scrubber(extra_keys=[written])
+    assert scrubber.is_sensitive("Loyalty-Number")
+    assert scrubber.is_sensitive("loyalty_number")
+    assert not Scrubber().is_sensitive("loyalty_number")
+    text = "loyalty-number=4512 loyalty_number=4512 next=1"
+    assert scrubber.scrub_text(text) == (
+        "loyalty-number=[Filtered] loyalty_number=[Filtered] next=1"
+    )

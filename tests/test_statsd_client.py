@@ -876,3 +876,61 @@ def test_the_first_packet_is_filled_to_the_byte(udp: UdpReceiver) -> None:
     finally:
         client.close()
     assert udp.packets == ["ab:1234|c\ncd:1234|c"]
+
+
+class _Lines:
+    """A flush source handing over the lines set for the next flush (the aggregator's
+    and the process figures' path into the packets)."""
+
+    def __init__(self) -> None:
+        self.next: list[str] = []
+
+    def lines(self) -> list[str]:
+        lines, self.next = self.next, []
+        return lines
+
+    def close(self) -> None:
+        pass
+
+
+def _greedy(lines: list[str], limit: int) -> list[str]:
+    """Packets as a reader of the docs expects them: lines in order, joined by newlines,
+    each packet as full as the limit allows; a line longer than the limit dropped."""
+    packets: list[str] = []
+    current: list[str] = []
+    for line in lines:
+        if len(line) > limit:
+            continue
+        if current and len("\n".join([*current, line])) > limit:
+            packets.append("\n".join(current))
+            current = []
+        current.append(line)
+    if current:
+        packets.append("\n".join(current))
+    return packets
+
+
+@pytest.mark.parametrize("limit", [6, 7, 9])
+def test_flushed_lines_fill_each_packet_to_the_byte(udp: UdpReceiver, limit: int) -> None:
+    """Every way of putting up to three lines of 1 to 8 bytes around a limit: each packet
+    is as full as it can be without passing the limit, in order, and only a line
+    longer than the limit is left out. Flushed through a real client to a UDP socket."""
+    import itertools
+
+    from flask_observe.statsd_client import StatsdClient
+
+    udp.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)  # 1,000 datagrams
+    source = _Lines()
+    client = StatsdClient("127.0.0.1", udp.port, max_packet=limit, flush_interval=60.0)
+    client.add_source(source)
+    expected: list[str] = []
+    try:
+        for count in (1, 2, 3):
+            for lengths in itertools.product(range(1, 9), repeat=count):
+                source.next = [chr(ord("a") + index) * n for index, n in enumerate(lengths)]
+                expected += _greedy(source.next, limit)
+                client.flush()
+        udp.wait_for(sum(packet.count("\n") + 1 for packet in expected))
+    finally:
+        client.close()
+    assert udp.packets == expected
