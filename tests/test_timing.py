@@ -1118,3 +1118,48 @@ def test_a_stream_on_the_sink_path_notes_its_start_on_the_record() -> None:
     assert response.text == "200 True"
     response.close()
     assert [h.status for h in handed] == ["200 OK"]
+
+
+@pytest.mark.parametrize("hooks", [0, 1], ids=["plain", "with-finish-hook"])
+def test_a_server_timing_header_late_in_the_list_is_merged(hooks: int) -> None:
+    """Third in the list, after headers of other names: our entry joins that header,
+    and the headers before it keep their values."""
+    from flask_observe.timing import ObserveMiddleware
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        headers = [("X-A", "1"), ("X-B", "2"), ("Server-Timing", "cache;dur=1")]
+        start_response("200 OK", [*headers, ("Content-Length", "2")])
+        return [b"ok"]
+
+    middleware = ObserveMiddleware(app, finish_hooks=[lambda record: None] * hooks)
+    response = Client(middleware.entry).get("/")
+    assert (response.headers["X-A"], response.headers["X-B"]) == ("1", "2")
+    (timing,) = response.headers.getlist("Server-Timing")
+    assert re.fullmatch(r"cache;dur=1, app;dur=\d+\.\d{3}", timing), timing
+
+
+def test_startup_checks_run_before_the_first_request_until_one_passes() -> None:
+    """A check that raises refuses the request (and the next, until it passes); once
+    every check passed, none runs again."""
+    from flask_observe.timing import ObserveMiddleware
+
+    calls: list[str] = []
+    ready = False
+
+    def check() -> None:
+        calls.append("check")
+        if not ready:
+            raise RuntimeError("not ready")
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    client = Client(ObserveMiddleware(app, startup_checks=[check]).entry)
+    with pytest.raises(RuntimeError, match="not ready"):
+        client.get("/")
+    assert calls == ["check"]
+    ready = True
+    for _ in range(3):
+        assert client.get("/").get_data() == b"ok"
+    assert calls == ["check", "check"]
