@@ -224,10 +224,10 @@ class FloorMiddleware:
 
 
 #: Environment variable: how many times slower than at full speed this process runs
-#: (:func:`instructions` sets it for valgrind). The statsd flush interval is stretched
-#: by it, so that one flush covers as many requests as it would at full speed: the
-#: sender thread's share per request is then what it is in production (a few
-#: instructions), not a hundred times that.
+#: (:func:`instructions` sets it for valgrind). The statsd flush interval and the
+#: sender thread's collection interval are stretched by it, so that one flush covers as
+#: many requests as it would at full speed: the sender thread's share per request is
+#: then what it is in production, not a hundred times that.
 TIME_SCALE_KEY = "OBSERVE_BENCH_TIME_SCALE"
 
 #: About how many times slower callgrind runs these apps than the bare interpreter.
@@ -236,8 +236,12 @@ VALGRIND_SLOWDOWN = 100
 
 def statsd_config(port: int, **config: object) -> dict[str, object]:
     """The app settings of a statsd configuration sending to *port*, its flush interval
-    (0.5 s, the default) stretched by :data:`TIME_SCALE_KEY`."""
+    (0.5 s, the default) stretched by :data:`TIME_SCALE_KEY`, as is the sender
+    thread's collection interval (process-wide)."""
+    from flask_observe import statsd_client
+
     scale = float(os.environ.get(TIME_SCALE_KEY) or 1.0)
+    statsd_client.COLLECT_INTERVAL = 0.5 * scale
     return {
         "OBSERVE_STATSD_HOST": "127.0.0.1",
         "OBSERVE_STATSD_PORT": port,

@@ -1,13 +1,15 @@
 """Client-side aggregation: statsd counters summed per name and timers kept as bounded
 samples per name, sent as one batch per flush interval instead of one line per event.
 
-The request path hands over one request with a dictionary look-up by (endpoint,
-method, status line) and a list append (:attr:`Aggregator.requests`; no lock: each
-step is atomic, and a flush takes only the samples it saw). The table is bounded: at
-most :data:`TABLE_KEYS` keys; requests beyond it (a client inventing methods, an app
-inventing status lines) are aggregated under their metric names, which are bounded too.
-Counters from the app (:func:`flask_observe.metrics.incr`) and timers from the app are
-added under a lock. Each flush (:meth:`Aggregator.drain`) turns what accumulated into lines:
+The request path hands over one finished request as one tuple appended to
+:attr:`Aggregator.pending` (a bounded :class:`~collections.deque`: a C-level append, no
+lock, no Python call). The sender thread collects them (:meth:`Aggregator.collect`, at
+least every :data:`~flask_observe.statsd_client.COLLECT_INTERVAL` seconds) into a
+table by (endpoint, method, status line), which is bounded: at most :data:`TABLE_KEYS`
+keys; requests beyond it (a client inventing methods, an app inventing status lines)
+are aggregated under their metric names, which are bounded too. Counters from the app
+(:func:`flask_observe.metrics.incr`) and timers from the app are added under a lock.
+Each flush (:meth:`Aggregator.drain`) collects, then turns what accumulated into lines:
 
 ``name:<sum>|c``
     one line per counter name; with a sample rate, the sum of the sampled increments
@@ -27,9 +29,11 @@ added under a lock. Each flush (:meth:`Aggregator.drain`) turns what accumulated
 
 from __future__ import annotations
 
+import collections
 import threading
 import typing as t
 
+from .containment import warn_limited
 from .naming import format_number
 from .naming import format_rate
 
@@ -44,8 +48,19 @@ COLLECTED = 4096
 #: has a few per route; a client inventing methods or paths cannot grow it further.
 TABLE_KEYS = 4096
 
-#: A request as the request path hands it over: endpoint, method and status line.
+#: Most finished requests waiting for the sender thread to collect them; when the
+#: thread does not run (a closed client), older ones are dropped, so memory stays
+#: bounded. At one collection per
+#: :data:`~flask_observe.statsd_client.COLLECT_INTERVAL`, far more requests than one
+#: process serves.
+PENDING_REQUESTS = 65536
+
+#: The table's key of a request: endpoint, method and status line.
 RequestKey = tuple[str | None, str, str | None]
+
+#: A finished request as the request path hands it over: endpoint, method, status
+#: line and duration in seconds.
+FinishedRequest = tuple[str | None, str, str | None, float]
 
 
 class TimerSeries(t.NamedTuple):
@@ -94,15 +109,17 @@ def power_weights(total: int, parts: int) -> list[tuple[int, int]]:
 class Aggregator:
     """Counters and timer samples of one statsd client, accumulated between flushes.
 
-    Thread-safe. :attr:`requests` is the request path's table: a request whose
-    endpoint, method and status line are already there appends its duration to that
-    key's list (when the list is shorter than :attr:`collected`) without taking the
-    lock; anything else goes through :meth:`add_request`.
+    Thread-safe. The request path appends to :attr:`pending`; :meth:`collect` (the
+    sender thread) moves what is pending into the table, which only it and
+    :meth:`drain` touch, under the lock.
 
     :param max_samples: the most timer values sent per timer (and request key) per flush.
     :param describe: the metric names of a request key.
 
     .. versionadded:: 0.2.0
+    .. versionchanged:: 0.3.0
+        Requests are handed over through :attr:`pending`; ``add_request`` and the
+        ``requests`` table are gone.
     """
 
     def __init__(self, max_samples: int, describe: Callable[[RequestKey], RequestNames]) -> None:
@@ -112,37 +129,70 @@ class Aggregator:
         #: Values collected per list before they are only counted.
         self.collected = max(COLLECTED, max_samples)
         self.describe = describe
-        #: Request durations in seconds since the last flush, per (endpoint, method,
-        #: status line). Keys are only ever added (under the lock) and their lists
-        #: are emptied in place by a flush, never replaced, so that the request path
-        #: can read and append without the lock.
-        self.requests: dict[RequestKey, list[float]] = {}
+        #: Finished requests not collected yet; ``pending.append`` is the request path's
+        #: hand-over (atomic, and never blocks).
+        self.pending: collections.deque[FinishedRequest] = collections.deque(
+            maxlen=PENDING_REQUESTS
+        )
         self._lock = threading.Lock()
+        #: Held by :meth:`collect` alone: two threads that collect take turns.
+        self._collecting = threading.Lock()
+        #: Request durations in seconds since the last flush, per key (lock held).
+        self._requests: dict[RequestKey, list[float]] = {}
         self._request_extra: dict[RequestKey, int] = {}
-        #: Requests that found no room in :attr:`requests`, by metric names.
+        #: Requests that found no room in the table, by metric names.
         self._overflow: dict[RequestNames, list[float]] = {}
         self._overflow_extra: dict[RequestNames, int] = {}
         self._counters: dict[str, float] = {}
         self._timers: dict[TimerSeries, list[float]] = {}
         self._timer_extra: dict[TimerSeries, int] = {}
 
-    def add_request(self, key: RequestKey, seconds: float) -> None:
-        """Add one request's duration: a new key (in the table while it has room, else
-        under its metric names), or a full list (then only counted)."""
-        with self._lock:
-            samples = self.requests.get(key)
-            if samples is not None:
-                self._sample(samples, seconds, self._request_extra, key)
-                return
-            if len(self.requests) < TABLE_KEYS:
-                self.requests[key] = [seconds]
-                return
-            names = self.describe(key)
-            samples = self._overflow.get(names)
-            if samples is None:
-                self._overflow[names] = [seconds]
-            else:
-                self._sample(samples, seconds, self._overflow_extra, names)
+    def collect(self) -> None:
+        """Move the pending requests into the table: the sender thread calls it between
+        flushes, and :meth:`drain` first."""
+        with self._collecting:
+            pending = self.pending
+            if len(pending) == pending.maxlen:
+                warn_limited(
+                    "aggregate-pending",
+                    "Flask-Observe: requests waited too long for the statsd sender thread; "
+                    "the oldest were not counted",
+                )
+            popleft = pending.popleft
+            grouped: dict[RequestKey, list[float]] = {}
+            for _ in range(len(pending)):
+                endpoint, method, status, seconds = popleft()
+                key = (endpoint, method, status)
+                samples = grouped.get(key)
+                if samples is None:
+                    grouped[key] = [seconds]
+                else:
+                    samples.append(seconds)
+        if grouped:
+            with self._lock:
+                for key, values in grouped.items():
+                    self._add_requests(key, values)
+
+    def _add_requests(self, key: RequestKey, values: list[float]) -> None:
+        """Add the durations of requests of one key: to the table while it has room for
+        the key, else under its metric names (lock held)."""
+        samples = self._requests.get(key)
+        if samples is None and len(self._requests) < TABLE_KEYS:
+            samples = self._requests[key] = []
+        if samples is not None:
+            self._keep(samples, values, self._request_extra, key)
+            return
+        names = self.describe(key)
+        self._keep(self._overflow.setdefault(names, []), values, self._overflow_extra, names)
+
+    def _keep(
+        self, samples: list[float], values: list[float], extra: dict[t.Any, int], key: object
+    ) -> None:
+        """Keep *values* in *samples* up to :attr:`collected`, count the rest (lock held)."""
+        room = self.collected - len(samples)
+        samples += values[:room]
+        if len(values) > room:
+            extra[key] = extra.get(key, 0) + len(values) - room
 
     def count(self, template: str, value: float) -> None:
         """Add *value* to the counter whose line is ``template % value``."""
@@ -169,13 +219,9 @@ class Aggregator:
 
     def drain(self) -> list[str]:
         """Take everything accumulated since the last call and return it as lines."""
+        self.collect()
         with self._lock:
-            taken: list[tuple[RequestKey, list[float]]] = []
-            for key, samples in self.requests.items():
-                size = len(samples)
-                if size:
-                    taken.append((key, samples[:size]))
-                    del samples[:size]  # appends made meanwhile stay for the next flush
+            taken, self._requests = self._requests, {}
             request_extra, self._request_extra = self._request_extra, {}
             overflow, self._overflow = self._overflow, {}
             overflow_extra, self._overflow_extra = self._overflow_extra, {}
@@ -183,7 +229,8 @@ class Aggregator:
             timers, self._timers = self._timers, {}
             timer_extra, self._timer_extra = self._timer_extra, {}
         requests = [
-            (self.describe(key), seconds, request_extra.get(key, 0)) for key, seconds in taken
+            (self.describe(key), seconds, request_extra.get(key, 0))
+            for key, seconds in taken.items()
         ]
         requests += [
             (names, seconds, overflow_extra.get(names, 0)) for names, seconds in overflow.items()
@@ -234,7 +281,9 @@ class Aggregator:
     def reset(self) -> None:
         """Forget everything (in a forked child: the parent sends what it had)."""
         self._lock = threading.Lock()
-        self.requests.clear()
+        self._collecting = threading.Lock()
+        self.pending.clear()
+        self._requests = {}
         self._request_extra = {}
         self._overflow = {}
         self._overflow_extra = {}

@@ -2,12 +2,14 @@
 
 The middleware knows one object per app, the sink, and calls two of its methods:
 
-``add(endpoint, method, status, seconds)``
+``add((endpoint, method, status, seconds))``
     a request that made no :class:`~flask_observe.RequestRecord` (the common case: a
-    complete response, nothing asked for a record);
+    complete response, nothing asked for a record), as one tuple;
 ``finish(record)``
     a request that made a record (a stream, a ``timed`` view, an error), once its body
-    is closed.
+    is closed;
+``start()``
+    before the first request of each process: start the statsd client's sender thread.
 
 One small class per way of sending: :class:`AggregatingSink` (the default: durations
 kept per endpoint until the flush), :class:`LineSink` (``OBSERVE_STATSD_AGGREGATE =
@@ -29,6 +31,7 @@ from .naming import clean_part
 
 if t.TYPE_CHECKING:
     from .aggregation import Aggregator
+    from .aggregation import FinishedRequest
     from .metrics_state import MetricsState
     from .record import RequestRecord
     from .statsd_client import StatsdClient
@@ -69,12 +72,12 @@ def extra_metrics(
 
 
 class AggregatingSink:
-    """Durations appended to the aggregator's table of the endpoint, sent at the flush.
+    """Finished requests appended to the aggregator's pending requests, which the
+    sender thread collects and sends at the flush.
 
-    :meth:`add` looks the request up by (endpoint, method, status line) and appends the
-    duration without a lock while the list has room; a new key or a full list goes
-    through :meth:`Aggregator.add_request
-    <flask_observe.aggregation.Aggregator.add_request>`, which takes the lock.
+    :meth:`add` is the pending deque's own ``append``: the request path hands a
+    request over without a Python call or a lock
+    (:attr:`Aggregator.pending <flask_observe.aggregation.Aggregator.pending>`).
 
     :param metrics: the app's metrics state (names, dialect, sample rate).
     :param aggregator: the app's aggregator.
@@ -86,23 +89,14 @@ class AggregatingSink:
     def __init__(self, metrics: MetricsState, aggregator: Aggregator, client: StatsdClient):
         self.metrics = metrics
         self.aggregator = aggregator
-        self._table = aggregator.requests
-        self._room = aggregator.collected
-        self._start = client.start
-
-    def add(self, endpoint: str | None, method: str, status: str | None, seconds: float) -> None:
-        """Count one request that made no record."""
-        key = (endpoint, method, status)
-        samples = self._table.get(key)
-        if samples is not None and len(samples) < self._room:
-            samples.append(seconds)
-        else:
-            self.aggregator.add_request(key, seconds)
-            self._start()
+        #: Count one request that made no record.
+        self.add: t.Callable[[FinishedRequest], None] = aggregator.pending.append
+        #: Start the sender thread (before the first request of each process).
+        self.start = client.start
 
     def finish(self, record: RequestRecord) -> None:
         """Count one request that made a record, with its extra metrics."""
-        self.add(record.endpoint, record.method, record.status_line, _seconds(record))
+        self.add((record.endpoint, record.method, record.status_line, _seconds(record)))
         if record.exception is not None or record.timers:
             metrics = self.metrics
             for extra in extra_metrics(metrics, record, sql=False):
@@ -114,7 +108,6 @@ class AggregatingSink:
             timer, counter = self.metrics.describe_db(record.endpoint, record.method)
             self.aggregator.timing(timer, sql.seconds * 1000.0)
             self.aggregator.count(counter, sql.count)
-            self._start()
 
 
 class LineSink:
@@ -129,10 +122,11 @@ class LineSink:
     def __init__(self, metrics: MetricsState, client: StatsdClient) -> None:
         self.metrics = metrics
         self._add_chunk = client.add_chunk
+        self.start = client.start
 
-    def add(self, endpoint: str | None, method: str, status: str | None, seconds: float) -> None:
+    def add(self, request: FinishedRequest) -> None:
         """Buffer the lines of one request that made no record."""
-        self._add_chunk(self.metrics.request_lines(endpoint, method, status, seconds))
+        self._add_chunk(self.metrics.request_lines(*request))
 
     def finish(self, record: RequestRecord) -> None:
         """Buffer the lines of one request that made a record, extras included."""
@@ -154,10 +148,15 @@ class RecordingSink:
         self.metrics = metrics
         self._then = then
 
-    def add(self, endpoint: str | None, method: str, status: str | None, seconds: float) -> None:
+    def add(self, request: FinishedRequest) -> None:
         """Not called: the middleware keeps a record of every request for this sink."""
         if self._then is not None:  # pragma: no cover - every request has a record
-            self._then.add(endpoint, method, status, seconds)
+            self._then.add(request)
+
+    def start(self) -> None:
+        """Start the sender thread of *then*, if any."""
+        if self._then is not None:
+            self._then.start()
 
     def finish(self, record: RequestRecord) -> None:
         """Keep the request's lines on *record*, then send it on."""
@@ -183,10 +182,14 @@ class SampledSink:
         self.every_record = inner.every_record
         self._rate = rate
 
-    def add(self, endpoint: str | None, method: str, status: str | None, seconds: float) -> None:
+    def add(self, request: FinishedRequest) -> None:
         """Hand one in *rate* of the record-less requests to the inner sink."""
         if random.random() < self._rate:
-            self.inner.add(endpoint, method, status, seconds)
+            self.inner.add(request)
+
+    def start(self) -> None:
+        """Start the inner sink's sender thread."""
+        self.inner.start()
 
     def finish(self, record: RequestRecord) -> None:
         """Hand one in *rate* of the recorded requests to the inner sink."""

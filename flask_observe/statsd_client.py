@@ -53,6 +53,11 @@ logger = logging.getLogger("flask_observe")
 #: Most packets waiting for the sender thread; older ones are dropped (and counted).
 MAX_QUEUED_PACKETS = 256
 
+#: Longest time in seconds between two collections of an aggregator's pending requests
+#: by the sender thread, whatever the flush interval
+#: (:meth:`Aggregator.collect <flask_observe.aggregation.Aggregator.collect>`).
+COLLECT_INTERVAL = 0.5
+
 # Process-wide bookkeeping for the exit and fork hooks, not per-app state: the set only
 # lets the two hooks find the live clients, and each app owns its own client.
 _clients: weakref.WeakSet[StatsdClient] = weakref.WeakSet()
@@ -302,11 +307,21 @@ class StatsdClient:
     # -- sender thread ------------------------------------------------------------------
 
     def _run(self) -> None:
+        interval = self.flush_interval
+        aggregator = self.aggregator
+        # The requests pending in the aggregator are collected between flushes too, so
+        # that they stay few whatever the flush interval.
+        step = min(interval, COLLECT_INTERVAL) if aggregator is not None else interval
+        next_flush = time.monotonic() + interval
         while True:
-            self._wake.acquire(timeout=self.flush_interval)
+            woken = self._wake.acquire(timeout=max(0.0, min(step, next_flush - time.monotonic())))
             stopping = self._stopping
             try:
-                self.flush()
+                if woken or stopping or time.monotonic() >= next_flush or aggregator is None:
+                    next_flush = time.monotonic() + interval
+                    self.flush()
+                else:
+                    aggregator.collect()
             except Exception:  # a flush source or aggregator that raises, against its contract
                 warn_limited("statsd-thread", "Flask-Observe: statsd send failed", exc_info=True)
             if stopping:

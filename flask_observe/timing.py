@@ -21,11 +21,13 @@ from __future__ import annotations
 import functools
 import inspect
 import typing as t
+import weakref
 from time import perf_counter
 
 from flask import current_app
 from flask import make_response
 
+from . import process
 from .containment import warn_limited
 from .paths import ExcludedPaths
 from .record import clean_token
@@ -48,6 +50,7 @@ if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
     from flask import Response
 
+    from .aggregation import FinishedRequest
     from .state import FinishHook
 
 
@@ -78,11 +81,26 @@ class RequestSink(t.Protocol):
     #: Whether every request must keep a :class:`~flask_observe.RequestRecord`.
     every_record: bool
 
-    def add(self, endpoint: str | None, method: str, status: str | None, seconds: float) -> None:
-        """A finished request that made no record."""
+    def add(self, request: FinishedRequest, /) -> None:
+        """A finished request that made no record: ``(endpoint, method, status line,
+        seconds)``."""
 
     def finish(self, record: RequestRecord) -> None:
         """A finished request that made a record."""
+
+    def start(self) -> None:
+        """Called before the first request of each process (a forked worker too)."""
+
+
+# Process-wide bookkeeping for the fork hook, not per-app state: it lets the hook find
+# the live middlewares with a sink, each owned by its app.
+_with_sinks: weakref.WeakSet[ObserveMiddleware] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for middleware in list(_with_sinks):
+        middleware._process_started = False
+        middleware._update()
 
 
 class ObserveMiddleware:
@@ -114,6 +132,9 @@ class ObserveMiddleware:
     :param startup_checks: called before the first request is served; one that raises
         refuses the request (and the next ones, until it passes).
 
+    The sink's ``start`` is called before the first request of each process: in a
+    forked worker, again.
+
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.3.0
         The *sink* parameter replaces *request_hook*, *request_table* and *table_size*.
@@ -142,6 +163,11 @@ class ObserveMiddleware:
         self.sink = sink
         self._sink_add = sink.add if sink is not None else None
         self._startup_checks = tuple(startup_checks)
+        #: Whether the sink was started in this process.
+        self._process_started = sink is None
+        if sink is not None:
+            _with_sinks.add(self)
+            process.after_fork_in_child(_after_fork_in_child)
         self._update()
 
     def _update(self) -> None:
@@ -151,7 +177,12 @@ class ObserveMiddleware:
         )
         #: A rare case may apply: startup checks to run, excluded paths to match, or
         #: records to keep while the timing-only path is installed.
-        self._special = bool(self._startup_checks) or bool(self.excluded) or self._every_record
+        self._special = (
+            bool(self._startup_checks)
+            or not self._process_started
+            or bool(self.excluded)
+            or self._every_record
+        )
 
     @property
     def entry(self) -> WSGIApplication:
@@ -176,12 +207,20 @@ class ObserveMiddleware:
 
     def _bypass(self, environ: WSGIEnvironment) -> bool:
         """The rare cases before the clock starts: run the startup checks (once they
-        pass, never again), then tell whether the request's path is excluded."""
+        pass, never again), start the sink in a new process, then tell whether the
+        request's path is excluded."""
         if self._startup_checks:
             for check in self._startup_checks:
                 check()
             self._startup_checks = ()
             self._update()
+        if not self._process_started:
+            self._process_started = True
+            self._update()
+            try:
+                self.sink.start()  # type: ignore[union-attr]
+            except Exception:
+                warn_limited("sink-start", "Flask-Observe: the metrics sink failed", exc_info=True)
         return bool(self.excluded) and self.excluded.match(environ.get("PATH_INFO", ""))
 
     # The two request paths: flat on purpose (benchmarks/opcodes.py counts each
@@ -205,11 +244,12 @@ class ObserveMiddleware:
             # type: (str, list[tuple[str, str]], OptExcInfo | None) -> t.Callable[[bytes], object]
             now = perf_counter()
             try:
-                record = environ.get(ENVIRON_KEY)  # made on demand by current_record()
-                if record is None:
+                if ENVIRON_KEY not in environ:  # no record made by current_record()
                     self._add_headers(headers, now - start)
-                elif record.headers_at is None:  # not again when called with exc_info
-                    self._start_record(record, environ, status, headers, now)
+                else:
+                    record = environ[ENVIRON_KEY]
+                    if record.headers_at is None:  # not again when called with exc_info
+                        self._start_record(record, environ, status, headers, now)
             except Exception:
                 warn_limited("headers", "Flask-Observe could not add its headers", exc_info=True)
             return start_response(status, headers, exc_info)
@@ -256,12 +296,14 @@ class ObserveMiddleware:
                             # The method as request.method reads it, without its (not
                             # specialised) attribute look-up; names upper-case it.
                             self._sink_add(  # type: ignore[misc]
-                                rule.endpoint
-                                if rule is not None
-                                else endpoint_of_unmatched(request),  # a 404, a 405
-                                environ.get("REQUEST_METHOD", "GET"),
-                                status,
-                                elapsed,
+                                (
+                                    rule.endpoint
+                                    if rule is not None
+                                    else endpoint_of_unmatched(request),  # a 404, a 405
+                                    environ.get("REQUEST_METHOD", "GET"),
+                                    status,
+                                    elapsed,
+                                )
                             )
                         else:  # a stream: handed over when its body is closed
                             outcome = self._record(environ, start)

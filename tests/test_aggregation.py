@@ -103,6 +103,82 @@ def test_timer_count_stays_exact_beyond_the_kept_samples(
         assert weight == int(weight) and int(weight) & (int(weight) - 1) == 0  # 2**k
 
 
+def _names(key: tuple[str | None, str, str | None]) -> aggregation.RequestNames:
+    endpoint, method, status = key
+    code = (status or "000").split()[0]
+    return aggregation.RequestNames(
+        aggregation.TimerSeries(f"request.{endpoint}.{method}", ""),
+        f"response.{endpoint}.{method}.{code}:%s|c",
+    )
+
+
+def test_pending_requests_are_collected_by_key_and_drained_as_lines() -> None:
+    """Requests handed over as tuples wait in ``pending``; collecting groups them by
+    (endpoint, method, status line), and a drain collects first."""
+    aggregator = aggregation.Aggregator(10, _names)
+    for ms in (1, 2, 3):
+        aggregator.pending.append(("index", "GET", "200 OK", ms / 1000.0))
+    aggregator.pending.append(("index", "POST", "201 CREATED", 0.004))
+    aggregator.collect()
+    assert len(aggregator.pending) == 0
+    aggregator.pending.append(("index", "GET", "200 OK", 0.005))  # after a collection
+    lines = sorted(aggregator.drain())
+    assert lines == [
+        "request.index.GET:1.000000|ms",
+        "request.index.GET:2.000000|ms",
+        "request.index.GET:3.000000|ms",
+        "request.index.GET:5.000000|ms",
+        "request.index.POST:4.000000|ms",
+        "response.index.GET.200:4|c",
+        "response.index.POST.201:1|c",
+    ]
+    assert aggregator.drain() == []
+
+
+def test_requests_pending_beyond_the_bound_drop_the_oldest_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With no sender thread collecting (a closed client), the pending requests stay
+    bounded (4 here): the oldest are dropped, and the next collection says so."""
+    monkeypatch.setattr(aggregation, "PENDING_REQUESTS", 4)
+    aggregator = aggregation.Aggregator(10, _names)
+    for ms in range(1, 7):
+        aggregator.pending.append(("index", "GET", "200 OK", ms / 1000.0))
+    assert len(aggregator.pending) == 4
+    lines = aggregator.drain()
+    assert sorted(lines) == [f"request.index.GET:{ms}.000000|ms" for ms in (3, 4, 5, 6)] + [
+        "response.index.GET.200:4|c"
+    ]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "flask_observe"]
+    assert warnings == [
+        "Flask-Observe: requests waited too long for the statsd sender thread; "
+        "the oldest were not counted"
+    ]
+
+
+def test_the_sender_collects_pending_requests_between_flushes(
+    make_app: AppFactory, udp: UdpReceiver
+) -> None:
+    """With a flush interval of a minute, the sender thread still collects the pending
+    requests within half a second, so they stay few; nothing is sent before the flush."""
+    app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
+    app.add_url_rule("/", "index", lambda: "ok")
+    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
+    assert aggregator is not None
+    client = app.test_client()
+    for _ in range(3):
+        client.get("/", buffered=True)
+    deadline = time.monotonic() + 5.0
+    while aggregator.pending and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(aggregator.pending) == 0
+    assert udp.receive(timeout=0.1) == []
+    flush(app)
+    lines = udp.wait_for(4)
+    assert counter_total(lines, "response.index.GET.200") == 3
+    assert timer_count(lines, "request.index.GET") == 3
+
+
 def test_samples_are_spread_over_the_interval(make_app: AppFactory, udp: UdpReceiver) -> None:
     app = make_app(
         **udp_config(udp, OBSERVE_STATSD_TIMER_SAMPLES=4, OBSERVE_STATSD_FLUSH_INTERVAL=60.0)
@@ -110,7 +186,7 @@ def test_samples_are_spread_over_the_interval(make_app: AppFactory, udp: UdpRece
     aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
     assert aggregator is not None
     for ms in range(1, 33):  # the table holds seconds; lines carry milliseconds
-        aggregator.add_request(("index", "GET", "200 OK"), ms / 1000.0)
+        aggregator.pending.append(("index", "GET", "200 OK", ms / 1000.0))
     flush(app)
     values = sorted(
         float(line.split(":")[1].split("|")[0])

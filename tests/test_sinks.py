@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import re
-import typing as t
 
 import pytest
 from flask import Flask
@@ -22,6 +21,8 @@ from flask_observe.aggregation import Aggregator
 from flask_observe.extension import get_state
 from flask_observe.metrics import MetricsState
 from flask_observe.record import Timer
+from flask_observe.sinks import AggregatingSink
+from flask_observe.timing import ObserveMiddleware
 from tests.support.apps import AppFactory
 from tests.support.metrics import counter_total
 from tests.support.metrics import flush
@@ -31,35 +32,25 @@ from tests.support.metrics import udp_config
 from tests.support.metrics import UdpReceiver
 
 
-def _counting_hand_over(app: Flask) -> list[tuple[object, ...]]:
-    """Wrap the aggregator's locked ``add_request`` (the sink's hand-over); return the
-    list of the request keys it gets."""
-    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
-    assert aggregator is not None
-    add_request = aggregator.add_request
-    calls: list[tuple[object, ...]] = []
-
-    def counting(key: t.Any, seconds: float) -> None:
-        calls.append(key)
-        add_request(key, seconds)
-
-    aggregator.add_request = counting  # type: ignore[method-assign]
-    return calls
-
-
-def test_known_keys_are_appended_without_the_lock(make_app: AppFactory, udp: UdpReceiver) -> None:
-    """A record-less request whose key is already in the table is one look-up and one
-    append by the sink; only a new key goes through the aggregator's lock."""
+def test_each_request_is_handed_over_as_one_tuple_and_collected_by_key(
+    make_app: AppFactory, udp: UdpReceiver
+) -> None:
+    """A record-less request is one (endpoint, method, status line, seconds) tuple
+    appended to the aggregator's pending requests; collecting groups them by key."""
     app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
     app.add_url_rule("/", "index", lambda: "ok")
-    calls = _counting_hand_over(app)
+    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
+    assert aggregator is not None
+    middleware = get_state(app).middleware
+    assert isinstance(middleware, ObserveMiddleware)
+    assert isinstance(middleware.sink, AggregatingSink)
+    # The deque's own append: no Python frame on the request path.
+    assert middleware.sink.add == aggregator.pending.append
     client = app.test_client()
     for _ in range(5):
         client.get("/", buffered=True)
-    assert calls == [("index", "GET", "200 OK")]
-    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
-    assert aggregator is not None
     assert _table(aggregator) == [("index", "GET", "200 OK", 5)]
+    assert len(aggregator.pending) == 0
     flush(app)
     lines = udp.wait_for(6)
     assert counter_total(lines, "response.index.GET.200") == 5
@@ -67,10 +58,12 @@ def test_known_keys_are_appended_without_the_lock(make_app: AppFactory, udp: Udp
 
 
 def _table(aggregator: Aggregator) -> list[tuple[str | None, str, str | None, int]]:
-    """The request table as (endpoint, method, status line, durations held)."""
+    """The request table, once the pending requests are collected, as (endpoint,
+    method, status line, durations held)."""
+    aggregator.collect()
     return [
         (endpoint, method, status, len(samples))
-        for (endpoint, method, status), samples in aggregator.requests.items()
+        for (endpoint, method, status), samples in aggregator._requests.items()
     ]
 
 
@@ -89,14 +82,11 @@ def test_every_method_and_status_of_an_endpoint_is_found_by_the_middleware(
     def other() -> str:
         return "ok"
 
-    calls = _counting_hand_over(app)
     client = app.test_client()
     for _ in range(4):
         client.get("/", buffered=True)
         client.post("/", buffered=True)
         client.get("/other", buffered=True)
-    assert calls == [("index", "GET", "200 OK"), ("index", "POST", "201 CREATED"),
-                     ("other", "GET", "200 OK")]  # fmt: skip
     aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
     assert aggregator is not None
     assert _table(aggregator) == [
@@ -186,7 +176,7 @@ def test_a_full_table_sends_new_endpoints_to_the_overflow(
         assert timer_count(lines, f"request.page{number}.GET") == 3
 
 
-def test_a_full_list_sends_requests_to_the_lock_and_all_are_counted(
+def test_a_full_list_counts_the_requests_beyond_it(
     make_app: AppFactory, udp: UdpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(aggregation, "COLLECTED", 3)
@@ -194,17 +184,18 @@ def test_a_full_list_sends_requests_to_the_lock_and_all_are_counted(
         **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0, OBSERVE_STATSD_TIMER_SAMPLES=2)
     )
     app.add_url_rule("/", "index", lambda: "ok")
-    calls = _counting_hand_over(app)
+    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
+    assert aggregator is not None
     client = app.test_client()
     for _ in range(7):
         client.get("/", buffered=True)
-    assert len(calls) == 1 + 4  # the new key, then each request beyond the list's size
+    assert _table(aggregator) == [("index", "GET", "200 OK", 3)]  # 3 kept, 4 counted
     flush(app)
     lines = udp.wait_for(3)
     assert counter_total(lines, "response.index.GET.200") == 7
     assert timer_count(lines, "request.index.GET") == 7
-    client.get("/", buffered=True)  # emptied by the flush: appended again
-    assert len(calls) == 5
+    client.get("/", buffered=True)  # emptied by the flush: kept again
+    assert _table(aggregator) == [("index", "GET", "200 OK", 1)]
 
 
 def test_sampled_requests_are_chosen_before_they_are_counted(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import re
 import time
 import typing as t
@@ -567,9 +568,14 @@ class ListSink:
 
     def __init__(self) -> None:
         self.handed: list[Handed] = []
+        #: The process ids the middleware started the sink in, once each.
+        self.started_in: list[int] = []
 
-    def add(self, endpoint: str | None, method: str, status: str | None, seconds: float) -> None:
-        self.handed.append(Handed(endpoint, method, status, seconds, None))
+    def add(self, request: tuple[str | None, str, str | None, float], /) -> None:
+        self.handed.append(Handed(*request, None))
+
+    def start(self) -> None:
+        self.started_in.append(os.getpid())
 
     def finish(self, record: RequestRecord) -> None:
         assert record.end is not None
@@ -591,6 +597,52 @@ def hooked_app(**config: object) -> tuple[Flask, list[Handed]]:
     app.wsgi_app = middleware.entry  # type: ignore[method-assign,assignment]
     add_routes(app)
     return app, handed
+
+
+def test_the_sink_is_started_before_the_first_request_of_each_process() -> None:
+    """The sink's start (the statsd sender thread) runs once per process, before its
+    first request: again in a forked child, whose fork hook is called here in-process as
+    a forked worker calls it."""
+    from flask_observe import timing
+    from flask_observe.timing import ObserveMiddleware
+
+    app = Flask("started")
+    sink = ListSink()
+    middleware = ObserveMiddleware(app.wsgi_app, sink=sink)
+    app.wsgi_app = middleware.entry  # type: ignore[method-assign,assignment]
+    add_routes(app)
+    assert sink.started_in == []
+    client = app.test_client()
+    for _ in range(3):
+        assert client.get("/").text == "hello"
+    assert sink.started_in == [os.getpid()]
+    timing._after_fork_in_child()
+    assert sink.started_in == [os.getpid()]  # not at the fork: at the next request
+    for _ in range(2):
+        assert client.get("/").text == "hello"
+    assert sink.started_in == [os.getpid()] * 2
+    assert [handed.status for handed in sink.handed] == ["200 OK"] * 5
+
+
+def test_a_sink_that_cannot_start_is_contained(caplog: pytest.LogCaptureFixture) -> None:
+    """A sink whose start raises (no thread can be made) leaves requests answered and
+    handed over, with one warning."""
+    from flask_observe.timing import ObserveMiddleware
+
+    class Unstartable(ListSink):
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+
+    app = Flask("unstartable")
+    sink = Unstartable()
+    app.wsgi_app = ObserveMiddleware(app.wsgi_app, sink=sink).entry  # type: ignore[method-assign,assignment]
+    add_routes(app)
+    for _ in range(2):
+        response = app.test_client().get("/")
+        assert response.status_code == 200 and response.text == "hello"
+    assert [handed.endpoint for handed in sink.handed] == ["index", "index"]
+    warnings = [r for r in caplog.records if r.name == "flask_observe"]
+    assert [r.getMessage() for r in warnings] == ["Flask-Observe: the metrics sink failed"]
 
 
 def test_sink_gets_each_plain_request_without_a_record() -> None:

@@ -98,9 +98,16 @@ def test_a_layout_is_applied_when_the_package_is_imported_before_flask(layout: s
 def test_statsd_flush_interval_is_stretched_under_the_time_scale(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The flush interval and the sender's collection interval (process-wide, restored
+    after this test) are both stretched."""
+    from flask_observe import statsd_client
+
+    monkeypatch.setattr(statsd_client, "COLLECT_INTERVAL", statsd_client.COLLECT_INTERVAL)
     assert harness.statsd_config(1)["OBSERVE_STATSD_FLUSH_INTERVAL"] == 0.5
+    assert statsd_client.COLLECT_INTERVAL == 0.5
     monkeypatch.setenv(harness.TIME_SCALE_KEY, str(harness.VALGRIND_SLOWDOWN))
     assert harness.statsd_config(1)["OBSERVE_STATSD_FLUSH_INTERVAL"] == 50.0
+    assert statsd_client.COLLECT_INTERVAL == 50.0
 
 
 def test_a_serving_process_ends_with_the_process_that_started_it() -> None:
