@@ -117,7 +117,7 @@ class ObserveMiddleware:
     for one (:func:`~flask_observe.current_record`: a ``timed`` view, a user timer,
     the error path), when its body is a stream (it ends when the server closes it), or
     when finish hooks or the sink need every request's record. Otherwise the request
-    path is a clock, the headers and, with a sink, one call handing over the endpoint,
+    path is a clock, the headers and, with a sink, one tuple handed over: endpoint,
     method, status and duration.
 
     :param wsgi_app: the wrapped WSGI callable (Flask's ``app.wsgi_app``).
@@ -175,8 +175,9 @@ class ObserveMiddleware:
         self._every_record = bool(self.finish_hooks) or (
             self.sink is not None and self.sink.every_record
         )
-        #: A rare case may apply: startup checks to run, excluded paths to match, or
-        #: records to keep while the timing-only path is installed.
+        #: A rare case may apply: startup checks to run, a sink to start in this
+        #: process, excluded paths to match, or records to keep while the timing-only
+        #: path is installed.
         self._special = (
             bool(self._startup_checks)
             or not self._process_started
