@@ -156,6 +156,30 @@ def test_requests_pending_beyond_the_bound_drop_the_oldest_with_a_warning(
     ]
 
 
+def test_collections_into_one_key_share_its_bound_and_count_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two collections in one interval fill one key's list up to its bound (3 here),
+    and the values beyond it from either are counted, so all 7 are."""
+    monkeypatch.setattr(aggregation, "COLLECTED", 3)
+    aggregator = aggregation.Aggregator(2, _names)
+    for ms in (1, 2):
+        aggregator.pending.append(("index", "GET", "200 OK", ms / 1000.0))
+    aggregator.collect()
+    for ms in (3, 4, 5):
+        aggregator.pending.append(("index", "GET", "200 OK", ms / 1000.0))
+    aggregator.collect()  # room for one: two counted
+    for ms in (6, 7):
+        aggregator.pending.append(("index", "GET", "200 OK", ms / 1000.0))
+    aggregator.collect()  # no room: two more counted
+    assert [len(samples) for samples in aggregator._requests.values()] == [3]
+    lines = aggregator.drain()
+    assert "response.index.GET.200:7|c" in lines
+    weights = [Decimal(1) / Decimal(line.split("|@")[1]) if "|@" in line else Decimal(1)
+               for line in lines if line.startswith("request.")]  # fmt: skip
+    assert sum(weights) == 7
+
+
 def test_the_sender_collects_pending_requests_between_flushes(
     make_app: AppFactory, udp: UdpReceiver
 ) -> None:

@@ -57,6 +57,20 @@ def test_each_request_is_handed_over_as_one_tuple_and_collected_by_key(
     assert timer_count(lines, "request.index.GET") == 5
 
 
+def test_sending_every_line_starts_the_sender_without_a_warning(
+    make_app: AppFactory, udp: UdpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without aggregation the middleware starts the line sink too, before the first
+    request: nothing to warn about, and the lines arrive."""
+    app = make_app(**line_config(udp))
+    app.add_url_rule("/", "index", lambda: "ok")
+    assert app.test_client().get("/", buffered=True).text == "ok"
+    flush(app)
+    lines = udp.wait_for(2)
+    assert counter_total(lines, "response.index.GET.200") == 1
+    assert [r.getMessage() for r in caplog.records if r.name == "flask_observe"] == []
+
+
 def _table(aggregator: Aggregator) -> list[tuple[str | None, str, str | None, int]]:
     """The request table, once the pending requests are collected, as (endpoint,
     method, status line, durations held)."""

@@ -934,3 +934,100 @@ def test_flushed_lines_fill_each_packet_to_the_byte(udp: UdpReceiver, limit: int
     finally:
         client.close()
     assert udp.packets == expected
+
+
+class _FlushTimes:
+    """A flush source that notes when each flush asked for its lines."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def lines(self) -> list[str]:
+        self.times.append(time.monotonic())
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def _request_names(key: tuple[str | None, str, str | None]) -> t.Any:
+    from flask_observe.aggregation import RequestNames
+    from flask_observe.aggregation import TimerSeries
+
+    endpoint, method, status = key
+    return RequestNames(
+        TimerSeries(f"request.{endpoint}.{method}", ""), f"response.{endpoint}:%s|c"
+    )
+
+
+def test_with_an_aggregator_the_sender_flushes_once_per_interval() -> None:
+    """With an aggregator the sender thread also wakes to collect pending requests, but
+    it flushes once per flush interval (0.3 s here), no more often."""
+    from flask_observe.aggregation import Aggregator
+    from flask_observe.statsd_client import StatsdClient
+
+    client = StatsdClient(
+        "127.0.0.1", 9, flush_interval=0.3, aggregator=Aggregator(4, _request_names)
+    )
+    source = _FlushTimes()
+    client.add_source(source)
+    try:
+        client.start()
+        time.sleep(1.0)
+        flushes = list(source.times)  # at 0.3, 0.6 and 0.9 s
+    finally:
+        client.close()
+    assert len(flushes) <= 3
+    assert all(
+        later - earlier >= 0.25 for earlier, later in zip(flushes, flushes[1:], strict=False)
+    )
+
+
+def test_without_an_aggregator_the_sender_sleeps_the_whole_interval() -> None:
+    """Without an aggregator there is nothing to collect: the sender thread's first flush
+    comes after the flush interval (1.5 s here), not at the collection interval."""
+    from flask_observe.statsd_client import StatsdClient
+
+    client = StatsdClient("127.0.0.1", 9, flush_interval=1.5)
+    source = _FlushTimes()
+    client.add_source(source)
+    try:
+        client.start()
+        time.sleep(0.8)
+        assert source.times == []
+    finally:
+        client.close()
+
+
+def test_a_full_tcp_packet_wakes_the_sender_to_flush_with_an_aggregator() -> None:
+    """Over TCP the caller never sends: a full packet wakes the sender thread, which
+    flushes at once even though the interval is a minute and it has an aggregator (whose
+    collections between flushes send nothing)."""
+    from flask_observe.aggregation import Aggregator
+    from flask_observe.statsd_client import StatsdClient
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        server.settimeout(5)
+        port = server.getsockname()[1]
+        client = StatsdClient(
+            "127.0.0.1",
+            port,
+            protocol="tcp",
+            max_packet=20,
+            flush_interval=60.0,
+            aggregator=Aggregator(4, _request_names),
+        )
+        try:
+            client.add(["first:1|c"])
+            client.flush()  # connects
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(5)
+                assert conn.recv(4096) == b"first:1|c\n"
+                client.add(["a" * 12 + ":1|c"])
+                client.add(["b" * 12 + ":1|c"])  # the first packet is full
+                assert conn.recv(4096).startswith(b"aaaaaaaaaaaa:1|c\n")
+        finally:
+            client.close()

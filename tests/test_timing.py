@@ -643,6 +643,8 @@ def test_a_sink_that_cannot_start_is_contained(caplog: pytest.LogCaptureFixture)
     assert [handed.endpoint for handed in sink.handed] == ["index", "index"]
     warnings = [r for r in caplog.records if r.name == "flask_observe"]
     assert [r.getMessage() for r in warnings] == ["Flask-Observe: the metrics sink failed"]
+    assert warnings[0].exc_info is not None  # with the traceback
+    assert "RuntimeError: can't start new thread" in caplog.text
 
 
 def test_sink_gets_each_plain_request_without_a_record() -> None:
