@@ -202,20 +202,7 @@ class Aggregator:
     def timing(self, series: TimerSeries, ms: float) -> None:
         """Add a timer value of *ms* milliseconds to *series*."""
         with self._lock:
-            samples = self._timers.get(series)
-            if samples is None:
-                self._timers[series] = [ms]
-            else:
-                self._sample(samples, ms, self._timer_extra, series)
-
-    def _sample(
-        self, samples: list[float], value: float, extra: dict[t.Any, int], key: object
-    ) -> None:
-        """Keep *value* in *samples* or, when they are full, count it (lock held)."""
-        if len(samples) < self.collected:
-            samples.append(value)
-        else:
-            extra[key] = extra.get(key, 0) + 1
+            self._keep(self._timers.setdefault(series, []), [ms], self._timer_extra, series)
 
     def drain(self) -> list[str]:
         """Take everything accumulated since the last call and return it as lines."""

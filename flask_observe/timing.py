@@ -218,11 +218,16 @@ class ObserveMiddleware:
         if not self._process_started:
             self._process_started = True
             self._update()
+            self._start_sink()
+        return bool(self.excluded) and self.excluded.match(environ.get("PATH_INFO", ""))
+
+    def _start_sink(self) -> None:
+        """Start the sink in this process (its statsd sender thread), contained."""
+        if self.sink is not None:
             try:
-                self.sink.start()  # type: ignore[union-attr]
+                self.sink.start()
             except Exception:
                 warn_limited("sink-start", "Flask-Observe: the metrics sink failed", exc_info=True)
-        return bool(self.excluded) and self.excluded.match(environ.get("PATH_INFO", ""))
 
     # The two request paths: flat on purpose (benchmarks/opcodes.py counts each
     # opcode they add to a request; a helper call costs about ten).
