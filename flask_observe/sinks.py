@@ -1,6 +1,6 @@
 """Request sinks: what metrics does with each finished request the middleware hands over.
 
-The middleware knows one object per app, the sink, and calls two of its methods:
+The middleware knows one object per app, the sink, and calls three of its methods:
 
 ``add((endpoint, method, status, seconds))``
     a request that made no :class:`~flask_observe.RequestRecord` (the common case: a
