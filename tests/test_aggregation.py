@@ -19,11 +19,11 @@ from flask_observe import Observe
 from flask_observe import timed
 from flask_observe.aggregation import power_weights
 from flask_observe.extension import get_state
-from flask_observe.metrics import MetricsState
 from flask_observe.naming import format_rate
 from flask_observe.record import RequestRecord
 from tests.support.apps import add_api_routes
 from tests.support.apps import AppFactory
+from tests.support.metrics import aggregator_of
 from tests.support.metrics import counter_total
 from tests.support.metrics import flush
 from tests.support.metrics import requests_from_threads
@@ -187,8 +187,7 @@ def test_the_sender_collects_pending_requests_between_flushes(
     requests within half a second, so they stay few; nothing is sent before the flush."""
     app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
     app.add_url_rule("/", "index", lambda: "ok")
-    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
-    assert aggregator is not None
+    aggregator = aggregator_of(app)
     client = app.test_client()
     for _ in range(3):
         client.get("/", buffered=True)
@@ -207,8 +206,7 @@ def test_samples_are_spread_over_the_interval(make_app: AppFactory, udp: UdpRece
     app = make_app(
         **udp_config(udp, OBSERVE_STATSD_TIMER_SAMPLES=4, OBSERVE_STATSD_FLUSH_INTERVAL=60.0)
     )
-    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
-    assert aggregator is not None
+    aggregator = aggregator_of(app)
     for ms in range(1, 33):  # the table holds seconds; lines carry milliseconds
         aggregator.pending.append(("index", "GET", "200 OK", ms / 1000.0))
     flush(app)

@@ -19,11 +19,11 @@ from flask_observe import current_record
 from flask_observe import timed
 from flask_observe.aggregation import Aggregator
 from flask_observe.extension import get_state
-from flask_observe.metrics import MetricsState
 from flask_observe.record import Timer
 from flask_observe.sinks import AggregatingSink
 from flask_observe.timing import ObserveMiddleware
 from tests.support.apps import AppFactory
+from tests.support.metrics import aggregator_of
 from tests.support.metrics import counter_total
 from tests.support.metrics import flush
 from tests.support.metrics import line_config
@@ -39,8 +39,7 @@ def test_each_request_is_handed_over_as_one_tuple_and_collected_by_key(
     appended to the aggregator's pending requests; collecting groups them by key."""
     app = make_app(**udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0))
     app.add_url_rule("/", "index", lambda: "ok")
-    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
-    assert aggregator is not None
+    aggregator = aggregator_of(app)
     middleware = get_state(app).middleware
     assert isinstance(middleware, ObserveMiddleware)
     assert isinstance(middleware.sink, AggregatingSink)
@@ -101,8 +100,7 @@ def test_every_method_and_status_of_an_endpoint_is_found_by_the_middleware(
         client.get("/", buffered=True)
         client.post("/", buffered=True)
         client.get("/other", buffered=True)
-    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
-    assert aggregator is not None
+    aggregator = aggregator_of(app)
     assert _table(aggregator) == [
         ("index", "GET", "200 OK", 4), ("index", "POST", "201 CREATED", 4),
         ("other", "GET", "200 OK", 4),
@@ -132,8 +130,7 @@ def test_invented_methods_and_status_lines_keep_the_table_bounded(
     for number in range(invented):
         assert client.open("/", method=f"M{number}", buffered=True).status_code == 405
         assert client.get(f"/?n={number}", buffered=True).status_code == 299
-    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
-    assert aggregator is not None
+    aggregator = aggregator_of(app)
     keys = _table(aggregator)
     assert len([key for key in keys if key[0] is None]) == 0  # a 405 keeps its endpoint
     assert len([key for key in keys if key[0] == "index"]) == 16
@@ -180,8 +177,7 @@ def test_a_full_table_sends_new_endpoints_to_the_overflow(
     for _ in range(3):
         for number in range(4):
             client.get(f"/{number}", buffered=True)
-    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
-    assert aggregator is not None
+    aggregator = aggregator_of(app)
     assert [key[0] for key in _table(aggregator)] == ["page0", "page1"]
     flush(app)
     lines = udp.wait_for(16)
@@ -198,8 +194,7 @@ def test_a_full_list_counts_the_requests_beyond_it(
         **udp_config(udp, OBSERVE_STATSD_FLUSH_INTERVAL=60.0, OBSERVE_STATSD_TIMER_SAMPLES=2)
     )
     app.add_url_rule("/", "index", lambda: "ok")
-    aggregator = get_state(app).part(MetricsState).aggregator  # type: ignore[union-attr]
-    assert aggregator is not None
+    aggregator = aggregator_of(app)
     client = app.test_client()
     for _ in range(7):
         client.get("/", buffered=True)

@@ -3,6 +3,7 @@ daemon that is down, and the packet size limit with the lines it drops."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -21,6 +22,9 @@ from tests.support.apps import AppFactory
 from tests.support.metrics import flush
 from tests.support.metrics import udp_config
 from tests.support.metrics import UdpReceiver
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
 
 #: The statsd client's TCP connect timeout (flask_observe/statsd_client.py), seconds.
 CONNECT_TIMEOUT = 1.0
@@ -154,14 +158,22 @@ def test_daemon_down_raises_nothing(protocol: str, aggregate: bool, make_app: Ap
         )
 
 
-def test_tcp_transport(make_app: AppFactory) -> None:
+@contextlib.contextmanager
+def _tcp_listener(backlog: int) -> Iterator[tuple[socket.socket, int]]:
+    """A TCP socket listening on a free loopback port (accepts wait 5 s at most), and
+    its port."""
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
-        server.listen(1)
+        server.listen(backlog)
         server.settimeout(5)
+        yield server, server.getsockname()[1]
+
+
+def test_tcp_transport(make_app: AppFactory) -> None:
+    with _tcp_listener(1) as (server, port):
         app = make_app(
             OBSERVE_STATSD_HOST="127.0.0.1",
-            OBSERVE_STATSD_PORT=server.getsockname()[1],
+            OBSERVE_STATSD_PORT=port,
             OBSERVE_STATSD_PROTOCOL="tcp",
             OBSERVE_PROCESS_METRICS=False,
         )
@@ -270,11 +282,7 @@ def test_a_full_queue_drops_its_oldest_packets_and_counts_their_lines() -> None:
     never sends itself: every packet goes through the thread."""
     from flask_observe.statsd_client import StatsdClient
 
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(1)
-        server.settimeout(5)
-        port = server.getsockname()[1]
+    with _tcp_listener(1) as (server, port):
         client = StatsdClient("127.0.0.1", port, protocol="tcp", max_packet=20, flush_interval=60.0)
         source = _HeldSource()
         client.add_source(source)
@@ -495,11 +503,7 @@ def test_a_forked_child_sends_none_of_the_parents_lines_on_a_connection_of_its_o
     from flask_observe.statsd_client import StatsdClient
 
     monkeypatch.setattr(statsd_client, "_clients", weakref.WeakSet())
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(2)
-        server.settimeout(5)
-        port = server.getsockname()[1]
+    with _tcp_listener(2) as (server, port):
         name = f"flask-observe-statsd tcp://127.0.0.1:{port}"
         client = StatsdClient("127.0.0.1", port, protocol="tcp", max_packet=19, flush_interval=60.0)
         client.add(["parent:1|c"])  # starts the parent's sender thread
@@ -752,11 +756,7 @@ def test_a_tcp_send_that_fails_reconnects_for_the_next_packet(
     from flask_observe.statsd_client import StatsdClient
 
     caplog.set_level(logging.WARNING, logger="flask_observe")
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(2)
-        server.settimeout(5)
-        port = server.getsockname()[1]
+    with _tcp_listener(2) as (server, port):
         client = StatsdClient("127.0.0.1", port, protocol="tcp", max_packet=20, flush_interval=60.0)
         try:
             client.add(["first:1|c"])
@@ -1006,11 +1006,7 @@ def test_a_full_tcp_packet_wakes_the_sender_to_flush_with_an_aggregator() -> Non
     from flask_observe.aggregation import Aggregator
     from flask_observe.statsd_client import StatsdClient
 
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(1)
-        server.settimeout(5)
-        port = server.getsockname()[1]
+    with _tcp_listener(1) as (server, port):
         client = StatsdClient(
             "127.0.0.1",
             port,

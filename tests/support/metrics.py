@@ -14,6 +14,8 @@ from flask_observe import metrics
 if t.TYPE_CHECKING:
     from flask import Flask
 
+    from flask_observe.aggregation import Aggregator
+
 
 class UdpReceiver:
     """A plain UDP socket on 127.0.0.1 standing in for statsd on the wire."""
@@ -100,6 +102,16 @@ def flush(app: Flask) -> None:
     client = metrics.client(app)
     assert client is not None
     client.flush()
+
+
+def aggregator_of(app: Flask) -> Aggregator:
+    """The app's statsd aggregator (the app aggregates: the default)."""
+    from flask_observe.extension import get_state
+    from flask_observe.metrics import MetricsState
+
+    part = get_state(app).part(MetricsState)
+    assert part is not None and part.aggregator is not None
+    return part.aggregator
 
 
 def requests_from_threads(
