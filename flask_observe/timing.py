@@ -254,7 +254,8 @@ class ObserveMiddleware:
                     self._add_headers(headers, now - start)
                 else:
                     record = environ[ENVIRON_KEY]
-                    if record.headers_at is None:  # not again when called with exc_info
+                    # Once, unless the app replaces the response after an error.
+                    if record.headers_at is None or exc_info is not None:
                         self._start_record(record, environ, status, headers, now)
             except Exception:
                 warn_limited("headers", "Flask-Observe could not add its headers", exc_info=True)
@@ -269,11 +270,18 @@ class ObserveMiddleware:
         a record, it goes to the sink's ``add`` right there. Any other request (a
         stream, a record made on demand, headers of ours to merge, records kept for
         every request) takes the record path and ends when its body is closed.
+
+        A response the app replaces after an error (``start_response`` again, with
+        ``exc_info``) gets the headers again; a record takes its status, while a complete
+        response already handed over keeps its first one.
         """
         __traceback_hide__ = True  # Werkzeug's debugger leaves this frame out
-        if self._special and self._bypass(environ):
-            return self.wsgi_app(environ, start_response)
         start = perf_counter()
+        if self._special:
+            if self._bypass(environ):
+                return self.wsgi_app(environ, start_response)
+            if self._every_record:  # finish hooks: the record is made now
+                self._record(environ, start)
         environ[START_KEY] = start
         wsgi_app = self.wsgi_app  # an instance attribute: self.wsgi_app() is not specialised
         #: None: not started yet; False: complete and handed over; a record: ends when
@@ -284,14 +292,12 @@ class ObserveMiddleware:
             # type: (str, list[tuple[str, str]], OptExcInfo | None) -> t.Callable[[bytes], object]
             nonlocal outcome
             now = perf_counter()
-            if outcome is None:
-                try:
+            try:
+                if outcome is None:
                     request = environ.get("werkzeug.request")
-                    if (
-                        request is None
-                        or self._every_record
-                        or ENVIRON_KEY in environ  # made on demand by current_record()
-                    ):
+                    # Not Flask's request, or a record: made on demand by current_record()
+                    # or kept for every request.
+                    if request is None or ENVIRON_KEY in environ:
                         record = self._record(environ, start)
                         outcome = self._begin_record(record, environ, status, headers, now)
                     else:
@@ -314,12 +320,14 @@ class ObserveMiddleware:
                         else:  # a stream: handed over when its body is closed
                             outcome = self._record(environ, start)
                             self._note_start(outcome, environ, status, now)
-                except Exception:
-                    warn_limited(
-                        "headers", "Flask-Observe could not add its headers", exc_info=True
-                    )
-            elif outcome is not False and outcome.headers_at is None:  # a lazy start
-                self._start_record(outcome, environ, status, headers, now)
+                elif outcome is False:  # complete, handed over with its first status
+                    if exc_info is not None:  # the app replaces the response after an error
+                        self._add_headers(headers, now - start)
+                elif outcome.headers_at is None or exc_info is not None:
+                    # The response starts while its body is iterated, or is replaced.
+                    self._start_record(outcome, environ, status, headers, now)
+            except Exception:
+                warn_limited("headers", "Flask-Observe could not add its headers", exc_info=True)
             return start_response(status, headers, exc_info)
 
         try:

@@ -909,11 +909,13 @@ def test_an_apps_exc_info_reaches_the_server(with_sink: bool) -> None:
         return [b"failed"]
 
     calls: list[tuple[str, t.Any]] = []
+    sent: list[list[tuple[str, str]]] = []
 
     def server_start_response(
         status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
     ) -> t.Callable[[bytes], object]:
         calls.append((status, exc_info))
+        sent.append(headers)
         return lambda data: None
 
     sink = ListSink() if with_sink else None
@@ -921,6 +923,169 @@ def test_an_apps_exc_info_reaches_the_server(with_sink: bool) -> None:
     body = middleware.entry(EnvironBuilder(path="/").get_environ(), server_start_response)
     assert list(body) == [b"failed"]
     assert calls == [("200 OK", None), ("500 INTERNAL SERVER ERROR", failures[0])]
+    # The replacement is what the client gets: it carries the timing headers too.
+    for headers in sent:
+        assert [name for name, _ in headers if name in ("X-Runtime", "Server-Timing")] == [
+            "X-Runtime",
+            "Server-Timing",
+        ]
+
+
+@pytest.mark.parametrize("with_sink", [False, True], ids=["timing-only", "sink"])
+def test_a_stream_replaced_after_an_error_ends_with_the_new_status(with_sink: bool) -> None:
+    """A streamed response (no ``Content-Length``) that the app replaces after an error,
+    before its body starts, is counted with the status the client gets, and the
+    replacement carries the timing headers."""
+    import sys
+
+    from flask_observe.timing import ObserveMiddleware
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        try:
+            raise LookupError("late failure")
+        except LookupError:
+            start_response("503 SERVICE UNAVAILABLE", [("Retry-After", "1")], sys.exc_info())
+        return [b"later"]
+
+    sent: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def server_start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
+    ) -> t.Callable[[bytes], object]:
+        sent.append((status, headers))
+        return lambda data: None
+
+    sink = ListSink() if with_sink else None
+    middleware = ObserveMiddleware(app, sink=sink)
+    body = middleware.entry(EnvironBuilder(path="/").get_environ(), server_start_response)
+    assert b"".join(body) == b"later"
+    getattr(body, "close", lambda: None)()
+    status, headers = sent[-1]
+    assert status == "503 SERVICE UNAVAILABLE"
+    assert dict(headers)["Retry-After"] == "1"
+    assert re.fullmatch(r"\d+\.\d{6}", dict(headers)["X-Runtime"])
+    assert re.fullmatch(r"app;dur=\d+\.\d{3}", dict(headers)["Server-Timing"])
+    if sink is not None:
+        assert [handed.status for handed in sink.handed] == ["503 SERVICE UNAVAILABLE"]
+
+
+def test_a_flask_stream_replaced_after_an_error_ends_with_the_new_status() -> None:
+    """The same with a Flask view behind a WSGI middleware that replaces a failed
+    stream's response: the sink gets the endpoint, the method and the new status."""
+    import sys
+
+    from flask_observe.timing import ObserveMiddleware
+
+    flask_app = Flask(__name__)
+
+    @flask_app.get("/feed")
+    def feed() -> Response:
+        def chunks() -> t.Iterator[str]:
+            yield "one"
+
+        return Response(chunks(), mimetype="text/plain")
+
+    def replacing(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        body = flask_app.wsgi_app(environ, start_response)
+        try:
+            raise OSError("the stream's source went away")
+        except OSError:
+            start_response("502 BAD GATEWAY", [("Content-Type", "text/plain")], sys.exc_info())
+        getattr(body, "close", lambda: None)()
+        return [b"gone"]
+
+    sent: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def server_start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
+    ) -> t.Callable[[bytes], object]:
+        sent.append((status, headers))
+        return lambda data: None
+
+    sink = ListSink()
+    middleware = ObserveMiddleware(replacing, sink=sink)
+    body = middleware.entry(EnvironBuilder(path="/feed").get_environ(), server_start_response)
+    assert b"".join(body) == b"gone"
+    getattr(body, "close", lambda: None)()
+    status, headers = sent[-1]
+    assert status == "502 BAD GATEWAY"
+    assert re.fullmatch(r"\d+\.\d{6}", dict(headers)["X-Runtime"])
+    assert [(h.endpoint, h.method, h.status) for h in sink.handed] == [
+        ("feed", "GET", "502 BAD GATEWAY")
+    ]
+
+
+def test_a_response_with_a_record_replaced_after_an_error_gets_the_headers() -> None:
+    """On the timing-only path, a request whose record was asked for (here by the view)
+    and whose response is replaced after an error: the replacement carries the headers."""
+    import sys
+
+    from flask_observe.timing import ObserveMiddleware
+
+    flask_app = Flask(__name__)
+
+    @flask_app.get("/")
+    def index() -> str:
+        assert current_record() is not None
+        return "hello"
+
+    def replacing(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:
+        flask_app.wsgi_app(environ, start_response)
+        try:
+            raise OSError("the cache went away")
+        except OSError:
+            start_response("500 INTERNAL SERVER ERROR", [], sys.exc_info())
+        return [b"failed"]
+
+    sent: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def server_start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
+    ) -> t.Callable[[bytes], object]:
+        sent.append((status, headers))
+        return lambda data: None
+
+    middleware = ObserveMiddleware(replacing)
+    assert middleware.entry == middleware._timed
+    middleware.entry(EnvironBuilder(path="/").get_environ(), server_start_response)
+    assert [status for status, _ in sent] == ["200 OK", "500 INTERNAL SERVER ERROR"]
+    for _, headers in sent:
+        assert re.fullmatch(r"\d+\.\d{6}", dict(headers)["X-Runtime"])
+
+
+def test_a_response_started_late_survives_a_header_failure(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An app that starts its response while its body is iterated: a failure while
+    adding the headers then is the same contained warning, and the body goes out."""
+    import flask_observe.timing
+    from flask_observe.timing import ObserveMiddleware
+
+    def app(environ: dict[str, t.Any], start_response: t.Any) -> t.Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"late"
+
+    statuses: list[str] = []
+
+    def server_start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
+    ) -> t.Callable[[bytes], object]:
+        statuses.append(status)
+        return lambda data: None
+
+    monkeypatch.setattr(flask_observe.timing, "_add_timing_headers", Broken())
+    sink = ListSink()
+    body = ObserveMiddleware(app, sink=sink).entry(
+        EnvironBuilder(path="/").get_environ(), server_start_response
+    )
+    assert statuses == []  # not started yet
+    assert b"".join(body) == b"late"
+    getattr(body, "close", lambda: None)()
+    assert statuses == ["200 OK"]
+    assert [handed.status for handed in sink.handed] == ["200 OK"]
+    warnings = [r for r in caplog.records if "could not add its headers" in r.getMessage()]
+    assert len(warnings) == 1
 
 
 def test_header_failures_warn_once_a_minute_on_either_path(
