@@ -85,6 +85,7 @@ bench: venv services
 	$(BIN)/python -m benchmarks.overhead
 	$(BIN)/python -m benchmarks.peers
 	$(BIN)/python -m benchmarks.opcodes
+	$(BIN)/python -m benchmarks.request_path
 	$(BIN)/python -m benchmarks.memory_panel
 	$(BIN)/python -m benchmarks.profiler
 	$(BIN)/python -m benchmarks.load
