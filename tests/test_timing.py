@@ -920,15 +920,19 @@ def test_an_apps_exc_info_reaches_the_server(with_sink: bool) -> None:
 
     sink = ListSink() if with_sink else None
     middleware = ObserveMiddleware(app, sink=sink)
+    before = time.perf_counter()
     body = middleware.entry(EnvironBuilder(path="/").get_environ(), server_start_response)
+    took = time.perf_counter() - before
     assert list(body) == [b"failed"]
     assert calls == [("200 OK", None), ("500 INTERNAL SERVER ERROR", failures[0])]
-    # The replacement is what the client gets: it carries the timing headers too.
+    # The replacement is what the client gets: it carries the timing headers too, with
+    # the time since the request started.
     for headers in sent:
         assert [name for name, _ in headers if name in ("X-Runtime", "Server-Timing")] == [
             "X-Runtime",
             "Server-Timing",
         ]
+        assert 0 <= float(dict(headers)["X-Runtime"]) <= took
 
 
 @pytest.mark.parametrize("with_sink", [False, True], ids=["timing-only", "sink"])
