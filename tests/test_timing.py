@@ -888,6 +888,33 @@ def test_plain_path_notes_the_start_on_a_record_made_on_demand() -> None:
     assert re.fullmatch(r"\d+\.\d{6}", response.headers["X-Runtime"])
 
 
+class RecordingServer:
+    """The server's side of requests sent straight to a WSGI callable: each
+    ``start_response`` call, in order, and the body."""
+
+    def __init__(self) -> None:
+        #: (status, headers, exc_info) of each call.
+        self.calls: list[tuple[str, list[tuple[str, str]], t.Any]] = []
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
+    ) -> t.Callable[[bytes], object]:
+        self.calls.append((status, headers, exc_info))
+        return lambda data: None
+
+    def call(self, wsgi_app: t.Callable[..., t.Iterable[bytes]], path: str = "/") -> t.Any:
+        """The body *wsgi_app* returns for *path*, not iterated yet."""
+        return wsgi_app(EnvironBuilder(path=path).get_environ(), self.start_response)
+
+    def get(self, wsgi_app: t.Callable[..., t.Iterable[bytes]], path: str = "/") -> bytes:
+        """The whole body for *path*, closed as a server closes it."""
+        body = self.call(wsgi_app, path)
+        try:
+            return b"".join(body)
+        finally:
+            getattr(body, "close", lambda: None)()
+
+
 @pytest.mark.parametrize("with_sink", [False, True], ids=["timing-only", "sink"])
 def test_an_apps_exc_info_reaches_the_server(with_sink: bool) -> None:
     """PEP 3333: an app that replaces its response after an error calls
@@ -908,26 +935,18 @@ def test_an_apps_exc_info_reaches_the_server(with_sink: bool) -> None:
             start_response("500 INTERNAL SERVER ERROR", [], failures[0])
         return [b"failed"]
 
-    calls: list[tuple[str, t.Any]] = []
-    sent: list[list[tuple[str, str]]] = []
-
-    def server_start_response(
-        status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
-    ) -> t.Callable[[bytes], object]:
-        calls.append((status, exc_info))
-        sent.append(headers)
-        return lambda data: None
-
+    server = RecordingServer()
     sink = ListSink() if with_sink else None
     middleware = ObserveMiddleware(app, sink=sink)
     before = time.perf_counter()
-    body = middleware.entry(EnvironBuilder(path="/").get_environ(), server_start_response)
+    body = server.call(middleware.entry)
     took = time.perf_counter() - before
     assert list(body) == [b"failed"]
+    calls = [(status, exc_info) for status, _, exc_info in server.calls]
     assert calls == [("200 OK", None), ("500 INTERNAL SERVER ERROR", failures[0])]
     # The replacement is what the client gets: it carries the timing headers too, with
     # the time since the request started.
-    for headers in sent:
+    for _, headers, _ in server.calls:
         assert [name for name, _ in headers if name in ("X-Runtime", "Server-Timing")] == [
             "X-Runtime",
             "Server-Timing",
@@ -952,20 +971,10 @@ def test_a_stream_replaced_after_an_error_ends_with_the_new_status(with_sink: bo
             start_response("503 SERVICE UNAVAILABLE", [("Retry-After", "1")], sys.exc_info())
         return [b"later"]
 
-    sent: list[tuple[str, list[tuple[str, str]]]] = []
-
-    def server_start_response(
-        status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
-    ) -> t.Callable[[bytes], object]:
-        sent.append((status, headers))
-        return lambda data: None
-
+    server = RecordingServer()
     sink = ListSink() if with_sink else None
-    middleware = ObserveMiddleware(app, sink=sink)
-    body = middleware.entry(EnvironBuilder(path="/").get_environ(), server_start_response)
-    assert b"".join(body) == b"later"
-    getattr(body, "close", lambda: None)()
-    status, headers = sent[-1]
+    assert server.get(ObserveMiddleware(app, sink=sink).entry) == b"later"
+    status, headers, _ = server.calls[-1]
     assert status == "503 SERVICE UNAVAILABLE"
     assert dict(headers)["Retry-After"] == "1"
     assert re.fullmatch(r"\d+\.\d{6}", dict(headers)["X-Runtime"])
@@ -999,20 +1008,10 @@ def test_a_flask_stream_replaced_after_an_error_ends_with_the_new_status() -> No
         getattr(body, "close", lambda: None)()
         return [b"gone"]
 
-    sent: list[tuple[str, list[tuple[str, str]]]] = []
-
-    def server_start_response(
-        status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
-    ) -> t.Callable[[bytes], object]:
-        sent.append((status, headers))
-        return lambda data: None
-
+    server = RecordingServer()
     sink = ListSink()
-    middleware = ObserveMiddleware(replacing, sink=sink)
-    body = middleware.entry(EnvironBuilder(path="/feed").get_environ(), server_start_response)
-    assert b"".join(body) == b"gone"
-    getattr(body, "close", lambda: None)()
-    status, headers = sent[-1]
+    assert server.get(ObserveMiddleware(replacing, sink=sink).entry, "/feed") == b"gone"
+    status, headers, _ = server.calls[-1]
     assert status == "502 BAD GATEWAY"
     assert re.fullmatch(r"\d+\.\d{6}", dict(headers)["X-Runtime"])
     assert [(h.endpoint, h.method, h.status) for h in sink.handed] == [
@@ -1042,19 +1041,12 @@ def test_a_response_with_a_record_replaced_after_an_error_gets_the_headers() -> 
             start_response("500 INTERNAL SERVER ERROR", [], sys.exc_info())
         return [b"failed"]
 
-    sent: list[tuple[str, list[tuple[str, str]]]] = []
-
-    def server_start_response(
-        status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
-    ) -> t.Callable[[bytes], object]:
-        sent.append((status, headers))
-        return lambda data: None
-
+    server = RecordingServer()
     middleware = ObserveMiddleware(replacing)
     assert middleware.entry == middleware._timed
-    middleware.entry(EnvironBuilder(path="/").get_environ(), server_start_response)
-    assert [status for status, _ in sent] == ["200 OK", "500 INTERNAL SERVER ERROR"]
-    for _, headers in sent:
+    server.call(middleware.entry)
+    assert [status for status, _, _ in server.calls] == ["200 OK", "500 INTERNAL SERVER ERROR"]
+    for _, headers, _ in server.calls:
         assert re.fullmatch(r"\d+\.\d{6}", dict(headers)["X-Runtime"])
 
 
@@ -1070,23 +1062,14 @@ def test_a_response_started_late_survives_a_header_failure(
         start_response("200 OK", [("Content-Type", "text/plain")])
         yield b"late"
 
-    statuses: list[str] = []
-
-    def server_start_response(
-        status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
-    ) -> t.Callable[[bytes], object]:
-        statuses.append(status)
-        return lambda data: None
-
     monkeypatch.setattr(flask_observe.timing, "_add_timing_headers", Broken())
+    server = RecordingServer()
     sink = ListSink()
-    body = ObserveMiddleware(app, sink=sink).entry(
-        EnvironBuilder(path="/").get_environ(), server_start_response
-    )
-    assert statuses == []  # not started yet
+    body = server.call(ObserveMiddleware(app, sink=sink).entry)
+    assert server.calls == []  # not started yet
     assert b"".join(body) == b"late"
     getattr(body, "close", lambda: None)()
-    assert statuses == ["200 OK"]
+    assert [status for status, _, _ in server.calls] == ["200 OK"]
     assert [handed.status for handed in sink.handed] == ["200 OK"]
     warnings = [r for r in caplog.records if "could not add its headers" in r.getMessage()]
     assert len(warnings) == 1
