@@ -26,6 +26,8 @@ from tests.support.metrics import UdpReceiver
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from flask_observe.statsd_client import StatsdClient
+
 #: The statsd client's TCP connect timeout (flask_observe/statsd_client.py), seconds.
 CONNECT_TIMEOUT = 1.0
 
@@ -167,6 +169,17 @@ def _tcp_listener(backlog: int) -> Iterator[tuple[socket.socket, int]]:
         server.listen(backlog)
         server.settimeout(5)
         yield server, server.getsockname()[1]
+
+
+def _connected(client: StatsdClient, server: socket.socket) -> socket.socket:
+    """The connection *client* opens to *server* when it flushes its first line (waits
+    5 s at most), that line already read from it."""
+    client.add(["first:1|c"])
+    client.flush()  # connects
+    conn, _ = server.accept()
+    conn.settimeout(5)
+    assert conn.recv(4096) == b"first:1|c\n"
+    return conn
 
 
 def test_tcp_transport(make_app: AppFactory) -> None:
@@ -759,12 +772,7 @@ def test_a_tcp_send_that_fails_reconnects_for_the_next_packet(
     with _tcp_listener(2) as (server, port):
         client = StatsdClient("127.0.0.1", port, protocol="tcp", max_packet=20, flush_interval=60.0)
         try:
-            client.add(["first:1|c"])
-            client.flush()  # connects
-            first, _ = server.accept()
-            with first:
-                first.settimeout(5)
-                assert first.recv(4096) == b"first:1|c\n"
+            with _connected(client, server) as first:
                 # Close with a reset rather than a FIN: the client's next send fails.
                 first.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             client.add(["a" * 12 + ":1|c", "b" * 12 + ":1|c"])  # two packets of one line
@@ -1016,12 +1024,7 @@ def test_a_full_tcp_packet_wakes_the_sender_to_flush_with_an_aggregator() -> Non
             aggregator=Aggregator(4, _request_names),
         )
         try:
-            client.add(["first:1|c"])
-            client.flush()  # connects
-            conn, _ = server.accept()
-            with conn:
-                conn.settimeout(5)
-                assert conn.recv(4096) == b"first:1|c\n"
+            with _connected(client, server) as conn:
                 client.add(["a" * 12 + ":1|c"])
                 client.add(["b" * 12 + ":1|c"])  # the first packet is full
                 assert conn.recv(4096).startswith(b"aaaaaaaaaaaa:1|c\n")
