@@ -18,6 +18,21 @@ from tests.support.benchmarks import ratio_table
 from tests.support.services import ROOT
 
 
+def _python(
+    code: str, *args: str, env: dict[str, str] | None = None, timeout: float | None = 120
+) -> subprocess.CompletedProcess[str]:
+    """*code* run by this interpreter in a child process, in the checkout, its output
+    captured as text."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 @pytest.mark.services
 def test_instruction_mode_counts_each_configuration_under_valgrind() -> None:
     """Instructions (valgrind, installed by make services): a row per configuration with
@@ -27,9 +42,8 @@ def test_instruction_mode_counts_each_configuration_under_valgrind() -> None:
         "counts = harness.instructions(r, ['bare', 'timing'], 20, 120, layouts=2); "
         "harness.print_instructions(r, counts, 20, 120)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
+    result = _python(code, timeout=None)
+    result.check_returncode()
     out = result.stdout
     rows = ratio_table(out, ["bare", "timing"])
     assert 1.0 < rows["timing"][1] < 1.2, out  # the headers cost something, not much
@@ -86,9 +100,7 @@ def test_a_layout_is_applied_when_the_package_is_imported_before_flask(layout: s
         "print(harness.shift_layout(), len(harness.layout_ballast), 'flask' in sys.modules)"
     )
     env = {**os.environ, harness.LAYOUT_KEY: layout}
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
-    )
+    result = _python(code, env=env)
     number, kept, flask_imported = result.stdout.split()
     assert (number, flask_imported) == (layout, "False"), result.stderr
     # Seeded: a layout always keeps the same objects, another layout others.
@@ -109,9 +121,7 @@ def test_every_configuration_is_counted_with_the_app_in_one_state() -> None:
         "    print(name, 'logger' in vars(harness.CONFIGURATIONS.build(name)))\n"
         "harness.close_all()\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    result = _python(code)
     assert result.stdout.split("\n")[:4] == [
         "bare True",
         "floor True",
@@ -138,13 +148,7 @@ def test_flask_reads_its_attributes_as_in_the_floor(name: str) -> None:
     )
 
     def reads(configuration: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-c", code, configuration],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result = _python(code, configuration)
         assert result.returncode == 0, result.stderr
         return result.stdout
 
@@ -175,9 +179,7 @@ def test_a_serving_process_ends_with_the_process_that_started_it() -> None:
         "from benchmarks import harness; "
         "print(harness.serving_process(harness.UDP_DRAIN_SCRIPT), flush=True)"
     )
-    parent = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    parent = _python(code, timeout=60)
     port = int(parent.stdout)
     deadline = time.monotonic() + 10
     while True:  # the port is free again once the drain has gone
