@@ -100,6 +100,10 @@ class Collector:
     ) -> tuple[int | str, ...] | None:
         """Code ids from just below *root* (exclusive) to the running *frame*;
         ``None`` when *root* is not on the stack (the view has returned)."""
+        if frame is not None and frame.f_code in _SAMPLER_CODES:
+            # The request's own thread in register()/unregister(), waiting for a tick
+            # to end: the profiler's time, not the request's.
+            return ()
         codes = self.codes
         ids: list[int | str] = []
         while frame is not None and frame is not root:
@@ -253,6 +257,9 @@ class Sampler:
                 del frames
             time.sleep(self.interval)
 
+
+#: Where a profiled thread waits on the sampler's lock (never part of its profile).
+_SAMPLER_CODES = frozenset({Sampler.register.__code__, Sampler.unregister.__code__})
 
 _default: Sampler | None = None
 _default_lock = threading.Lock()

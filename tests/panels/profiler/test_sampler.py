@@ -68,6 +68,41 @@ def wait_stopped(sampler: Sampler) -> bool:
     return not sampler.running
 
 
+def test_a_thread_waiting_in_unregister_is_not_sampled() -> None:
+    """A tick that finds the request's thread inside unregister(), waiting for the
+    tick's lock, adds nothing to its profile: that wait is the profiler's, and the
+    view's frames are gone by then (seen once in CI as a stack rooted in
+    ``Sampler.unregister``)."""
+    sampler = Sampler()
+    registered, leave = threading.Event(), threading.Event()
+    collectors: list[Collector] = []
+
+    def request() -> None:
+        collector = Collector(threading.get_ident(), sys._getframe())
+        collectors.append(collector)
+        sampler.register(collector)
+        registered.set()
+        leave.wait(5)
+        sampler.unregister(collector)
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    assert registered.wait(5)
+    (collector,) = collectors
+    with sampler._lock:  # a tick under way: unregister() has to wait for it
+        leave.set()
+        ident = thread.ident
+        assert ident is not None
+        deadline = time.monotonic() + 5
+        while sys._current_frames()[ident].f_code.co_name != "unregister":
+            assert time.monotonic() < deadline, "the thread never reached unregister()"
+            time.sleep(0.001)
+        samples, stacks = collector.samples, dict(collector.stacks)
+        collector.sample(sys._current_frames(), time.perf_counter())
+        assert (collector.samples, collector.stacks) == (samples, stacks)
+    thread.join(5)
+
+
 def test_two_threads_each_get_only_their_own_frames() -> None:
     sampler = Sampler()
     barrier = threading.Barrier(2, timeout=10)
