@@ -86,6 +86,7 @@ bench: venv services
 	$(BIN)/python -m benchmarks.peers
 	$(BIN)/python -m benchmarks.opcodes
 	$(BIN)/python -m benchmarks.request_path
+	$(BIN)/python -m benchmarks.gc_pauses
 	$(BIN)/python -m benchmarks.memory_panel
 	$(BIN)/python -m benchmarks.profiler
 	$(BIN)/python -m benchmarks.load
