@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from benchmarks import gc_pauses
-from tests.support.services import ROOT
+from tests.support.benchmarks import run_module
 
 
 def test_every_collection_while_serving_is_timed() -> None:
@@ -22,16 +19,8 @@ def test_every_collection_while_serving_is_timed() -> None:
 
 def test_each_configuration_is_run_with_start_up_garbage_left_and_collected() -> None:
     """A row per configuration and start, each run in a child process."""
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.gc_pauses", "--requests", "2000", "--only", "bare"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    rows = [line.split()[:3] for line in result.stdout.splitlines()[1:3]]
+    out = run_module("benchmarks.gc_pauses", "--requests", "2000", "--only", "bare")
+    rows = [line.split()[:3] for line in out.splitlines()[1:3]]
     assert [row[:2] for row in rows] == [["bare", "left"], ["bare", "collected"]]
-    assert all(int(row[2]) > 0 for row in rows), result.stdout
-    assert result.stdout.splitlines()[-1].startswith("2000 requests per run")
+    assert all(int(row[2]) > 0 for row in rows), out
+    assert out.splitlines()[-1].startswith("2000 requests per run")
