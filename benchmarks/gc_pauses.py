@@ -1,7 +1,8 @@
 """The garbage collector's pauses while a process serves requests, per configuration.
 
 Each collection is timed from its ``start`` to its ``stop`` callback (:data:`gc.callbacks`)
-over a long run of requests, in a child process per configuration and start:
+over a long run of requests, in a child process per configuration and start (``bare``
+first, as the reference):
 
 - ``left``: start-up's garbage left to the collector;
 - ``collected``: collected once before the first request, as :func:`benchmarks.harness.serve`
@@ -19,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
-import subprocess
 import sys
 import time
 import typing as t
@@ -71,39 +70,20 @@ def pauses(name: str, requests: int, collect: bool) -> dict[str, t.Any]:
     return {"requests": served, "times": times, "long": long, "collections": collections}
 
 
-def _child(name: str, requests: int, collect: bool) -> dict[str, t.Any]:
-    """:func:`pauses` in a fresh process (production initialises sentry-sdk, which is
-    process-wide)."""
-    code = (
-        "import json, sys; from benchmarks.gc_pauses import pauses; "
-        "print(json.dumps(pauses(sys.argv[1], int(sys.argv[2]), sys.argv[3] == 'collected')))"
-    )
-    start = "collected" if collect else "left"
-    result = subprocess.run(
-        [sys.executable, "-c", code, name, str(requests), start],
-        cwd=harness.ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"{name} ({start}) failed:\n{result.stderr[-3000:]}")
-    data: dict[str, t.Any] = json.loads(result.stdout.splitlines()[-1])
-    return data
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--only", nargs="+", default=["floor", "timing", "production"])
     args = parser.parse_args(argv)
+    names = harness.CONFIGURATIONS.select(parser, args.only, harness.CONFIGURATIONS.names())
     print(
         f"{'configuration':<14} {'start-up':<10} {'collections':>11} {'total ms':>9} "
         f"{'us/request':>10}  longer than {LONG * 1000:.1f} ms (after request, generation, ms)"
     )
-    for name in args.only:
+    for name in names:
         for collect in (False, True):
-            run = _child(name, args.requests, collect)
+            # A process per run: production initialises sentry-sdk, which is process-wide.
+            run = harness.in_child("benchmarks.gc_pauses", "pauses", name, args.requests, collect)
             total = sum(run["times"])
             longer = ", ".join(f"({r}, {g}, {s * 1000:.1f})" for r, g, s in run["long"])
             print(

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import gc
 import importlib
+import json
 import os
 import random
 import re
@@ -606,6 +607,24 @@ def serve(module: str, name: str, requests: int) -> None:
         run_once(app, registry.environ(), requests)
     finally:
         close_all()
+
+
+def in_child(module: str, function: str, *args: object) -> t.Any:
+    """What ``module.function(*args)`` returns, called in a fresh interpreter in the
+    checkout and handed back as JSON: one configuration per process, since some of them
+    (sentry-sdk) set process-wide state.
+
+    :raise RuntimeError: the child failed; the end of its stderr is in the message."""
+    code = (
+        "import importlib, json, sys; "
+        "function = getattr(importlib.import_module(sys.argv[1]), sys.argv[2]); "
+        "print(json.dumps(function(*json.loads(sys.argv[3]))))"
+    )
+    command = [sys.executable, "-c", code, module, function, json.dumps(args)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(f"{module}.{function}{args} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.splitlines()[-1])
 
 
 # --- instructions (valgrind) -------------------------------------------------------------------

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
-import subprocess
 import sys
 import typing as t
 from pathlib import Path
@@ -71,15 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     names = registry.select(parser, args.names, registry.names())
     per_function: dict[str, dict[str, float]] = {}
     for name in names:
-        code = (
-            "import json, sys; from benchmarks.opcodes import count; "
-            f"json.dump(count({name!r}, {args.requests}), sys.stdout)"
-        )
-        command = [sys.executable, "-c", code]
-        run = subprocess.run(command, capture_output=True, text=True, cwd=harness.ROOT)
-        if run.returncode != 0:
-            raise RuntimeError(f"{name} failed:\n{run.stderr[-3000:]}")
-        per_function[name] = json.loads(run.stdout)
+        per_function[name] = harness.in_child("benchmarks.opcodes", "count", name, args.requests)
     bare = per_function["bare"]
     base = sum(bare.values())
     print(f"{'configuration':<20} {'opcodes':>9} {'vs bare':>8}  description")

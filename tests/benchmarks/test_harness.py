@@ -163,6 +163,14 @@ def test_start_up_garbage_is_collected_before_the_first_request(
     assert seen == [True, True, True]
 
 
+def test_a_child_returns_its_result_or_fails_with_its_error() -> None:
+    """What a function returns in a child process comes back as JSON; a failure there
+    is an error here that shows the child's own."""
+    assert harness.in_child("statistics", "median", [3, 1, 2]) == 2
+    with pytest.raises(RuntimeError, match="KeyError: 'no-such'"):
+        harness.in_child("benchmarks.harness", "build", "no-such")
+
+
 @pytest.mark.parametrize("name", ["timing", "production"])
 def test_flask_reads_its_attributes_as_in_the_floor(name: str) -> None:
     """After the same requests, Flask's own attribute reads are specialised the same
