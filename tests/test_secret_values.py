@@ -172,7 +172,11 @@ def test_card_numbers_and_json_bodies_never_reach_sentry(receiver: EnvelopeRecei
     variables = exception["stacktrace"]["frames"][-1]["vars"]
     assert variables["number"] == "'[Filtered]'"
     assert variables["raw"] == '\'{"card": "[Filtered]", "amount": 12}\''
-    assert b"1111" not in receiver.raw
+    # Neither the number (spaced or not) nor a group of its digits standing alone, as in
+    # a last four. Not any "1111": an event id, a thread id, an address or a timestamp
+    # holds those digits inside a longer run now and then (3 runs of 2,000 here).
+    leaked = re.search(rb"4111[ -]?1111|(?<![0-9a-f])1111(?![0-9a-f])", receiver.raw)
+    assert leaked is None, leaked
     # The documented limit: a secret under a name no rule knows is sent as it is...
     assert variables["pw"] == "'open sesame'"
 
