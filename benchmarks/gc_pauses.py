@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", default=["floor", "timing", "production"])
     args = parser.parse_args(argv)
     names = harness.CONFIGURATIONS.select(parser, args.only, harness.CONFIGURATIONS.names())
+    width = max(len("configuration"), *(len(name) for name in names))
     print(
-        f"{'configuration':<14} {'start-up':<10} {'collections':>11} {'total ms':>9} "
+        f"{'configuration':<{width}} {'start-up':<10} {'collections':>11} {'total ms':>9} "
         f"{'us/request':>10}  longer than {LONG * 1000:.1f} ms (after request, generation, ms)"
     )
     for name in names:
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             total = sum(run["times"])
             longer = ", ".join(f"({r}, {g}, {s * 1000:.1f})" for r, g, s in run["long"])
             print(
-                f"{name:<14} {'collected' if collect else 'left':<10} {len(run['times']):>11} "
+                f"{name:<{width}} {'collected' if collect else 'left':<10} {len(run['times']):>11} "
                 f"{total * 1000:>9.1f} {total / run['requests'] * 1e6:>10.3f}  {longer or '-'}"
             )
     print(
